@@ -1,0 +1,1 @@
+"""External database accounts, privilege snapshots and change history."""

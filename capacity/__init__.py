@@ -1,0 +1,1 @@
+"""Database inventory, daily sizes, aggregates and forecasts."""

@@ -1,0 +1,1 @@
+"""Account classifications, versioned rules and assignments."""

@@ -1,0 +1,1 @@
+"""Instances, credentials, tags and the engine layer."""

@@ -1,0 +1,1 @@
+"""Runs, run items, Celery tasks and the default schedule."""

@@ -1,0 +1,1 @@
+"""Admin pages of the syncjobs app (the admin is WhaleFall's user interface)."""

@@ -1,0 +1,355 @@
+"""Settings for WhaleFall: the only module that reads the environment.
+
+``DJANGO_ENV`` selects one of three modes:
+
+* ``development`` (default): everything has an embedded default (SQLite under ``.data/``,
+  kombu's filesystem broker, local-memory cache), so ``make run`` needs no services;
+* ``test``: PostgreSQL and Redis on localhost, fast password hashing;
+* ``production``: refuses to start unless every required variable is present and valid.
+
+Every variable is listed with a placeholder in ``.env.example``.
+"""
+
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import environ
+from cryptography.fernet import Fernet
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+DATA_DIR = BASE_DIR / ".data"
+
+env = environ.Env()
+
+# An optional .env file fills in variables the process environment does not set.
+# WHALEFALL_ENV_FILE="" disables it (the settings tests rely on that).
+_env_file = env.str("WHALEFALL_ENV_FILE", default=str(BASE_DIR / ".env"))
+if _env_file and Path(_env_file).is_file():
+    env.read_env(_env_file, overwrite=False)
+
+DJANGO_ENV = env.str("DJANGO_ENV", default="development")
+if DJANGO_ENV not in {"development", "production", "test"}:
+    raise ImproperlyConfigured(
+        f"DJANGO_ENV must be development, production or test, not {DJANGO_ENV!r}."
+    )
+PRODUCTION = DJANGO_ENV == "production"
+TESTING = DJANGO_ENV == "test"
+
+# Components that fell back to their embedded default; logged once at start-up.
+EMBEDDED_DEFAULTS: list[str] = []
+_problems: list[str] = []
+
+
+def _required(name: str) -> str:
+    """Return a variable that production requires, recording its absence."""
+    value = env.str(name, default="").strip()
+    if not value:
+        _problems.append(f"{name} is required in production")
+    return value
+
+
+def _valid_fernet_keys(raw: str) -> list[str]:
+    """Split WHALEFALL_CREDENTIAL_KEYS and record every key Fernet would reject."""
+    keys = [k.strip() for k in raw.split(",") if k.strip()]
+    for position, key in enumerate(keys, start=1):
+        try:
+            Fernet(key.encode())
+        except (ValueError, TypeError):
+            _problems.append(
+                f"WHALEFALL_CREDENTIAL_KEYS: key #{position} is not a valid Fernet key "
+                "(32 url-safe base64-encoded bytes)"
+            )
+    return keys
+
+
+# --- Core -------------------------------------------------------------------------------
+
+if PRODUCTION:
+    SECRET_KEY = _required("SECRET_KEY")
+    if SECRET_KEY and (len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5):
+        _problems.append("SECRET_KEY must be at least 50 characters with 5 distinct ones")
+    DEBUG = False
+    ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=[])
+    if not ALLOWED_HOSTS:
+        _problems.append("ALLOWED_HOSTS is required in production")
+else:
+    SECRET_KEY = env.str(
+        "SECRET_KEY", default="insecure-development-key-never-use-in-production-0123456789"
+    )
+    DEBUG = env.bool("DEBUG", default=DJANGO_ENV == "development")
+    ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
+
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "whalefall.apps.WhaleFallAdminConfig",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_celery_beat",
+    "guardian",
+    "auditlog",
+    "whalefall",
+    "inventory",
+    "accounts",
+    "capacity",
+    "classification",
+    "syncjobs",
+]
+
+MIDDLEWARE = [
+    "whalefall.middleware.RequestIDMiddleware",
+    "whalefall.health.HealthCheckMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "whalefall.middleware.BindUserMiddleware",
+    "auditlog.middleware.AuditlogMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+if PRODUCTION:
+    # Static files are collected only for production; runserver serves them otherwise.
+    MIDDLEWARE.insert(
+        MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1,
+        "whitenoise.middleware.WhiteNoiseMiddleware",
+    )
+
+ROOT_URLCONF = "whalefall.urls"
+WSGI_APPLICATION = "whalefall.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database ---------------------------------------------------------------------------
+
+_POSTGRES_SCHEMES = {"postgres", "postgresql", "pgsql", "postgis"}
+
+if PRODUCTION:
+    _database_url = _required("DATABASE_URL")
+    if _database_url and urlsplit(_database_url).scheme not in _POSTGRES_SCHEMES:
+        _problems.append("DATABASE_URL must be a PostgreSQL URL (postgres://…) in production")
+elif TESTING:
+    _database_url = env.str("DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/whalefall")
+else:
+    _database_url = env.str("DATABASE_URL", default="")
+    if not _database_url:
+        EMBEDDED_DEFAULTS.append("database: SQLite at .data/whalefall.sqlite3")
+        DATA_DIR.mkdir(mode=0o700, exist_ok=True)
+        _database_url = f"sqlite:///{DATA_DIR / 'whalefall.sqlite3'}"
+
+DATABASES = {"default": env.db_url_config(_database_url) if _database_url else {}}
+_db = DATABASES["default"]
+if _db.get("ENGINE") == "django.db.backends.postgresql":
+    _db.setdefault("CONN_MAX_AGE", env.int("WHALEFALL_DB_CONN_MAX_AGE", default=60))
+    _db["CONN_HEALTH_CHECKS"] = True
+    # JIT compile time dwarfs the short queries of an admin page.
+    _db.setdefault("OPTIONS", {}).setdefault("options", "-c jit=off")
+    _db["OPTIONS"].setdefault("connect_timeout", 5)
+elif _db.get("ENGINE") == "django.db.backends.sqlite3":
+    # Web, worker and beat share the file: WAL and immediate transactions avoid
+    # "database is locked" between them.
+    _db.setdefault("OPTIONS", {}).update(
+        {
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 20,
+        }
+    )
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Broker and cache -------------------------------------------------------------------
+
+if PRODUCTION:
+    REDIS_URL = _required("REDIS_URL")
+    if REDIS_URL and urlsplit(REDIS_URL).scheme not in {"redis", "rediss"}:
+        _problems.append("REDIS_URL must be a redis:// or rediss:// URL")
+elif TESTING:
+    REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/15")
+else:
+    REDIS_URL = env.str("REDIS_URL", default="")
+
+BROKER_DIR = DATA_DIR / "broker"
+if REDIS_URL:
+    CELERY_BROKER_URL = REDIS_URL
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        # acks_late on Redis: a task not acknowledged within this window is redelivered,
+        # so it must outlast the longest task.
+        "visibility_timeout": env.int("WHALEFALL_TASK_TIME_LIMIT", default=3600) + 600,
+    }
+else:
+    EMBEDDED_DEFAULTS.append("broker: kombu filesystem transport at .data/broker")
+    BROKER_DIR.mkdir(parents=True, mode=0o700, exist_ok=True)
+    CELERY_BROKER_URL = "filesystem://"
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(BROKER_DIR),
+        "data_folder_out": str(BROKER_DIR),
+        "store_processed": False,
+    }
+
+if PRODUCTION and REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "whalefall",
+        }
+    }
+else:
+    if not TESTING:
+        EMBEDDED_DEFAULTS.append("cache: local memory")
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# --- Celery -----------------------------------------------------------------------------
+
+TIME_ZONE = env.str("TIME_ZONE", default="UTC")
+USE_TZ = True
+
+CELERY_TIMEZONE = TIME_ZONE
+CELERY_ENABLE_UTC = True
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_IGNORE_RESULT = True  # outcomes live in Run rows, not a result backend
+CELERY_TASK_ACKS_LATE = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_TIME_LIMIT = env.int("WHALEFALL_TASK_TIME_LIMIT", default=3600)
+CELERY_TASK_SOFT_TIME_LIMIT = env.int("WHALEFALL_TASK_SOFT_TIME_LIMIT", default=3300)
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_WORKER_SEND_TASK_EVENTS = False
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+DJANGO_CELERY_BEAT_TZ_AWARE = True
+
+# Readiness fails when the beat heartbeat task has not run for this long.
+WHALEFALL_HEARTBEAT_MAX_AGE = env.int("WHALEFALL_HEARTBEAT_MAX_AGE", default=180)
+
+# --- Credentials ------------------------------------------------------------------------
+
+_credential_keys = env.str("WHALEFALL_CREDENTIAL_KEYS", default="")
+if PRODUCTION:
+    _credential_keys = _required("WHALEFALL_CREDENTIAL_KEYS")
+WHALEFALL_CREDENTIAL_KEYS = _valid_fernet_keys(_credential_keys)
+# Without configured keys (development, test) a key is generated once into this file.
+WHALEFALL_CREDENTIAL_KEY_FILE = Path(
+    env.str("WHALEFALL_CREDENTIAL_KEY_FILE", default=str(DATA_DIR / "credential.key"))
+)
+if not WHALEFALL_CREDENTIAL_KEYS and not PRODUCTION:
+    EMBEDDED_DEFAULTS.append("credential key: generated into .data/credential.key")
+
+# --- Authentication and permissions -----------------------------------------------------
+
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "guardian.backends.ObjectPermissionBackend",
+]
+# No guardian anonymous user: anonymous visitors get nothing.
+ANONYMOUS_USER_NAME = None
+GUARDIAN_MONKEY_PATCH_USER = False
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": 12},
+    },
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+if TESTING:
+    PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+LOGIN_URL = "admin:login"
+
+# Login throttling (django-ratelimit): attempts per client address and per username.
+WHALEFALL_LOGIN_RATE_IP = env.str("WHALEFALL_LOGIN_RATE_IP", default="20/5m")
+WHALEFALL_LOGIN_RATE_USERNAME = env.str("WHALEFALL_LOGIN_RATE_USERNAME", default="5/5m")
+RATELIMIT_IP_META_KEY = "whalefall.security.client_ip"
+if not (PRODUCTION and REDIS_URL):
+    # The local-memory cache is per process: fine for one local web process.
+    SILENCED_SYSTEM_CHECKS = ["django_ratelimit.E003", "django_ratelimit.W001"]
+
+# --- Security headers -------------------------------------------------------------------
+
+WHALEFALL_HTTPS = env.bool("WHALEFALL_HTTPS", default=PRODUCTION)
+WHALEFALL_TRUSTED_PROXY = env.bool("WHALEFALL_TRUSTED_PROXY", default=False)
+
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+SESSION_COOKIE_HTTPONLY = True
+CSRF_COOKIE_HTTPONLY = True
+SESSION_COOKIE_AGE = env.int("WHALEFALL_SESSION_AGE", default=8 * 3600)
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_SECURE = WHALEFALL_HTTPS
+CSRF_COOKIE_SECURE = WHALEFALL_HTTPS
+SECURE_SSL_REDIRECT = WHALEFALL_HTTPS
+if WHALEFALL_HTTPS:
+    SECURE_HSTS_SECONDS = env.int("WHALEFALL_HSTS_SECONDS", default=31_536_000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("WHALEFALL_HSTS_INCLUDE_SUBDOMAINS", default=True)
+    SECURE_HSTS_PRELOAD = env.bool("WHALEFALL_HSTS_PRELOAD", default=True)
+    # Health probes come from the container runtime over plain HTTP.
+    SECURE_REDIRECT_EXEMPT = [r"^health/"]
+if WHALEFALL_TRUSTED_PROXY:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    USE_X_FORWARDED_HOST = True
+
+# --- Internationalisation and static files ----------------------------------------------
+
+LANGUAGE_CODE = env.str("LANGUAGE_CODE", default="en")
+USE_I18N = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = Path(env.str("WHALEFALL_STATIC_ROOT", default=str(BASE_DIR / "staticfiles")))
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": (
+            "whitenoise.storage.CompressedManifestStaticFilesStorage"
+            if PRODUCTION
+            else "django.contrib.staticfiles.storage.StaticFilesStorage"
+        )
+    },
+}
+
+# --- Engines ----------------------------------------------------------------------------
+
+WHALEFALL_CONNECT_TIMEOUT = env.int("WHALEFALL_CONNECT_TIMEOUT", default=10)
+WHALEFALL_QUERY_TIMEOUT = env.int("WHALEFALL_QUERY_TIMEOUT", default=300)
+WHALEFALL_ALLOWED_TARGETS = env.list("WHALEFALL_ALLOWED_TARGETS", default=[])
+
+# --- Logging ----------------------------------------------------------------------------
+
+LOGGING_CONFIG = "whalefall.logging.configure"
+LOGGING = {
+    "level": env.str("LOG_LEVEL", default="INFO").upper(),
+    # auto: JSON lines unless stdout is a terminal.
+    "format": env.str("LOG_FORMAT", default="auto"),
+}
+
+if _problems:
+    raise ImproperlyConfigured(
+        "WhaleFall cannot start in production:\n  - " + "\n  - ".join(_problems)
+    )

@@ -1,0 +1,57 @@
+"""Request-scoped logging context: a request id on every log line and in the response."""
+
+import re
+import time
+import uuid
+
+import structlog
+from django.http import HttpRequest, HttpResponse
+
+log = structlog.get_logger(__name__)
+
+REQUEST_ID_HEADER = "X-Request-ID"
+# Accept an upstream id only if it is short and harmless to echo back.
+_VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_QUIET_PREFIXES = ("/health/", "/static/")
+
+
+class RequestIDMiddleware:
+    """Read or create ``X-Request-ID``, bind it for the request's logs, return it."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        incoming = request.headers.get(REQUEST_ID_HEADER, "")
+        request_id = incoming if _VALID_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        request.request_id = request_id
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        started = time.perf_counter()
+        try:
+            response = self.get_response(request)
+            response[REQUEST_ID_HEADER] = request_id
+            if not request.path.startswith(_QUIET_PREFIXES) or response.status_code >= 500:
+                log.info(
+                    "request_finished",
+                    method=request.method,
+                    path=request.path,
+                    status=response.status_code,
+                    duration_ms=round((time.perf_counter() - started) * 1000, 1),
+                )
+            return response
+        finally:
+            structlog.contextvars.clear_contextvars()
+
+
+class BindUserMiddleware:
+    """Add the authenticated user's id to the request's logging context."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        user = getattr(request, "user", None)
+        if user is not None and user.is_authenticated:
+            structlog.contextvars.bind_contextvars(user_id=user.pk)
+        return self.get_response(request)

@@ -1,0 +1,38 @@
+"""Fixtures shared by the whole suite."""
+
+import pytest
+from django.core.cache import cache
+
+from syncjobs.services import roles_install
+from tests.factories import UserFactory
+from whalefall.roles import ROLE_PERMISSIONS
+
+
+@pytest.fixture(autouse=True)
+def _clear_cache():
+    """Rate-limit counters and cached values never leak between tests."""
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def roles(db):
+    """The five role groups with their permissions, as ``bootstrap`` creates them."""
+    roles_install()
+    return list(ROLE_PERMISSIONS)
+
+
+@pytest.fixture
+def user_with_role(roles):
+    """Factory fixture: ``user_with_role("DBAs")`` returns a staff user in that group."""
+
+    def make(role: str | None, **kwargs):
+        return UserFactory(roles=[role] if role else [], **kwargs)
+
+    return make
+
+
+@pytest.fixture
+def admin_user(db):
+    return UserFactory(username="root", is_superuser=True)

@@ -1,0 +1,103 @@
+"""``manage.py bootstrap``: roles, default schedule and the first administrator."""
+
+import io
+import re
+
+import pytest
+from django.contrib.auth.models import Group
+from django.core.management import CommandError, call_command
+from django_celery_beat.models import IntervalSchedule, PeriodicTask
+
+from syncjobs.services import DEFAULT_SCHEDULE
+from whalefall import roles
+
+pytestmark = pytest.mark.django_db
+
+
+def bootstrap(*args: str) -> str:
+    out = io.StringIO()
+    call_command("bootstrap", *args, stdout=out)
+    return out.getvalue()
+
+
+def group_permissions() -> dict[str, set[str]]:
+    return {
+        group.name: set(group.permissions.values_list("codename", flat=True))
+        for group in Group.objects.prefetch_related("permissions")
+    }
+
+
+def test_creates_the_five_role_groups():
+    bootstrap()
+    assert set(Group.objects.values_list("name", flat=True)) == {
+        "Administrators",
+        "DBAs",
+        "Auditors",
+        "Schedulers",
+        "Viewers",
+    }
+    perms = group_permissions()
+    assert {"view_periodictask", "change_periodictask", "add_crontabschedule"} <= perms[
+        "Schedulers"
+    ]
+    assert perms["Auditors"] == {"view_logentry"}
+    assert {"change_user", "change_group", "view_logentry"} <= perms["Administrators"]
+    for role in ("DBAs", "Auditors", "Schedulers", "Viewers"):
+        assert not {"add_user", "change_user", "change_group"} & perms[role], role
+
+
+def test_is_idempotent():
+    bootstrap()
+    before = group_permissions()
+    tasks_before = PeriodicTask.objects.count()
+    out = bootstrap()
+    assert group_permissions() == before
+    assert PeriodicTask.objects.count() == tasks_before
+    assert "Default schedule: 0 periodic task(s) created." in out
+    assert re.findall(r"Role \w+: (\d+) permission", out) == ["0"] * 5
+
+
+def test_installs_the_default_schedule_without_overwriting_edits():
+    bootstrap()
+    heartbeat = PeriodicTask.objects.get(task="whalefall.beat_heartbeat")
+    assert heartbeat.interval.every == 60
+    assert heartbeat.enabled
+    assert {job.name for job in DEFAULT_SCHEDULE} <= set(
+        PeriodicTask.objects.values_list("name", flat=True)
+    )
+
+    heartbeat.enabled = False
+    heartbeat.interval = IntervalSchedule.objects.create(every=30, period=IntervalSchedule.SECONDS)
+    heartbeat.save()
+    bootstrap()
+    heartbeat.refresh_from_db()
+    assert heartbeat.enabled is False
+    assert heartbeat.interval.every == 30
+
+
+def test_keeps_permissions_staff_added_to_a_role():
+    bootstrap()
+    viewers = Group.objects.get(name="Viewers")
+    extra = Group.objects.get(name="Schedulers").permissions.first()
+    viewers.permissions.add(extra)
+    bootstrap()
+    assert viewers.permissions.filter(pk=extra.pk).exists()
+
+
+def test_admin_password_is_printed_once_and_works(client):
+    out = bootstrap("--admin", "--username", "chief")
+    password = re.search(r"Password \(shown only this once\): (\S+)", out).group(1)
+    assert len(password) >= 20
+    assert client.login(username="chief", password=password)
+    assert client.get("/admin/auth/user/").status_code == 200
+
+    again = bootstrap("--admin", "--username", "chief")
+    assert password not in again
+    assert "already exists; password unchanged" in again
+    assert client.login(username="chief", password=password)
+
+
+def test_unknown_permission_in_a_role_is_a_clear_error(monkeypatch):
+    monkeypatch.setitem(roles.ROLE_PERMISSIONS, "Viewers", {"auth.user": ("fly",)})
+    with pytest.raises(CommandError, match=r"auth\.fly"):
+        bootstrap()

@@ -1,0 +1,63 @@
+"""The branded admin site and the role matrix for the pages that exist so far (SPEC §1)."""
+
+import pytest
+
+pytestmark = pytest.mark.django_db
+
+PAGES = {
+    "periodic tasks": "/admin/django_celery_beat/periodictask/",
+    "add periodic task": "/admin/django_celery_beat/periodictask/add/",
+    "crontab schedules": "/admin/django_celery_beat/crontabschedule/",
+    "audit log": "/admin/auditlog/logentry/",
+    "users": "/admin/auth/user/",
+    "add user": "/admin/auth/user/add/",
+    "groups": "/admin/auth/group/",
+}
+
+ALLOWED = {
+    "Administrators": set(PAGES),
+    "DBAs": set(),
+    "Auditors": {"audit log"},
+    "Schedulers": {"periodic tasks", "add periodic task", "crontab schedules"},
+    "Viewers": set(),
+}
+
+
+def test_anonymous_users_are_sent_to_the_login_page(client):
+    response = client.get("/admin/")
+    assert response.status_code == 302
+    assert response["Location"].startswith("/admin/login/")
+
+
+def test_root_redirects_to_the_admin(client):
+    assert client.get("/")["Location"] == "/admin/"
+
+
+def test_index_is_branded_and_shows_the_health_panel(client, admin_user):
+    client.force_login(admin_user)
+    response = client.get("/admin/")
+    assert response.status_code == 200
+    content = response.content.decode()
+    assert "<title>Database estate | WhaleFall</title>" in content
+    assert "System health" in content
+    assert "beat_heartbeat" in content
+
+
+def test_security_headers_on_admin_pages(client):
+    response = client.get("/admin/login/")
+    assert response["X-Frame-Options"] == "DENY"
+    assert response["X-Content-Type-Options"] == "nosniff"
+    assert response["Referrer-Policy"] == "same-origin"
+
+
+@pytest.mark.parametrize("role", sorted(ALLOWED))
+@pytest.mark.parametrize("page", sorted(PAGES))
+def test_role_matrix(client, user_with_role, role, page):
+    client.force_login(user_with_role(role))
+    status = client.get(PAGES[page]).status_code
+    assert status == (200 if page in ALLOWED[role] else 403), (role, page, status)
+
+
+def test_non_staff_users_cannot_enter_the_admin(client, user_with_role):
+    client.force_login(user_with_role("Administrators", is_staff=False))
+    assert client.get("/admin/").status_code == 302

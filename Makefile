@@ -1,0 +1,49 @@
+# WhaleFall — `make run` starts everything locally; `make test` is what CI runs.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+ADDR   ?= 127.0.0.1:8000
+
+.PHONY: run test venv migrate bootstrap lint format lock check-deploy clean
+
+$(VENV)/.installed: requirements/dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements/dev.txt
+	touch $@
+
+venv: $(VENV)/.installed
+
+migrate: venv
+	$(PY) manage.py migrate --noinput
+
+bootstrap: migrate
+	$(PY) manage.py bootstrap --admin
+
+## run: install, migrate, bootstrap, then web + worker + beat on the embedded default.
+run: bootstrap
+	$(PY) manage.py run_local --addr $(ADDR)
+
+## test: the whole suite, migration drift and the linters (PostgreSQL + Redis on localhost).
+test: venv
+	DJANGO_ENV=test WHALEFALL_ENV_FILE= $(PY) -m pytest
+	DJANGO_ENV=test WHALEFALL_ENV_FILE= DATABASE_URL=sqlite://:memory: $(PY) manage.py makemigrations --check --dry-run
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+lint: venv
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+format: venv
+	$(PY) -m ruff check --fix .
+	$(PY) -m ruff format .
+
+## lock: re-pin requirements/*.txt from the .in files.
+lock: venv
+	cd requirements && for f in base prod dev; do \
+	  ../$(PY) -m piptools compile --quiet --strip-extras --no-emit-index-url \
+	    --no-emit-find-links --output-file $$f.txt $$f.in; done
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache staticfiles

@@ -1,11 +1,20 @@
 """Fixtures shared by the whole suite."""
 
 import pytest
+from cryptography.fernet import Fernet
+from django.conf import settings
 from django.core.cache import cache
 
 from syncjobs.services import roles_install
 from tests.factories import UserFactory
 from whalefall.roles import ROLE_PERMISSIONS
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _credential_key():
+    """A throwaway Fernet key for the whole run; no key file is written."""
+    settings.WHALEFALL_CREDENTIAL_KEYS = [Fernet.generate_key().decode()]
+    return settings.WHALEFALL_CREDENTIAL_KEYS
 
 
 @pytest.fixture(autouse=True)

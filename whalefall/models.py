@@ -16,3 +16,13 @@ class Heartbeat(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} @ {self.beat_at:%Y-%m-%d %H:%M:%S}"
+
+
+class TimestampedModel(models.Model):
+    """Abstract base: creation and last-change times."""
+
+    created_at = models.DateTimeField(_("created"), auto_now_add=True, editable=False)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True, editable=False)
+
+    class Meta:
+        abstract = True

@@ -1,0 +1,1 @@
+"""One module per database engine; the only code that imports database drivers."""

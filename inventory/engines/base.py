@@ -1,0 +1,256 @@
+"""The engine interface, its records and errors, and the registry of engine modules.
+
+An engine reads one external database server, read-only, through its driver. Records are
+frozen dataclasses, never model instances. Every engine applies a connect timeout and a
+statement/read timeout (``WHALEFALL_CONNECT_TIMEOUT``, ``WHALEFALL_QUERY_TIMEOUT``) and
+turns driver exceptions into the :class:`EngineError` family, whose messages never carry
+the secret.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import TYPE_CHECKING, ClassVar
+
+from django.conf import settings
+from django.utils.module_loading import import_string
+
+from inventory.crypto import SecretUnavailable
+from inventory.engines import guard
+from whalefall.logging import redact_text
+
+if TYPE_CHECKING:
+    from inventory.models import Instance
+
+UNKNOWN_VERSION = "unknown"
+MAX_ERROR_LENGTH = 500
+
+
+# --- Errors -----------------------------------------------------------------------------
+
+
+class EngineError(Exception):
+    """A failure talking to an external instance; ``kind`` classifies it for people."""
+
+    kind: ClassVar[str] = "other"
+    label: ClassVar[str] = "Error"
+
+
+class AuthenticationFailed(EngineError):
+    kind = "authentication"
+    label = "Authentication failed"
+
+
+class Unreachable(EngineError):
+    kind = "unreachable"
+    label = "Unreachable"
+
+
+class Timeout(EngineError):
+    kind = "timeout"
+    label = "Timed out"
+
+
+class TlsError(EngineError):
+    kind = "tls"
+    label = "TLS error"
+
+
+class InsufficientPrivileges(EngineError):
+    kind = "insufficient_privileges"
+    label = "Insufficient privileges"
+
+
+class TargetRefused(EngineError):
+    kind = "not_allowed"
+    label = "Target not allowed"
+
+
+class CredentialUnavailable(EngineError):
+    kind = "credential"
+    label = "Credential unavailable"
+
+
+class EngineFailure(EngineError):
+    kind = "other"
+    label = "Error"
+
+
+def scrub(message: str, *secrets: str) -> str:
+    """A driver message made safe to store and show: no secret, no URL password, bounded."""
+    for secret in secrets:
+        if secret:
+            message = message.replace(secret, "***")
+    message = redact_text(" ".join(message.split()))
+    return message[:MAX_ERROR_LENGTH]
+
+
+# --- Records ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    """A server version as reported (raw), as major.minor, and in full."""
+
+    raw: str
+    major_minor: str
+    full: str
+
+
+def parse_version(raw: str, pattern: str, parts: int) -> VersionInfo:
+    """Find ``pattern`` (a regex with ``parts`` numeric groups, minor optional) in ``raw``."""
+    raw = (raw or "").strip()
+    match = re.search(pattern, raw)
+    if not match:
+        return VersionInfo(raw=raw[:500], major_minor=UNKNOWN_VERSION, full="")
+    numbers = [g for g in match.groups()[:parts]]
+    major = numbers[0]
+    minor = numbers[1] if len(numbers) > 1 and numbers[1] is not None else "0"
+    full = ".".join(n for n in numbers if n is not None)
+    return VersionInfo(raw=raw[:500], major_minor=f"{major}.{minor}", full=full)
+
+
+@dataclass(frozen=True)
+class ConnectionTarget:
+    """Everything needed to open one connection; the secret never shows in its repr."""
+
+    engine: str
+    host: str
+    port: int
+    database: str
+    username: str
+    secret: str = field(repr=False)
+    tls_mode: str = "preferred"
+    connect_timeout: float = 10.0
+    query_timeout: float = 300.0
+
+
+# --- Engine -----------------------------------------------------------------------------
+
+
+class Engine(ABC):
+    """One open, read-only session with an external instance (a context manager)."""
+
+    name: ClassVar[str]
+    default_database: ClassVar[str] = ""
+
+    def __init__(self, target: ConnectionTarget) -> None:
+        self.target = target
+        self.queries = 0  # remote round trips, for the budgets of SPEC §11
+
+    def __enter__(self) -> Engine:
+        try:
+            self.open()
+        except BaseException as exc:
+            self.__exit__(None, None, None)  # release whatever the failed open acquired
+            if isinstance(exc, EngineError):
+                raise
+            if isinstance(exc, Exception):
+                raise self.translate_error(exc) from None
+            raise
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001, S110  closing a broken session must not mask the cause
+            pass
+
+    @property
+    def database(self) -> str:
+        return self.target.database or self.default_database
+
+    @abstractmethod
+    def open(self) -> None:
+        """Connect, applying the connect and statement timeouts."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Close the connection."""
+
+    @abstractmethod
+    def fetch_version(self) -> str:
+        """The raw version string the server reports."""
+
+    @classmethod
+    @abstractmethod
+    def parse_version(cls, raw: str) -> VersionInfo:
+        """Parse a raw version string of this engine."""
+
+    @abstractmethod
+    def classify(self, exc: BaseException) -> type[EngineError]:
+        """The error class a driver exception belongs to."""
+
+    def server_version(self) -> VersionInfo:
+        return self.parse_version(self.run(self.fetch_version))
+
+    def run(self, operation, *args, **kwargs):
+        """Call ``operation`` translating driver errors into :class:`EngineError`."""
+        try:
+            return operation(*args, **kwargs)
+        except EngineError:
+            raise
+        except Exception as exc:
+            raise self.translate_error(exc) from None
+
+    def translate_error(self, exc: BaseException) -> EngineError:
+        error_class = self.classify(exc)
+        detail = scrub(str(exc) or type(exc).__name__, self.target.secret)
+        return error_class(f"{error_class.label}: {detail}")
+
+
+# --- Registry ---------------------------------------------------------------------------
+
+ENGINE_CLASSES = {
+    "mysql": "inventory.engines.mysql.MySQLEngine",
+    "postgresql": "inventory.engines.postgresql.PostgreSQLEngine",
+    "sqlserver": "inventory.engines.sqlserver.SQLServerEngine",
+    "oracle": "inventory.engines.oracle.OracleEngine",
+}
+
+
+def engine_class(engine: str) -> type[Engine]:
+    """The engine class for an engine name (imported on first use: drivers load lazily)."""
+    try:
+        return import_string(ENGINE_CLASSES[engine])
+    except KeyError:
+        raise EngineFailure(f"Unknown engine {engine!r}") from None
+
+
+def target_for(instance: Instance) -> ConnectionTarget:
+    """Check the outbound guard, then decrypt the secret: the one place it is decrypted."""
+    try:
+        guard.ensure_allowed(instance.host, instance.port, settings.WHALEFALL_ALLOWED_TARGETS)
+    except guard.TargetNotAllowed as exc:
+        raise TargetRefused(f"{TargetRefused.label}: {exc}") from None
+    credential = instance.credential
+    if credential is None:
+        raise CredentialUnavailable(f"{CredentialUnavailable.label}: the instance has no credential")
+    try:
+        secret = credential.decrypt_secret()
+    except SecretUnavailable as exc:
+        raise CredentialUnavailable(f"{CredentialUnavailable.label}: {exc}") from None
+    return ConnectionTarget(
+        engine=instance.engine,
+        host=instance.host,
+        port=instance.port,
+        database=instance.database_name,
+        username=credential.username,
+        secret=secret,
+        tls_mode=instance.tls_mode,
+        connect_timeout=float(settings.WHALEFALL_CONNECT_TIMEOUT),
+        query_timeout=float(settings.WHALEFALL_QUERY_TIMEOUT),
+    )
+
+
+def connect(instance: Instance) -> Engine:
+    """An unopened engine session for ``instance``; use it as ``with connect(i) as engine``."""
+    return engine_class(instance.engine)(target_for(instance))

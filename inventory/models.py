@@ -96,7 +96,10 @@ class Credential(TimestampedModel):
         help_text=_("Fernet token; the clear text is never stored or shown."),
     )
     secret_changed_at = models.DateTimeField(
-        _("secret changed at"), null=True, editable=False, help_text=_("Last time the secret was set.")
+        _("secret changed at"),
+        null=True,
+        editable=False,
+        help_text=_("Last time the secret was set."),
     )
     engine = models.CharField(
         _("engine"),
@@ -138,7 +141,9 @@ class Credential(TimestampedModel):
     def decrypt_secret(self) -> str:
         """The clear-text secret. Called only where a connection is opened (engines.base)."""
         if not self.secret_ciphertext:
-            raise crypto.SecretUnavailable(_("Credential %(name)s has no secret.") % {"name": self.name})
+            raise crypto.SecretUnavailable(
+                _("Credential %(name)s has no secret.") % {"name": self.name}
+            )
         try:
             return crypto.decrypt(self.secret_ciphertext)
         except crypto.SecretUnavailable as exc:
@@ -248,9 +253,7 @@ class Instance(TimestampedModel):
     last_connection_ok = models.BooleanField(
         _("last connection succeeded"), null=True, editable=False
     )
-    last_connection_error = models.TextField(
-        _("last connection error"), blank=True, editable=False
-    )
+    last_connection_error = models.TextField(_("last connection error"), blank=True, editable=False)
 
     objects = InstanceQuerySet.as_manager()
 
@@ -302,10 +305,10 @@ class Instance(TimestampedModel):
             and self.engine
             and self.credential.engine != self.engine
         ):
-            raise ValidationError(
-                {"credential": _("This credential is meant for another engine.")}
-            )
-        if self.host and not guard.host_may_be_allowed(self.host, settings.WHALEFALL_ALLOWED_TARGETS):
+            raise ValidationError({"credential": _("This credential is meant for another engine.")})
+        if self.host and not guard.host_may_be_allowed(
+            self.host, settings.WHALEFALL_ALLOWED_TARGETS
+        ):
             raise ValidationError(
                 {"host": _("This host is outside the allowed targets (WHALEFALL_ALLOWED_TARGETS).")}
             )

@@ -9,6 +9,7 @@ the secret.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -159,10 +160,9 @@ class Engine(ABC):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        try:
+        # Closing a broken session must not mask the error that broke it.
+        with contextlib.suppress(Exception):
             self.close()
-        except Exception:  # noqa: BLE001, S110  closing a broken session must not mask the cause
-            pass
 
     @property
     def database(self) -> str:
@@ -198,7 +198,7 @@ class Engine(ABC):
             return operation(*args, **kwargs)
         except EngineError:
             raise
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001  every driver error becomes an EngineError
             raise self.translate_error(exc) from None
 
     def translate_error(self, exc: BaseException) -> EngineError:
@@ -233,7 +233,9 @@ def target_for(instance: Instance) -> ConnectionTarget:
         raise TargetRefused(f"{TargetRefused.label}: {exc}") from None
     credential = instance.credential
     if credential is None:
-        raise CredentialUnavailable(f"{CredentialUnavailable.label}: the instance has no credential")
+        raise CredentialUnavailable(
+            f"{CredentialUnavailable.label}: the instance has no credential"
+        )
     try:
         secret = credential.decrypt_secret()
     except SecretUnavailable as exc:

@@ -71,7 +71,9 @@ def ensure_allowed(host: str, port: int, rules: Iterable[str]) -> None:
         try:
             infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
         except OSError as exc:
-            raise TargetNotAllowed(f"{host} cannot be resolved to check the allowed targets") from exc
+            raise TargetNotAllowed(
+                f"{host} cannot be resolved to check the allowed targets"
+            ) from exc
         addresses = {ipaddress.ip_address(info[4][0]) for info in infos}
         if addresses and all(_in_networks(a, networks) for a in addresses):
             return

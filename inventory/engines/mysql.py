@@ -22,8 +22,8 @@ from inventory.engines.base import (
     Engine,
     EngineError,
     EngineFailure,
-    TlsError,
     Timeout,
+    TlsError,
     Unreachable,
     VersionInfo,
     parse_version,
@@ -97,7 +97,9 @@ class MySQLEngine(Engine):
         if raw_clean.startswith("5.5.5-") and "mariadb" in raw_clean.lower():
             raw_clean = raw_clean[len("5.5.5-") :]
         info = parse_version(raw_clean, r"^(\d+)\.(\d+)(?:\.(\d+))?", 3)
-        return VersionInfo(raw=(raw or "").strip()[:500], major_minor=info.major_minor, full=info.full)
+        return VersionInfo(
+            raw=(raw or "").strip()[:500], major_minor=info.major_minor, full=info.full
+        )
 
     def classify(self, exc: BaseException) -> type[EngineError]:
         if isinstance(exc, EngineError):

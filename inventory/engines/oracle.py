@@ -30,8 +30,8 @@ from inventory.engines.base import (
     Engine,
     EngineError,
     EngineFailure,
-    TlsError,
     Timeout,
+    TlsError,
     Unreachable,
     VersionInfo,
     parse_version,
@@ -104,12 +104,15 @@ class OracleEngine(Engine):
         session_version = getattr(self.connection, "version", "") or ""
         if re.fullmatch(_VERSION_5, session_version):
             parts = session_version.split(".")
-            return VersionInfo(raw=info.raw, major_minor=f"{parts[0]}.{parts[1]}", full=session_version)
+            return VersionInfo(
+                raw=info.raw, major_minor=f"{parts[0]}.{parts[1]}", full=session_version
+            )
         return info
 
     @classmethod
     def parse_version(cls, raw: str) -> VersionInfo:
-        # "Oracle Database 19c Enterprise Edition Release 19.0.0.0.0 - Production\nVersion 19.3.0.0.0"
+        # "Oracle Database 19c Enterprise Edition Release 19.0.0.0.0 - Production
+        #  Version 19.3.0.0.0" (banner_full); older banners carry only the Release part.
         match = re.search(r"Version\s+" + _VERSION_5, raw or "")
         if match:
             return VersionInfo(

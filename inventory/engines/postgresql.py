@@ -22,8 +22,8 @@ from inventory.engines.base import (
     Engine,
     EngineError,
     EngineFailure,
-    TlsError,
     Timeout,
+    TlsError,
     Unreachable,
     VersionInfo,
     parse_version,
@@ -91,7 +91,8 @@ class PostgreSQLEngine(Engine):
 
     @classmethod
     def parse_version(cls, raw: str) -> VersionInfo:
-        # "PostgreSQL 15.19 (Debian 15.19-0+deb12u1) on x86_64-pc-linux-gnu, …", "PostgreSQL 17beta1"
+        # "PostgreSQL 15.19 (Debian 15.19-0+deb12u1) on x86_64-pc-linux-gnu, …",
+        # "PostgreSQL 17beta1"
         return parse_version(raw, r"PostgreSQL (\d+)(?:\.(\d+))?", 2)
 
     def classify(self, exc: BaseException) -> type[EngineError]:

@@ -6,86 +6,381 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='Credential',
+            name="Credential",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('created_at', models.DateTimeField(auto_now_add=True, verbose_name='created')),
-                ('updated_at', models.DateTimeField(auto_now=True, verbose_name='updated')),
-                ('name', models.CharField(max_length=100, unique=True, verbose_name='name')),
-                ('username', models.CharField(help_text='Login name of the monitoring account.', max_length=128, verbose_name='username')),
-                ('secret_ciphertext', models.TextField(editable=False, help_text='Fernet token; the clear text is never stored or shown.', verbose_name='secret (encrypted)')),
-                ('secret_changed_at', models.DateTimeField(editable=False, help_text='Last time the secret was set.', null=True, verbose_name='secret changed at')),
-                ('engine', models.CharField(blank=True, choices=[('mysql', 'MySQL / MariaDB'), ('postgresql', 'PostgreSQL'), ('sqlserver', 'SQL Server'), ('oracle', 'Oracle')], help_text='Optional: the engine this account exists on.', max_length=20, verbose_name='engine')),
-                ('description', models.TextField(blank=True, verbose_name='description')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True, verbose_name="created")),
+                ("updated_at", models.DateTimeField(auto_now=True, verbose_name="updated")),
+                ("name", models.CharField(max_length=100, unique=True, verbose_name="name")),
+                (
+                    "username",
+                    models.CharField(
+                        help_text="Login name of the monitoring account.",
+                        max_length=128,
+                        verbose_name="username",
+                    ),
+                ),
+                (
+                    "secret_ciphertext",
+                    models.TextField(
+                        editable=False,
+                        help_text="Fernet token; the clear text is never stored or shown.",
+                        verbose_name="secret (encrypted)",
+                    ),
+                ),
+                (
+                    "secret_changed_at",
+                    models.DateTimeField(
+                        editable=False,
+                        help_text="Last time the secret was set.",
+                        null=True,
+                        verbose_name="secret changed at",
+                    ),
+                ),
+                (
+                    "engine",
+                    models.CharField(
+                        blank=True,
+                        choices=[
+                            ("mysql", "MySQL / MariaDB"),
+                            ("postgresql", "PostgreSQL"),
+                            ("sqlserver", "SQL Server"),
+                            ("oracle", "Oracle"),
+                        ],
+                        help_text="Optional: the engine this account exists on.",
+                        max_length=20,
+                        verbose_name="engine",
+                    ),
+                ),
+                ("description", models.TextField(blank=True, verbose_name="description")),
             ],
             options={
-                'verbose_name': 'credential',
-                'verbose_name_plural': 'credentials',
-                'ordering': ['name'],
-                'constraints': [models.CheckConstraint(condition=models.Q(('engine', ''), ('engine__in', ['mysql', 'postgresql', 'sqlserver', 'oracle']), _connector='OR'), name='inventory_credential_engine_valid')],
+                "verbose_name": "credential",
+                "verbose_name_plural": "credentials",
+                "ordering": ["name"],
+                "constraints": [
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            ("engine", ""),
+                            ("engine__in", ["mysql", "postgresql", "sqlserver", "oracle"]),
+                            _connector="OR",
+                        ),
+                        name="inventory_credential_engine_valid",
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='Tag',
+            name="Tag",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('created_at', models.DateTimeField(auto_now_add=True, verbose_name='created')),
-                ('updated_at', models.DateTimeField(auto_now=True, verbose_name='updated')),
-                ('slug', models.SlugField(help_text='Stable identifier, e.g. prod-eu.', max_length=64, unique=True, verbose_name='slug')),
-                ('name', models.CharField(help_text='Name shown in lists.', max_length=100, verbose_name='name')),
-                ('category', models.CharField(choices=[('environment', 'Environment'), ('location', 'Location'), ('team', 'Team'), ('application', 'Application'), ('other', 'Other')], default='other', help_text='What kind of grouping this tag expresses.', max_length=20, verbose_name='category')),
-                ('colour', models.CharField(default='#6b7280', help_text='Hex colour of the tag badge.', max_length=7, validators=[django.core.validators.RegexValidator('^#[0-9a-fA-F]{6}$', 'Use a hex colour like #1f77b4.')], verbose_name='colour')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True, verbose_name="created")),
+                ("updated_at", models.DateTimeField(auto_now=True, verbose_name="updated")),
+                (
+                    "slug",
+                    models.SlugField(
+                        help_text="Stable identifier, e.g. prod-eu.",
+                        max_length=64,
+                        unique=True,
+                        verbose_name="slug",
+                    ),
+                ),
+                (
+                    "name",
+                    models.CharField(
+                        help_text="Name shown in lists.", max_length=100, verbose_name="name"
+                    ),
+                ),
+                (
+                    "category",
+                    models.CharField(
+                        choices=[
+                            ("environment", "Environment"),
+                            ("location", "Location"),
+                            ("team", "Team"),
+                            ("application", "Application"),
+                            ("other", "Other"),
+                        ],
+                        default="other",
+                        help_text="What kind of grouping this tag expresses.",
+                        max_length=20,
+                        verbose_name="category",
+                    ),
+                ),
+                (
+                    "colour",
+                    models.CharField(
+                        default="#6b7280",
+                        help_text="Hex colour of the tag badge.",
+                        max_length=7,
+                        validators=[
+                            django.core.validators.RegexValidator(
+                                "^#[0-9a-fA-F]{6}$", "Use a hex colour like #1f77b4."
+                            )
+                        ],
+                        verbose_name="colour",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'tag',
-                'verbose_name_plural': 'tags',
-                'ordering': ['category', 'name'],
-                'constraints': [models.CheckConstraint(condition=models.Q(('category__in', ['environment', 'location', 'team', 'application', 'other'])), name='inventory_tag_category_valid'), models.CheckConstraint(condition=models.Q(('colour__regex', '^#[0-9a-fA-F]{6}$')), name='inventory_tag_colour_hex')],
+                "verbose_name": "tag",
+                "verbose_name_plural": "tags",
+                "ordering": ["category", "name"],
+                "constraints": [
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            (
+                                "category__in",
+                                ["environment", "location", "team", "application", "other"],
+                            )
+                        ),
+                        name="inventory_tag_category_valid",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(("colour__regex", "^#[0-9a-fA-F]{6}$")),
+                        name="inventory_tag_colour_hex",
+                    ),
+                ],
             },
         ),
         migrations.CreateModel(
-            name='Instance',
+            name="Instance",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('created_at', models.DateTimeField(auto_now_add=True, verbose_name='created')),
-                ('updated_at', models.DateTimeField(auto_now=True, verbose_name='updated')),
-                ('name', models.CharField(max_length=100, unique=True, verbose_name='name')),
-                ('engine', models.CharField(choices=[('mysql', 'MySQL / MariaDB'), ('postgresql', 'PostgreSQL'), ('sqlserver', 'SQL Server'), ('oracle', 'Oracle')], max_length=20, verbose_name='engine')),
-                ('host', models.CharField(help_text='Host name or IP address.', max_length=255, verbose_name='host')),
-                ('port', models.PositiveIntegerField(blank=True, help_text="Leave empty for the engine's default port.", validators=[django.core.validators.MinValueValidator(1), django.core.validators.MaxValueValidator(65535)], verbose_name='port')),
-                ('database_name', models.CharField(blank=True, help_text='Database to connect to (MySQL: none needed; PostgreSQL: postgres; SQL Server: master); for Oracle, the service name.', max_length=128, verbose_name='database / service')),
-                ('tls_mode', models.CharField(choices=[('disabled', 'Disabled'), ('preferred', 'Preferred (encrypt when the server offers it)'), ('required', 'Required (encrypt, do not verify the certificate)'), ('verify', 'Verify (encrypt and verify certificate and host name)')], default='preferred', help_text='Encryption of the connection to this instance.', max_length=20, verbose_name='TLS')),
-                ('environment', models.CharField(blank=True, help_text='e.g. production, staging.', max_length=50, verbose_name='environment')),
-                ('owner', models.CharField(blank=True, help_text='Who answers for it.', max_length=100, verbose_name='owner / team')),
-                ('description', models.TextField(blank=True, verbose_name='description')),
-                ('is_active', models.BooleanField(default=True, help_text='Inactive instances are kept but never synced.', verbose_name='active')),
-                ('deep_privileges', models.BooleanField(default=False, help_text='Also collect schema- and object-level grants (slower on large catalogs).', verbose_name='deep privileges')),
-                ('retired_at', models.DateTimeField(blank=True, editable=False, help_text='Retired instances are hidden from syncs; restoring brings them back.', null=True, verbose_name='retired at')),
-                ('version_raw', models.CharField(blank=True, editable=False, max_length=500, verbose_name='version (as reported)')),
-                ('version_major_minor', models.CharField(blank=True, editable=False, max_length=20, verbose_name='version')),
-                ('version_full', models.CharField(blank=True, editable=False, max_length=50, verbose_name='full version')),
-                ('last_checked_at', models.DateTimeField(blank=True, editable=False, null=True, verbose_name='last connection attempt')),
-                ('last_connected_at', models.DateTimeField(blank=True, editable=False, null=True, verbose_name='last successful connection')),
-                ('last_connection_ok', models.BooleanField(editable=False, null=True, verbose_name='last connection succeeded')),
-                ('last_connection_error', models.TextField(blank=True, editable=False, verbose_name='last connection error')),
-                ('credential', models.ForeignKey(blank=True, help_text='Monitoring account used to connect.', null=True, on_delete=django.db.models.deletion.PROTECT, related_name='instances', to='inventory.credential', verbose_name='credential')),
-                ('tags', models.ManyToManyField(blank=True, related_name='instances', to='inventory.tag', verbose_name='tags')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True, verbose_name="created")),
+                ("updated_at", models.DateTimeField(auto_now=True, verbose_name="updated")),
+                ("name", models.CharField(max_length=100, unique=True, verbose_name="name")),
+                (
+                    "engine",
+                    models.CharField(
+                        choices=[
+                            ("mysql", "MySQL / MariaDB"),
+                            ("postgresql", "PostgreSQL"),
+                            ("sqlserver", "SQL Server"),
+                            ("oracle", "Oracle"),
+                        ],
+                        max_length=20,
+                        verbose_name="engine",
+                    ),
+                ),
+                (
+                    "host",
+                    models.CharField(
+                        help_text="Host name or IP address.", max_length=255, verbose_name="host"
+                    ),
+                ),
+                (
+                    "port",
+                    models.PositiveIntegerField(
+                        blank=True,
+                        help_text="Leave empty for the engine's default port.",
+                        validators=[
+                            django.core.validators.MinValueValidator(1),
+                            django.core.validators.MaxValueValidator(65535),
+                        ],
+                        verbose_name="port",
+                    ),
+                ),
+                (
+                    "database_name",
+                    models.CharField(
+                        blank=True,
+                        help_text="Database to connect to (MySQL: none needed; PostgreSQL: postgres; SQL Server: master); for Oracle, the service name.",
+                        max_length=128,
+                        verbose_name="database / service",
+                    ),
+                ),
+                (
+                    "tls_mode",
+                    models.CharField(
+                        choices=[
+                            ("disabled", "Disabled"),
+                            ("preferred", "Preferred (encrypt when the server offers it)"),
+                            ("required", "Required (encrypt, do not verify the certificate)"),
+                            ("verify", "Verify (encrypt and verify certificate and host name)"),
+                        ],
+                        default="preferred",
+                        help_text="Encryption of the connection to this instance.",
+                        max_length=20,
+                        verbose_name="TLS",
+                    ),
+                ),
+                (
+                    "environment",
+                    models.CharField(
+                        blank=True,
+                        help_text="e.g. production, staging.",
+                        max_length=50,
+                        verbose_name="environment",
+                    ),
+                ),
+                (
+                    "owner",
+                    models.CharField(
+                        blank=True,
+                        help_text="Who answers for it.",
+                        max_length=100,
+                        verbose_name="owner / team",
+                    ),
+                ),
+                ("description", models.TextField(blank=True, verbose_name="description")),
+                (
+                    "is_active",
+                    models.BooleanField(
+                        default=True,
+                        help_text="Inactive instances are kept but never synced.",
+                        verbose_name="active",
+                    ),
+                ),
+                (
+                    "deep_privileges",
+                    models.BooleanField(
+                        default=False,
+                        help_text="Also collect schema- and object-level grants (slower on large catalogs).",
+                        verbose_name="deep privileges",
+                    ),
+                ),
+                (
+                    "retired_at",
+                    models.DateTimeField(
+                        blank=True,
+                        editable=False,
+                        help_text="Retired instances are hidden from syncs; restoring brings them back.",
+                        null=True,
+                        verbose_name="retired at",
+                    ),
+                ),
+                (
+                    "version_raw",
+                    models.CharField(
+                        blank=True,
+                        editable=False,
+                        max_length=500,
+                        verbose_name="version (as reported)",
+                    ),
+                ),
+                (
+                    "version_major_minor",
+                    models.CharField(
+                        blank=True, editable=False, max_length=20, verbose_name="version"
+                    ),
+                ),
+                (
+                    "version_full",
+                    models.CharField(
+                        blank=True, editable=False, max_length=50, verbose_name="full version"
+                    ),
+                ),
+                (
+                    "last_checked_at",
+                    models.DateTimeField(
+                        blank=True,
+                        editable=False,
+                        null=True,
+                        verbose_name="last connection attempt",
+                    ),
+                ),
+                (
+                    "last_connected_at",
+                    models.DateTimeField(
+                        blank=True,
+                        editable=False,
+                        null=True,
+                        verbose_name="last successful connection",
+                    ),
+                ),
+                (
+                    "last_connection_ok",
+                    models.BooleanField(
+                        editable=False, null=True, verbose_name="last connection succeeded"
+                    ),
+                ),
+                (
+                    "last_connection_error",
+                    models.TextField(
+                        blank=True, editable=False, verbose_name="last connection error"
+                    ),
+                ),
+                (
+                    "credential",
+                    models.ForeignKey(
+                        blank=True,
+                        help_text="Monitoring account used to connect.",
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="instances",
+                        to="inventory.credential",
+                        verbose_name="credential",
+                    ),
+                ),
+                (
+                    "tags",
+                    models.ManyToManyField(
+                        blank=True,
+                        related_name="instances",
+                        to="inventory.tag",
+                        verbose_name="tags",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'instance',
-                'verbose_name_plural': 'instances',
-                'ordering': ['name'],
-                'permissions': [('test_connection', 'Can test the connection of an instance'), ('sync', 'Can run syncs of an instance')],
-                'indexes': [models.Index(fields=['engine', 'name'], name='inventory_instance_engine_idx'), models.Index(fields=['host'], name='inventory_instance_host_idx'), models.Index(fields=['retired_at', 'is_active'], name='inventory_instance_state_idx')],
-                'constraints': [models.CheckConstraint(condition=models.Q(('engine__in', ['mysql', 'postgresql', 'sqlserver', 'oracle'])), name='inventory_instance_engine_valid'), models.CheckConstraint(condition=models.Q(('port__gte', 1), ('port__lte', 65535)), name='inventory_instance_port_range'), models.CheckConstraint(condition=models.Q(('tls_mode__in', ['disabled', 'preferred', 'required', 'verify'])), name='inventory_instance_tls_mode_valid'), models.CheckConstraint(condition=models.Q(('host', ''), _negated=True), name='inventory_instance_host_not_blank')],
+                "verbose_name": "instance",
+                "verbose_name_plural": "instances",
+                "ordering": ["name"],
+                "permissions": [
+                    ("test_connection", "Can test the connection of an instance"),
+                    ("sync", "Can run syncs of an instance"),
+                ],
+                "indexes": [
+                    models.Index(fields=["engine", "name"], name="inventory_instance_engine_idx"),
+                    models.Index(fields=["host"], name="inventory_instance_host_idx"),
+                    models.Index(
+                        fields=["retired_at", "is_active"], name="inventory_instance_state_idx"
+                    ),
+                ],
+                "constraints": [
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            ("engine__in", ["mysql", "postgresql", "sqlserver", "oracle"])
+                        ),
+                        name="inventory_instance_engine_valid",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(("port__gte", 1), ("port__lte", 65535)),
+                        name="inventory_instance_port_range",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            ("tls_mode__in", ["disabled", "preferred", "required", "verify"])
+                        ),
+                        name="inventory_instance_tls_mode_valid",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(("host", ""), _negated=True),
+                        name="inventory_instance_host_not_blank",
+                    ),
+                ],
             },
         ),
     ]

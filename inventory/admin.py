@@ -1,1 +1,529 @@
-"""Admin pages of the inventory app (the admin is WhaleFall's user interface)."""
+"""Admin pages of the inventory: instances, credentials and tags."""
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.auth.models import Group
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count
+from django.http import Http404, HttpRequest, HttpResponseNotAllowed, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.decorators import method_decorator
+from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
+from django.views.decorators.debug import sensitive_post_parameters
+from guardian.admin import GuardedModelAdminMixin
+from import_export.admin import ExportActionMixin, ImportExportMixin
+
+from inventory import services
+from inventory.models import Credential, Instance, Tag
+
+# --- Per-instance scope -----------------------------------------------------------------
+
+
+def visible_instance_ids(
+    request: HttpRequest, perm: str = "inventory.view_instance"
+) -> set[int] | None:
+    """Ids of the instances ``request.user`` holds ``perm`` on; None means all of them.
+
+    Computed once per request and permission, and shared by every admin page that lists
+    things hanging off an instance.
+    """
+    cache = request.__dict__.setdefault("_wf_visible_instances", {})
+    if perm not in cache:
+        user = request.user
+        if user.is_active and user.has_perm(perm):
+            cache[perm] = None
+        else:
+            cache[perm] = set(Instance.objects.visible_to(user, perm).values_list("pk", flat=True))
+    return cache[perm]
+
+
+INSTANCE_PERMISSIONS = {
+    "view": "inventory.view_instance",
+    "change": "inventory.change_instance",
+    "delete": "inventory.delete_instance",
+    "test_connection": "inventory.test_connection",
+    "sync": "inventory.sync",
+}
+
+
+def instance_permitted(request: HttpRequest, action: str, instance: Instance | None) -> bool:
+    """Whether the user may ``action`` an instance (or, without one, at least one instance)."""
+    ids = visible_instance_ids(request, INSTANCE_PERMISSIONS[action])
+    if ids is None:
+        return True
+    return bool(ids) if instance is None else instance.pk in ids
+
+
+def can_manage_object_permissions(request: HttpRequest) -> bool:
+    """Only holders of guardian's permission models (Administrators) assign object permissions."""
+    user = request.user
+    return all(
+        user.has_perm(f"guardian.{verb}_{model}objectpermission")
+        for verb in ("view", "add", "change", "delete")
+        for model in ("user", "group")
+    )
+
+
+# --- Instances --------------------------------------------------------------------------
+
+
+class StatusFilter(admin.SimpleListFilter):
+    title = _("status")
+    parameter_name = "status"
+
+    def lookups(self, request, model_admin):
+        return [
+            ("active", _("Active")),
+            ("inactive", _("Inactive")),
+            ("retired", _("Retired")),
+            ("failing", _("Last connection failed")),
+        ]
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if value == "active":
+            return queryset.filter(retired_at__isnull=True, is_active=True)
+        if value == "inactive":
+            return queryset.filter(retired_at__isnull=True, is_active=False)
+        if value == "retired":
+            return queryset.filter(retired_at__isnull=False)
+        if value == "failing":
+            return queryset.filter(retired_at__isnull=True, last_connection_ok=False)
+        return queryset
+
+
+class AddTagsForm(forms.Form):
+    tags = forms.ModelMultipleChoiceField(
+        queryset=Tag.objects.all(), widget=forms.CheckboxSelectMultiple, label=_("Tags to add")
+    )
+
+
+@admin.register(Instance)
+class InstanceAdmin(GuardedModelAdminMixin, ImportExportMixin, ExportActionMixin, admin.ModelAdmin):
+    resource_classes = [services.InstanceResource]
+    change_form_template = "admin/inventory/instance/change_form.html"
+    list_display = [
+        "name",
+        "engine",
+        "address",
+        "tag_badges",
+        "version_major_minor",
+        "last_connected_at",
+        "status",
+    ]
+    list_filter = [
+        "engine",
+        ("tags", admin.RelatedOnlyFieldListFilter),
+        "environment",
+        StatusFilter,
+    ]
+    search_fields = ["name", "host"]
+    autocomplete_fields = ["credential", "tags"]
+    list_select_related = ["credential"]
+    list_per_page = 50
+    readonly_fields = [
+        "version_raw",
+        "version_major_minor",
+        "version_full",
+        "last_checked_at",
+        "last_connected_at",
+        "last_connection_ok",
+        "last_connection_error",
+        "retired_at",
+        "created_at",
+        "updated_at",
+    ]
+    fieldsets = [
+        (None, {"fields": ["name", "engine", "host", "port", "database_name", "credential"]}),
+        (_("Connection"), {"fields": ["tls_mode", "is_active", "deep_privileges"]}),
+        (_("Organisation"), {"fields": ["tags", "environment", "owner", "description"]}),
+        (
+            _("Last connection"),
+            {
+                "fields": [
+                    "last_checked_at",
+                    "last_connected_at",
+                    "last_connection_ok",
+                    "last_connection_error",
+                    "version_major_minor",
+                    "version_full",
+                    "version_raw",
+                ]
+            },
+        ),
+        (_("Record"), {"fields": ["retired_at", "created_at", "updated_at"]}),
+    ]
+    actions = ["test_connection", "add_tags", "retire", "restore"]
+
+    # Scope: model permission = every instance; object permission = that instance.
+
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request).prefetch_related("tags")
+        ids = visible_instance_ids(request)
+        return queryset if ids is None else queryset.filter(pk__in=ids)
+
+    def get_object(self, request, object_id, from_field=None):
+        # An instance outside the user's scope does not exist for them: 404, no redirect
+        # that would tell it apart from an unknown id.
+        obj = super().get_object(request, object_id, from_field)
+        if obj is None:
+            if not self.has_view_or_change_permission(request):
+                raise PermissionDenied
+            raise Http404(_("No such instance."))
+        return obj
+
+    def has_view_permission(self, request, obj=None):
+        return instance_permitted(request, "view", obj) or instance_permitted(
+            request, "change", obj
+        )
+
+    def has_change_permission(self, request, obj=None):
+        return instance_permitted(request, "change", obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return instance_permitted(request, "delete", obj)
+
+    def has_add_permission(self, request):
+        return request.user.has_perm("inventory.add_instance")
+
+    def has_test_connection_permission(self, request, obj=None):
+        return instance_permitted(request, "test_connection", obj)
+
+    def has_export_permission(self, request):
+        return self.has_view_permission(request)
+
+    def get_valid_export_item_pks(self, request):
+        # Ids a user may name in an export: the visible ones (the stock answer is "all").
+        return self.get_queryset(request).values_list("pk", flat=True)
+
+    # Guardian's per-instance permission pages: Administrators only.
+
+    def obj_perms_manage_view(self, request, object_pk):
+        if not can_manage_object_permissions(request):
+            raise PermissionDenied
+        return super().obj_perms_manage_view(request, object_pk)
+
+    def obj_perms_manage_user_view(self, request, object_pk, user_id):
+        if not can_manage_object_permissions(request):
+            raise PermissionDenied
+        return super().obj_perms_manage_user_view(request, object_pk, user_id)
+
+    def obj_perms_manage_group_view(self, request, object_pk, group_id):
+        if not can_manage_object_permissions(request):
+            raise PermissionDenied
+        return super().obj_perms_manage_group_view(request, object_pk, group_id)
+
+    # Columns.
+
+    @admin.display(description=_("address"), ordering="host")
+    def address(self, obj: Instance) -> str:
+        return obj.address
+
+    @admin.display(description=_("tags"))
+    def tag_badges(self, obj: Instance) -> str:
+        return format_html_join(
+            " ",
+            '<span class="wf-tag" style="--tag-colour: {}">{}</span>',
+            ((tag.colour, tag.name) for tag in obj.tags.all()),
+        )
+
+    @admin.display(description=_("status"))
+    def status(self, obj: Instance) -> str:
+        if obj.is_retired:
+            return format_html('<span class="wf-status wf-muted">{}</span>', _("retired"))
+        if not obj.is_active:
+            return format_html('<span class="wf-status wf-muted">{}</span>', _("inactive"))
+        if obj.last_connection_ok is False:
+            return format_html(
+                '<span class="wf-status wf-bad" title="{}">{}</span>',
+                obj.last_connection_error,
+                _("connection failing"),
+            )
+        if obj.last_connection_ok:
+            return format_html('<span class="wf-status wf-good">{}</span>', _("connected"))
+        return format_html('<span class="wf-status wf-muted">{}</span>', _("not tested"))
+
+    # Actions.
+
+    def _report(self, request, checks) -> None:
+        names = dict(
+            Instance.objects.filter(pk__in=[c.instance_id for c in checks]).values_list(
+                "pk", "name"
+            )
+        )
+        for check in checks:
+            name = names.get(check.instance_id, check.instance_id)
+            if check.ok:
+                self.message_user(
+                    request,
+                    _("%(name)s: connected (version %(version)s).")
+                    % {"name": name, "version": check.version.full or check.version.major_minor},
+                    messages.SUCCESS,
+                )
+            else:
+                self.message_user(request, f"{name}: {check.message}", messages.ERROR)
+
+    @admin.action(description=_("Test connection"), permissions=["test_connection"])
+    def test_connection(self, request, queryset):
+        ids = visible_instance_ids(request, "inventory.test_connection")
+        allowed = queryset if ids is None else queryset.filter(pk__in=ids)
+        refused = queryset.count() - allowed.count()
+        if refused:
+            self.message_user(
+                request,
+                ngettext(
+                    "%(count)d instance skipped: you may not test its connection.",
+                    "%(count)d instances skipped: you may not test their connections.",
+                    refused,
+                )
+                % {"count": refused},
+                messages.WARNING,
+            )
+        self._report(
+            request,
+            services.instance_test_connections(instances=allowed.select_related("credential")),
+        )
+
+    def _changeable(self, request, queryset):
+        ids = visible_instance_ids(request, "inventory.change_instance")
+        return queryset if ids is None else queryset.filter(pk__in=ids)
+
+    @admin.action(description=_("Retire (keep history, stop syncing)"), permissions=["change"])
+    def retire(self, request, queryset):
+        count = services.instance_retire(instances=self._changeable(request, queryset))
+        self.message_user(
+            request,
+            ngettext("%(count)d instance retired.", "%(count)d instances retired.", count)
+            % {"count": count},
+        )
+
+    @admin.action(description=_("Restore retired instances"), permissions=["change"])
+    def restore(self, request, queryset):
+        count = services.instance_restore(instances=self._changeable(request, queryset))
+        self.message_user(
+            request,
+            ngettext("%(count)d instance restored.", "%(count)d instances restored.", count)
+            % {"count": count},
+        )
+
+    @admin.action(description=_("Add tags"), permissions=["change"])
+    def add_tags(self, request, queryset):
+        queryset = self._changeable(request, queryset)
+        form = AddTagsForm(request.POST if "apply" in request.POST else None)
+        if form.is_bound and form.is_valid():
+            count = services.instance_add_tags(instances=queryset, tags=form.cleaned_data["tags"])
+            self.message_user(
+                request,
+                ngettext(
+                    "Tags added to %(count)d instance.", "Tags added to %(count)d instances.", count
+                )
+                % {"count": count},
+            )
+            return None
+        return TemplateResponse(
+            request,
+            "admin/inventory/instance/add_tags.html",
+            {
+                **self.admin_site.each_context(request),
+                "title": _("Add tags to instances"),
+                "opts": self.model._meta,
+                "form": form,
+                "queryset": queryset,
+                "action": "add_tags",
+                "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+            },
+        )
+
+    # The per-instance "test connection" button.
+
+    def get_urls(self):
+        return [
+            path(
+                "<path:object_id>/test-connection/",
+                self.admin_site.admin_view(self.test_connection_view),
+                name="inventory_instance_test_connection",
+            ),
+            *super().get_urls(),
+        ]
+
+    def test_connection_view(self, request, object_id):
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        instance = get_object_or_404(self.get_queryset(request), pk=object_id)
+        if not self.has_test_connection_permission(request, instance):
+            raise PermissionDenied
+        self._report(request, [services.instance_test_connection(instance=instance)])
+        return HttpResponseRedirect(reverse("admin:inventory_instance_change", args=[instance.pk]))
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        context["can_test_connection"] = obj is not None and self.has_test_connection_permission(
+            request, obj
+        )
+        context["can_manage_object_permissions"] = (
+            obj is not None and can_manage_object_permissions(request)
+        )
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+
+# --- Credentials ------------------------------------------------------------------------
+
+
+class CredentialForm(forms.ModelForm):
+    """The secret is write-only: typed in, encrypted, never rendered back."""
+
+    secret = forms.CharField(
+        label=_("Secret"),
+        required=False,
+        strip=False,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text=_("Password of the monitoring account. Leave empty to keep the stored one."),
+    )
+
+    class Meta:
+        model = Credential
+        fields = ["name", "username", "secret", "engine", "description"]
+
+    def clean(self):
+        cleaned = super().clean()
+        if not self.instance.has_secret and not cleaned.get("secret"):
+            self.add_error("secret", _("A new credential needs a secret."))
+        return cleaned
+
+    def save(self, commit=True):
+        if self.cleaned_data.get("secret"):
+            self.instance.set_secret(self.cleaned_data["secret"])
+        return super().save(commit)
+
+
+@admin.register(Credential)
+class CredentialAdmin(admin.ModelAdmin):
+    form = CredentialForm
+    list_display = ["name", "username", "engine", "secret_status", "instance_count", "updated_at"]
+    list_filter = ["engine"]
+    search_fields = ["name", "username"]
+    readonly_fields = ["secret_status", "created_at", "updated_at"]
+    fields = [
+        "name",
+        "username",
+        "secret",
+        "secret_status",
+        "engine",
+        "description",
+        "created_at",
+        "updated_at",
+    ]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(_instances=Count("instances"))
+
+    @method_decorator(sensitive_post_parameters("secret"))
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        return super().changeform_view(request, object_id, form_url, extra_context)
+
+    def get_fields(self, request, obj=None):
+        fields = list(super().get_fields(request, obj))
+        if not self.has_change_permission(request, obj):
+            fields.remove("secret")  # a read-only page has nothing to type into
+        return fields
+
+    @admin.display(description=_("secret"))
+    def secret_status(self, obj: Credential) -> str:
+        if not obj.has_secret:
+            return _("not set")
+        if obj.secret_changed_at:
+            return _("set (changed %(when)s)") % {
+                "when": obj.secret_changed_at.strftime("%Y-%m-%d %H:%M")
+            }
+        return _("set")
+
+    @admin.display(description=_("instances"), ordering="_instances")
+    def instance_count(self, obj: Credential) -> int:
+        return obj._instances
+
+
+# --- Tags -------------------------------------------------------------------------------
+
+
+INSTANCE_PERMISSION_CHOICES = [
+    ("inventory.view_instance", _("view")),
+    ("inventory.change_instance", _("change")),
+    ("inventory.delete_instance", _("delete")),
+    ("inventory.test_connection", _("test connection")),
+    ("inventory.sync", _("run syncs")),
+]
+
+
+class GrantPermissionsForm(forms.Form):
+    group = forms.ModelChoiceField(queryset=Group.objects.order_by("name"), label=_("Group"))
+    permissions = forms.MultipleChoiceField(
+        choices=INSTANCE_PERMISSION_CHOICES,
+        widget=forms.CheckboxSelectMultiple,
+        initial=["inventory.view_instance"],
+        label=_("Permissions"),
+        help_text=_("View is always included: the other permissions act on instances one can see."),
+    )
+
+
+@admin.register(Tag)
+class TagAdmin(admin.ModelAdmin):
+    list_display = ["badge", "slug", "category", "instance_count"]
+    list_filter = ["category"]
+    search_fields = ["name", "slug"]
+    prepopulated_fields = {"slug": ["name"]}
+    actions = ["grant_permissions"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(_instances=Count("instances"))
+
+    @admin.display(description=_("tag"), ordering="name")
+    def badge(self, obj: Tag) -> str:
+        return format_html(
+            '<span class="wf-tag" style="--tag-colour: {}">{}</span>', obj.colour, obj.name
+        )
+
+    @admin.display(description=_("instances"), ordering="_instances")
+    def instance_count(self, obj: Tag) -> int:
+        return obj._instances
+
+    def has_grant_permission(self, request):
+        return can_manage_object_permissions(request)
+
+    @admin.action(
+        description=_("Grant a group permissions on every instance with these tags"),
+        permissions=["grant"],
+    )
+    def grant_permissions(self, request, queryset):
+        form = GrantPermissionsForm(request.POST if "apply" in request.POST else None)
+        if form.is_bound and form.is_valid():
+            permissions = {"inventory.view_instance", *form.cleaned_data["permissions"]}
+            group = form.cleaned_data["group"]
+            count = services.instance_permissions_grant(
+                group=group, permissions=sorted(permissions), tags=queryset
+            )
+            self.message_user(
+                request,
+                ngettext(
+                    "%(group)s now holds the chosen permissions on %(count)d instance.",
+                    "%(group)s now holds the chosen permissions on %(count)d instances.",
+                    count,
+                )
+                % {"group": group.name, "count": count},
+            )
+            return None
+        return TemplateResponse(
+            request,
+            "admin/inventory/tag/grant_permissions.html",
+            {
+                **self.admin_site.each_context(request),
+                "title": _("Grant permissions on tagged instances"),
+                "opts": self.model._meta,
+                "form": form,
+                "queryset": queryset,
+                "action": "grant_permissions",
+                "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+            },
+        )

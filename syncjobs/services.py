@@ -11,7 +11,7 @@ from django.contrib.auth.models import Group, Permission
 from django.db import transaction
 from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 
-from whalefall.roles import ADMINISTRATORS, ALL_PERMISSIONS, ROLE_PERMISSIONS
+from whalefall.roles import ADMINISTRATORS, ALL_PERMISSIONS, all_role_definitions
 
 log = structlog.get_logger(__name__)
 
@@ -71,7 +71,7 @@ def _resolve_permissions(spec: dict[str, tuple[str, ...]]) -> list[Permission]:
 def roles_install() -> dict[str, int]:
     """Create the role groups and add the permissions they lack; returns permissions added."""
     added: dict[str, int] = {}
-    for role, spec in ROLE_PERMISSIONS.items():
+    for role, spec in all_role_definitions().items():
         group, _ = Group.objects.get_or_create(name=role)
         if spec == ALL_PERMISSIONS:
             permissions = list(Permission.objects.all())

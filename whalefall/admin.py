@@ -1,10 +1,14 @@
-"""Dashboard panels of the project package."""
+"""Admin of the project package: dashboard panel, audit trail and login events."""
 
+from auditlog.admin import LogEntryAdmin as StockLogEntryAdmin
+from auditlog.models import LogEntry
 from django.contrib import admin
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
 from whalefall.health import run_checks
+from whalefall.models import LoginEvent
+from whalefall.paginator import EstimatedCountPaginator
 from whalefall.sites import DashboardPanel
 
 
@@ -19,3 +23,52 @@ def system_health_panel(request: HttpRequest) -> DashboardPanel | None:
         context={"checks": run_checks()},
         order=0,
     )
+
+
+class ReadOnlyAdminMixin:
+    """A record nobody edits or deletes through the admin, not even a superuser."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+admin.site.unregister(LogEntry)
+
+
+@admin.register(LogEntry)
+class AuditLogAdmin(ReadOnlyAdminMixin, StockLogEntryAdmin):
+    """Who changed what, when and from which request: read-only for everyone."""
+
+    list_filter = [
+        "action",
+        "content_type",
+        ("actor", admin.RelatedOnlyFieldListFilter),
+        "timestamp",
+    ]
+    # Exact or prefix matches only: the audit log grows without bound.
+    search_fields = ["=object_pk", "object_repr__startswith", "=actor__username", "=cid"]
+    paginator = EstimatedCountPaginator
+    show_full_result_count = False
+    actions = None
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(LoginEvent)
+class LoginEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ["created_at", "kind", "username", "user", "ip_address", "request_id"]
+    list_filter = ["kind", "created_at"]
+    search_fields = ["=username", "=ip_address", "=request_id"]
+    date_hierarchy = "created_at"
+    list_select_related = ["user"]
+    paginator = EstimatedCountPaginator
+    show_full_result_count = False
+    actions = None
+    readonly_fields = [f.name for f in LoginEvent._meta.fields]

@@ -17,7 +17,9 @@ class WhaleFallConfig(AppConfig):
     verbose_name = _("WhaleFall")
 
     def ready(self) -> None:
-        from whalefall import security  # noqa: F401  (connects the login signal receivers)
+        from whalefall import audit, security  # noqa: F401  (security connects login receivers)
+
+        audit.register()
 
         if settings.EMBEDDED_DEFAULTS:
             log.info(

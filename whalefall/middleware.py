@@ -5,7 +5,10 @@ import time
 import uuid
 
 import structlog
+from auditlog.middleware import AuditlogMiddleware
 from django.http import HttpRequest, HttpResponse
+
+from whalefall.security import client_ip
 
 log = structlog.get_logger(__name__)
 
@@ -55,3 +58,25 @@ class BindUserMiddleware:
         if user is not None and user.is_authenticated:
             structlog.contextvars.bind_contextvars(user_id=user.pk)
         return self.get_response(request)
+
+
+def current_request_id() -> str | None:
+    """The request (or task) id bound to the logging context; the audit log's correlation id."""
+    context = structlog.contextvars.get_contextvars()
+    return context.get("request_id") or context.get("task_id")
+
+
+class AuditContextMiddleware(AuditlogMiddleware):
+    """django-auditlog's actor/address capture, with the address from :func:`client_ip`.
+
+    The stock middleware believes any client-sent ``X-Forwarded-For``; audit entries must
+    not carry an address the client chose.
+    """
+
+    @staticmethod
+    def _get_remote_addr(request: HttpRequest) -> str | None:
+        return client_ip(request)
+
+    @staticmethod
+    def _get_remote_port(request: HttpRequest) -> int | None:
+        return None

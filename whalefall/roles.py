@@ -26,15 +26,45 @@ _SCHEDULE_MODELS = (
     "django_celery_beat.clockedschedule",
 )
 
+# Permissions on these models are scoped per instance: held on the model they mean "every
+# instance"; held on single instances (guardian) they mean "these instances".
+INSTANCE_SCOPED_MODELS = ("inventory.instance",)
+INSTANCE_MANAGE = ("view", "add", "change", "delete", "test_connection", "sync")
+
 ROLE_PERMISSIONS: dict[str, str | dict[str, tuple[str, ...]]] = {
     ADMINISTRATORS: ALL_PERMISSIONS,
-    DBAS: {},
+    DBAS: {
+        "inventory.instance": INSTANCE_MANAGE,
+        "inventory.credential": EDIT,
+        "inventory.tag": EDIT,
+    },
     AUDITORS: {
+        "inventory.instance": READ,
+        "inventory.credential": READ,
+        "inventory.tag": READ,
         "auditlog.logentry": READ,
+        "whalefall.loginevent": READ,
     },
     SCHEDULERS: {model: EDIT for model in _SCHEDULE_MODELS},
-    VIEWERS: {},
+    VIEWERS: {
+        "inventory.instance": READ,
+        "inventory.tag": READ,
+    },
 }
+
+# "<role> (scoped)" groups hold a role's permissions except those on instance-scoped
+# models: members see and act only on the instances granted to them (or to one of their
+# groups) per instance or per tag.
+SCOPED_SUFFIX = " (scoped)"
+SCOPED_ROLES = (DBAS, AUDITORS, VIEWERS)
+
+
+def scoped_role_permissions(role: str) -> dict[str, tuple[str, ...]]:
+    spec = ROLE_PERMISSIONS[role]
+    if not isinstance(spec, dict):
+        raise ValueError(f"{role} holds every permission; it has no scoped variant")
+    return {model: acts for model, acts in spec.items() if model not in INSTANCE_SCOPED_MODELS}
+
 
 ROLE_DESCRIPTIONS = {
     ADMINISTRATORS: _("Everything, including users, groups and object permissions."),
@@ -43,3 +73,11 @@ ROLE_DESCRIPTIONS = {
     SCHEDULERS: _("Edit periodic tasks and their schedules; read run history."),
     VIEWERS: _("Read inventory and capacity."),
 }
+
+
+def all_role_definitions() -> dict[str, str | dict[str, tuple[str, ...]]]:
+    """Every group bootstrap manages: the five roles and their scoped variants."""
+    definitions = dict(ROLE_PERMISSIONS)
+    for role in SCOPED_ROLES:
+        definitions[role + SCOPED_SUFFIX] = scoped_role_permissions(role)
+    return definitions

@@ -1,11 +1,16 @@
-"""Login throttling and security event logging."""
+"""Login throttling and the record of login attempts."""
+
+import ipaddress
 
 import structlog
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.contrib.auth import signals as auth_signals
 from django.dispatch import receiver
 from django.http import HttpRequest
 from django_ratelimit.core import is_ratelimited
+
+from whalefall.models import LoginEvent
 
 log = structlog.get_logger(__name__)
 
@@ -22,8 +27,37 @@ def client_ip(request: HttpRequest) -> str:
     return request.META.get("REMOTE_ADDR") or "0.0.0.0"  # noqa: S104
 
 
+def _typed_username(request: HttpRequest | None) -> str:
+    if request is None or request.method != "POST":
+        return ""
+    return request.POST.get("username", "").strip()[:150]
+
+
 def _username_key(_group: str, request: HttpRequest) -> str:
-    return request.POST.get("username", "").strip().lower()
+    return _typed_username(request).lower()
+
+
+def record_login_event(kind: str, request: HttpRequest | None, user=None, username: str = ""):
+    """Store one login attempt for the auditors and log it as a security event."""
+    ip = client_ip(request) if request is not None else None
+    try:
+        ip = str(ipaddress.ip_address(ip)) if ip else None
+    except ValueError:
+        ip = None
+    username = username or _typed_username(request)
+    if user is None and username:
+        user = get_user_model().objects.filter(username=username).first()
+    event = LoginEvent.objects.create(
+        kind=kind,
+        username=username,
+        user=user,
+        ip_address=ip,
+        user_agent=(request.headers.get("User-Agent", "") if request is not None else "")[:300],
+        request_id=getattr(request, "request_id", "") if request is not None else "",
+    )
+    level = log.info if kind == LoginEvent.Kind.SUCCEEDED else log.warning
+    level(f"login_{kind}", security_event=True, username=username, ip=ip)
+    return event
 
 
 def login_is_throttled(request: HttpRequest) -> bool:
@@ -45,32 +79,17 @@ def login_is_throttled(request: HttpRequest) -> bool:
         increment=True,
     )
     if by_ip or by_username:
-        log.warning(
-            "login_rate_limited",
-            security_event=True,
-            ip=client_ip(request),
-            username=_username_key("", request),
-            by_ip=by_ip,
-            by_username=by_username,
-        )
+        record_login_event(LoginEvent.Kind.RATE_LIMITED, request)
         return True
     return False
 
 
 @receiver(auth_signals.user_logged_in)
-def _log_login(sender, request, user, **_kwargs) -> None:
-    log.info("login_succeeded", security_event=True, user_id=user.pk, ip=_ip_or_none(request))
+def _record_login(sender, request, user, **_kwargs) -> None:
+    record_login_event(LoginEvent.Kind.SUCCEEDED, request, user=user, username=user.get_username())
 
 
 @receiver(auth_signals.user_login_failed)
-def _log_login_failure(sender, credentials, request=None, **_kwargs) -> None:
-    log.warning(
-        "login_failed",
-        security_event=True,
-        username=str(credentials.get("username", ""))[:150],
-        ip=_ip_or_none(request),
-    )
-
-
-def _ip_or_none(request: HttpRequest | None) -> str | None:
-    return client_ip(request) if request is not None else None
+def _record_login_failure(sender, credentials, request=None, **_kwargs) -> None:
+    username = str(credentials.get("username", ""))[:150]
+    record_login_event(LoginEvent.Kind.FAILED, request, username=username)

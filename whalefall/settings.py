@@ -92,6 +92,7 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "guardian",
     "auditlog",
+    "import_export",
     "whalefall",
     "inventory",
     "accounts",
@@ -110,7 +111,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "whalefall.middleware.BindUserMiddleware",
-    "auditlog.middleware.AuditlogMiddleware",
+    "whalefall.middleware.AuditContextMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -289,6 +290,17 @@ RATELIMIT_IP_META_KEY = "whalefall.security.client_ip"
 if not (PRODUCTION and REDIS_URL):
     # The local-memory cache is per process: fine for one local web process.
     SILENCED_SYSTEM_CHECKS = ["django_ratelimit.E003", "django_ratelimit.W001"]
+
+# Audit log (django-auditlog): entries carry the request id as their correlation id.
+AUDITLOG_CID_GETTER = "whalefall.middleware.current_request_id"
+AUDITLOG_INCLUDE_ALL_MODELS = False
+
+# Instance import/export: importing needs the add permission, exporting the view one
+# (the admins narrow both to the instances a user may see); imports are all-or-nothing.
+IMPORT_EXPORT_IMPORT_PERMISSION_CODE = "add"
+IMPORT_EXPORT_EXPORT_PERMISSION_CODE = "view"
+IMPORT_EXPORT_USE_TRANSACTIONS = True
+IMPORT_EXPORT_SKIP_ADMIN_LOG = False
 
 # --- Security headers -------------------------------------------------------------------
 

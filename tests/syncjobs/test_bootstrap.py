@@ -27,23 +27,51 @@ def group_permissions() -> dict[str, set[str]]:
     }
 
 
-def test_creates_the_five_role_groups():
+ROLES = {"Administrators", "DBAs", "Auditors", "Schedulers", "Viewers"}
+SCOPED = {"DBAs (scoped)", "Auditors (scoped)", "Viewers (scoped)"}
+INSTANCE_PERMS = {
+    "view_instance",
+    "add_instance",
+    "change_instance",
+    "delete_instance",
+    "test_connection",
+    "sync",
+}
+SCHEDULE_MODELS = (
+    "periodictask",
+    "crontabschedule",
+    "intervalschedule",
+    "solarschedule",
+    "clockedschedule",
+)
+
+
+def test_creates_the_five_role_groups_and_their_scoped_variants():
     bootstrap()
-    assert set(Group.objects.values_list("name", flat=True)) == {
-        "Administrators",
-        "DBAs",
-        "Auditors",
-        "Schedulers",
-        "Viewers",
-    }
+    assert set(Group.objects.values_list("name", flat=True)) == ROLES | SCOPED
     perms = group_permissions()
     assert {"view_periodictask", "change_periodictask", "add_crontabschedule"} <= perms[
         "Schedulers"
     ]
-    assert perms["Auditors"] == {"view_logentry"}
     assert {"change_user", "change_group", "view_logentry"} <= perms["Administrators"]
-    for role in ("DBAs", "Auditors", "Schedulers", "Viewers"):
+    assert perms["DBAs"] >= INSTANCE_PERMS
+    assert {"view_instance", "view_logentry", "view_loginevent"} <= perms["Auditors"]
+    assert perms["Viewers"] == {"view_instance", "view_tag"}
+    for role in (ROLES - {"Administrators"}) | SCOPED:
         assert not {"add_user", "change_user", "change_group"} & perms[role], role
+        # Nobody but Administrators assigns object permissions.
+        assert not {p for p in perms[role] if p.endswith("objectpermission")}, role
+    for role in ("Auditors", "Viewers", "Schedulers"):
+        writes = {p for p in perms[role] if p.split("_")[0] in {"add", "change", "delete"}}
+        assert all(p.endswith(SCHEDULE_MODELS) for p in writes), (role, writes)
+        assert role == "Schedulers" or not writes, role
+
+
+def test_scoped_variants_hold_the_role_without_instance_permissions():
+    bootstrap()
+    perms = group_permissions()
+    for role in ("DBAs", "Auditors", "Viewers"):
+        assert perms[f"{role} (scoped)"] == perms[role] - INSTANCE_PERMS, role
 
 
 def test_is_idempotent():
@@ -54,7 +82,7 @@ def test_is_idempotent():
     assert group_permissions() == before
     assert PeriodicTask.objects.count() == tasks_before
     assert "Default schedule: 0 periodic task(s) created." in out
-    assert re.findall(r"Role \w+: (\d+) permission", out) == ["0"] * 5
+    assert re.findall(r"Role [\w ()]+: (\d+) permission", out) == ["0"] * 8
 
 
 def test_installs_the_default_schedule_without_overwriting_edits():

@@ -63,7 +63,11 @@ def _is_grant_admin(engine: str, attributes: Mapping, roles: set[str], privset, 
 
 def derive_facts(privset: Mapping[str, Any]) -> dict[str, Any]:
     """``engine``, sorted ``capabilities``, sorted ``roles`` and the canonical ``grants``."""
-    privset = canonicalize(privset)
+    return facts_of_canonical(canonicalize(privset))
+
+
+def facts_of_canonical(privset: Mapping[str, Any]) -> dict[str, Any]:
+    """:func:`derive_facts` of a set that is already canonical (no second sort)."""
     engine, attributes = privset["engine"], privset["attributes"]
     roles = set(privset["roles"])
     capabilities = {name for name, value in attributes.items() if value is True}

@@ -246,6 +246,20 @@ DJANGO_CELERY_BEAT_TZ_AWARE = True
 # Readiness fails when the beat heartbeat task has not run for this long.
 WHALEFALL_HEARTBEAT_MAX_AGE = env.int("WHALEFALL_HEARTBEAT_MAX_AGE", default=180)
 
+# --- Runs -------------------------------------------------------------------------------
+
+# The reaper fails a running item whose heartbeat is older than this; it must exceed the
+# task time limit, so that only items of a worker that died qualify.
+WHALEFALL_RUN_STALE_MINUTES = env.int("WHALEFALL_RUN_STALE_MINUTES", default=70)
+# The reaper fails a run that no worker has started after this long.
+WHALEFALL_RUN_QUEUED_MAX_MINUTES = env.int("WHALEFALL_RUN_QUEUED_MAX_MINUTES", default=360)
+# Runs older than this are deleted by the retention job.
+WHALEFALL_RUN_RETENTION_DAYS = env.int("WHALEFALL_RUN_RETENTION_DAYS", default=180)
+# Retries of an item after a transient failure (instance unreachable, timeout, database
+# connection lost), the first after this many seconds, doubling each time.
+WHALEFALL_RUN_ITEM_RETRIES = env.int("WHALEFALL_RUN_ITEM_RETRIES", default=3)
+WHALEFALL_RUN_RETRY_DELAY = env.int("WHALEFALL_RUN_RETRY_DELAY", default=30)
+
 # --- Credentials ------------------------------------------------------------------------
 
 _credential_keys = env.str("WHALEFALL_CREDENTIAL_KEYS", default="")
@@ -352,6 +366,29 @@ STORAGES = {
 WHALEFALL_CONNECT_TIMEOUT = env.int("WHALEFALL_CONNECT_TIMEOUT", default=10)
 WHALEFALL_QUERY_TIMEOUT = env.int("WHALEFALL_QUERY_TIMEOUT", default=300)
 WHALEFALL_ALLOWED_TARGETS = env.list("WHALEFALL_ALLOWED_TARGETS", default=[])
+
+# System accounts never synced, as SQL LIKE patterns per engine (case-insensitive).
+# WHALEFALL_EXTRA_SYSTEM_ACCOUNTS adds "engine:pattern" entries, comma-separated.
+WHALEFALL_SYSTEM_ACCOUNTS = {
+    "mysql": ["", "mysql.%", "mariadb.sys"],
+    "postgresql": ["pg\\_%", "rdsadmin", "rds\\_superuser", "rds\\_replication", "rds\\_password"],
+    "sqlserver": [
+        "public", "guest", "dbo", "sys", "INFORMATION_SCHEMA", "##%",
+        "NT SERVICE\\\\%", "NT AUTHORITY\\\\%", "BUILTIN\\\\%", "NT %",
+    ],
+    "oracle": [
+        "SYS", "SYSTEM", "SYS$%", "GSM%", "XDB%", "APEX%", "ORD%", "SPATIAL\\_%", "ANONYMOUS",
+        "APPQOSSYS", "AUDSYS", "CTXSYS", "DBSFWUSER", "DBSNMP", "DIP", "DVF", "DVSYS",
+        "FLOWS\\_FILES", "GGSYS", "LBACSYS", "MDDATA", "MDSYS", "OJVMSYS", "OLAPSYS",
+        "OUTLN", "REMOTE\\_SCHEDULER\\_AGENT", "SI\\_INFORMTN\\_SCHEMA", "SYSBACKUP", "SYSDG",
+        "SYSKM", "SYSRAC", "WMSYS", "OWBSYS", "OWBSYS\\_AUDIT", "MGMT\\_VIEW", "EXFSYS",
+        "ORACLE\\_OCM", "XS$NULL", "PDBADMIN", "SCOTT", "HR", "OE", "PM", "IX", "SH", "BI",
+        "DGPDB\\_INT", "GSMADMIN\\_INTERNAL", "GSMCATUSER", "GSMUSER", "GGSHAREDCAP",
+    ],
+}
+for _entry in env.list("WHALEFALL_EXTRA_SYSTEM_ACCOUNTS", default=[]):
+    _engine, _, _pattern = _entry.partition(":")
+    WHALEFALL_SYSTEM_ACCOUNTS.setdefault(_engine.strip(), []).append(_pattern.strip())
 
 # --- Logging ----------------------------------------------------------------------------
 

@@ -89,6 +89,16 @@ def scrub(message: str, *secrets: str) -> str:
     return message[:MAX_ERROR_LENGTH]
 
 
+def without_names(message: str, *names: str) -> str:
+    """``message`` without the quoted names it echoes (host, user, database), so that a host
+    called ``tls-db`` or a user called ``ssl_mon`` cannot make an error look like a TLS one."""
+    for name in names:
+        if name:
+            for quote in ("'", '"'):
+                message = message.replace(f"{quote}{name}{quote}", quote * 2)
+    return message
+
+
 # --- Records ----------------------------------------------------------------------------
 
 
@@ -112,6 +122,44 @@ def parse_version(raw: str, pattern: str, parts: int) -> VersionInfo:
     minor = numbers[1] if len(numbers) > 1 and numbers[1] is not None else "0"
     full = ".".join(n for n in numbers if n is not None)
     return VersionInfo(raw=raw[:500], major_minor=f"{major}.{minor}", full=full)
+
+
+@dataclass(frozen=True)
+class AccountRecord:
+    """An account as an instance lists it. MySQL/MariaDB identify accounts by user and host."""
+
+    name: str
+    host: str = ""
+    kind: str = "user"  # user, role, login or group
+
+    @property
+    def key(self) -> str:
+        return f"{self.name}@{self.host}" if self.host else self.name
+
+
+def like(pattern: str, value: str) -> bool:
+    """SQL LIKE semantics, case-insensitive: ``%`` any run, ``_`` one character, ``\\`` escapes."""
+    regex, escaped = [], False
+    for char in pattern:
+        if escaped:
+            regex.append(re.escape(char))
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char == "%":
+            regex.append(".*")
+        elif char == "_":
+            regex.append(".")
+        else:
+            regex.append(re.escape(char))
+    return re.fullmatch("".join(regex), value, re.IGNORECASE | re.DOTALL) is not None
+
+
+def is_system_account(engine: str, name: str) -> bool:
+    """Whether ``name`` is a system account of ``engine``: the engine's defaults plus
+    ``WHALEFALL_SYSTEM_ACCOUNTS`` (LIKE patterns; exact names are patterns too)."""
+    patterns = settings.WHALEFALL_SYSTEM_ACCOUNTS.get(engine, ())
+    return any(like(pattern, name) for pattern in patterns)
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from inventory.engines.base import (
     Unreachable,
     VersionInfo,
     parse_version,
+    without_names,
 )
 
 # mysqlclient ssl_mode per TLS mode of the instance. With MariaDB Connector/C the client
@@ -43,6 +44,9 @@ _UNREACHABLE_ERRORS = {2002, 2003, 2005, 2006}
 _TLS_ERRORS = {2026, 3159}
 _TIMEOUT_ERRORS = {1969, 3024}  # max_statement_time / max_execution_time exceeded
 _ETIMEDOUT = ("system error: 110", "(110)", "timed out", "timeout")
+# The client's read/write timeouts only back up the server's statement timeout: equal values
+# race, and a lost race reports a statement timeout as a lost connection (error 2013).
+_NETWORK_TIMEOUT_MARGIN = 5
 
 
 class MySQLEngine(Engine):
@@ -58,8 +62,8 @@ class MySQLEngine(Engine):
             password=target.secret,
             database=target.database or "",
             connect_timeout=max(1, round(target.connect_timeout)),
-            read_timeout=timeout,
-            write_timeout=timeout,
+            read_timeout=timeout + _NETWORK_TIMEOUT_MARGIN,
+            write_timeout=timeout + _NETWORK_TIMEOUT_MARGIN,
             ssl_mode=SSL_MODES.get(target.tls_mode, "PREFERRED"),
             charset="utf8mb4",
             autocommit=True,
@@ -105,7 +109,9 @@ class MySQLEngine(Engine):
         if isinstance(exc, EngineError):
             return type(exc)
         code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
-        message = str(exc).lower()
+        message = without_names(
+            str(exc), self.target.host, self.target.username, self.target.database
+        ).lower()
         if code in _AUTH_ERRORS:
             return AuthenticationFailed
         if code in _TLS_ERRORS or "ssl" in message or "tls" in message:

@@ -27,6 +27,7 @@ from inventory.engines.base import (
     Unreachable,
     VersionInfo,
     parse_version,
+    without_names,
 )
 
 SSL_MODES = {
@@ -92,15 +93,17 @@ class PostgreSQLEngine(Engine):
     @classmethod
     def parse_version(cls, raw: str) -> VersionInfo:
         # "PostgreSQL 15.19 (Debian 15.19-0+deb12u1) on x86_64-pc-linux-gnu, …",
-        # "PostgreSQL 17beta1"
-        return parse_version(raw, r"PostgreSQL (\d+)(?:\.(\d+))?", 2)
+        # "PostgreSQL 9.6.24 on …" (three parts before 10), "PostgreSQL 17beta1"
+        return parse_version(raw, r"PostgreSQL (\d+)(?:\.(\d+))?(?:\.(\d+))?", 3)
 
     def classify(self, exc: BaseException) -> type[EngineError]:
         if isinstance(exc, EngineError):
             return type(exc)
         if isinstance(exc, pg_errors.ConnectionTimeout | pg_errors.QueryCanceled):
             return Timeout
-        message = str(exc).lower()
+        message = without_names(
+            str(exc), self.target.host, self.target.username, self.database
+        ).lower()
         if getattr(exc, "sqlstate", None) in _AUTH_STATES or any(
             marker in message for marker in _AUTH_MARKERS
         ):

@@ -67,7 +67,8 @@ class SQLServerEngine(Engine):
             "Database": odbc_value(database or self.database),
             "UID": odbc_value(target.username),
             "PWD": odbc_value(target.secret),
-            "APP": "whalefall",
+            # No APP keyword: mssql-python sets APP itself and rejects a connection string
+            # that names it ("Reserved keyword 'app' is controlled by the driver").
             "ApplicationIntent": "ReadOnly",
             **TLS_OPTIONS.get(target.tls_mode, TLS_OPTIONS["preferred"]),
         }

@@ -1,0 +1,184 @@
+"""Accounts found on instances, their current privileges and the permanent change history."""
+
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+from inventory.models import Engine, Instance
+
+
+class AccountKind(models.TextChoices):
+    USER = "user", _("User")
+    ROLE = "role", _("Role")
+    LOGIN = "login", _("Login")
+    GROUP = "group", _("Group")
+
+
+class AccountQuerySet(models.QuerySet):
+    def visible_to(self, user, perm: str = "inventory.view_instance") -> "AccountQuerySet":
+        """Accounts of the instances ``user`` holds ``perm`` on."""
+        if user is not None and user.is_active and user.has_perm(perm):
+            return self
+        return self.filter(instance__in=Instance.objects.visible_to(user, perm))
+
+    def active(self) -> "AccountQuerySet":
+        return self.filter(removed_at__isnull=True)
+
+    def privileged(self) -> "AccountQuerySet":
+        return self.filter(Q(snapshot__is_superuser=True) | Q(snapshot__can_grant=True))
+
+
+class Account(models.Model):
+    """An account (user, role, login or group) as the instance reports it."""
+
+    instance = models.ForeignKey(
+        Instance,
+        on_delete=models.PROTECT,  # history is permanent: retire instances instead
+        related_name="accounts",
+        verbose_name=_("instance"),
+    )
+    name = models.CharField(_("name"), max_length=255, help_text=_("User, role or login name."))
+    host = models.CharField(
+        _("host"),
+        max_length=255,
+        blank=True,
+        help_text=_("MySQL/MariaDB host part of the account."),
+    )
+    kind = models.CharField(_("kind"), max_length=10, choices=AccountKind.choices)
+    first_seen_at = models.DateTimeField(_("first seen"))
+    last_seen_at = models.DateTimeField(_("last seen"))
+    removed_at = models.DateTimeField(
+        _("removed at"),
+        null=True,
+        blank=True,
+        help_text=_("When a sync last found it gone; empty while it exists."),
+    )
+
+    objects = AccountQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["instance", "name", "host"]
+        verbose_name = _("account")
+        verbose_name_plural = _("accounts")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["instance", "name", "host"], name="accounts_account_identity_unique"
+            ),
+            models.CheckConstraint(
+                condition=Q(kind__in=AccountKind.values), name="accounts_account_kind_valid"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["instance", "removed_at"], name="accounts_account_active_idx"),
+            models.Index(fields=["name"], name="accounts_account_name_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return self.identity
+
+    @property
+    def identity(self) -> str:
+        return f"{self.name}@{self.host}" if self.host else self.name
+
+    @property
+    def key(self) -> str:
+        """The identity an engine reports the account under (``AccountRecord.key``)."""
+        return self.identity
+
+
+class PrivilegeSnapshot(models.Model):
+    """The current canonical privileges of one account, and the facts derived from them."""
+
+    # One snapshot per account: the one-to-one field is a unique constraint in the database.
+    account = models.OneToOneField(
+        Account, on_delete=models.CASCADE, related_name="snapshot", verbose_name=_("account")
+    )
+    privileges = models.JSONField(_("privileges"), help_text=_("Canonical privilege set."))
+    facts = models.JSONField(_("facts"), help_text=_("Capabilities, roles and grants."))
+    fingerprint = models.CharField(_("fingerprint"), max_length=64)
+    is_superuser = models.BooleanField(_("superuser"), default=False, db_index=True)
+    is_locked = models.BooleanField(_("locked"), default=False, db_index=True)
+    can_grant = models.BooleanField(_("can grant"), default=False, db_index=True)
+    collected_at = models.DateTimeField(_("collected at"))
+    changed_at = models.DateTimeField(
+        _("changed at"), help_text=_("When the privileges last changed.")
+    )
+
+    class Meta:
+        verbose_name = _("privilege snapshot")
+        verbose_name_plural = _("privilege snapshots")
+
+    def __str__(self) -> str:
+        return f"{self.account} ({self.fingerprint[:12]})"
+
+
+class ChangeType(models.TextChoices):
+    CREATED = "created", _("Created")
+    PRIVILEGES_CHANGED = "privileges_changed", _("Privileges changed")
+    ATTRIBUTES_CHANGED = "attributes_changed", _("Attributes changed")
+    REMOVED = "removed", _("Removed")
+    RESTORED = "restored", _("Restored")
+
+
+class ImmutableRow(Exception):
+    """Change history rows are written once."""
+
+
+class AccountChange(models.Model):
+    """One detected change of an account's privileges; immutable."""
+
+    account = models.ForeignKey(
+        Account, on_delete=models.PROTECT, related_name="changes", verbose_name=_("account")
+    )
+    instance = models.ForeignKey(
+        Instance,
+        on_delete=models.PROTECT,
+        related_name="account_changes",
+        verbose_name=_("instance"),
+    )
+    engine = models.CharField(_("engine"), max_length=20, choices=Engine.choices)
+    # A plain value, not a foreign key: runs are purged by retention, history is not.
+    run_id = models.BigIntegerField(_("run"), null=True, blank=True, db_index=True)
+    detected_at = models.DateTimeField(_("detected at"))
+    change_type = models.CharField(_("change"), max_length=20, choices=ChangeType.choices)
+    summary = models.CharField(_("summary"), max_length=500)
+    diff = models.JSONField(_("diff"))
+    privileged = models.BooleanField(
+        _("privileged"),
+        default=False,
+        help_text=_("The account is or became a superuser or grant admin."),
+    )
+
+    class Meta:
+        ordering = ["-detected_at", "-id"]
+        verbose_name = _("account change")
+        verbose_name_plural = _("account changes")
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(change_type__in=ChangeType.values),
+                name="accounts_accountchange_type_valid",
+            )
+        ]
+        indexes = [
+            models.Index(fields=["account", "detected_at"], name="accounts_change_account_idx"),
+            models.Index(fields=["instance", "-detected_at"], name="accounts_change_instance_idx"),
+            models.Index(fields=["change_type", "-detected_at"], name="accounts_change_type_idx"),
+            models.Index(fields=["engine", "-detected_at"], name="accounts_change_engine_idx"),
+            models.Index(
+                fields=["-detected_at"],
+                condition=Q(privileged=True),
+                name="accounts_change_privileged_idx",
+            ),
+            models.Index(fields=["-detected_at", "-id"], name="accounts_change_recent_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.account}: {self.get_change_type_display()} ({self.summary})"
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise ImmutableRow("account changes are never modified")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ImmutableRow("account changes are never deleted")

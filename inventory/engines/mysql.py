@@ -15,17 +15,24 @@ session's ``max_statement_time`` (MariaDB, seconds) or ``max_execution_time`` (M
 milliseconds) stops a statement on the server.
 """
 
+import json
+from collections import defaultdict
+from datetime import UTC, datetime
+
 import MySQLdb
 
 from inventory.engines.base import (
+    AccountRecord,
     AuthenticationFailed,
     Engine,
     EngineError,
     EngineFailure,
+    InsufficientPrivileges,
     Timeout,
     TlsError,
     Unreachable,
     VersionInfo,
+    is_system_account,
     parse_version,
     without_names,
 )
@@ -49,7 +56,7 @@ _ETIMEDOUT = ("system error: 110", "(110)", "timed out", "timeout")
 _NETWORK_TIMEOUT_MARGIN = 5
 
 
-class MySQLEngine(Engine):
+class _MySQLConnection(Engine):
     name = "mysql"
 
     def open(self) -> None:
@@ -121,3 +128,360 @@ class MySQLEngine(Engine):
         if code in _UNREACHABLE_ERRORS | {2013}:
             return Timeout if any(marker in message for marker in _ETIMEDOUT) else Unreachable
         return EngineFailure
+
+
+# --- Accounts and privileges ------------------------------------------------------------
+
+# Bit n of MariaDB's mysql.global_priv "access" is the n-th privilege (read off the server
+# by granting one privilege at a time). Bit 10 is GRANT OPTION. Bit 20 is called REPLICATION
+# CLIENT before MariaDB 10.5.
+MARIADB_GLOBAL_BITS = (
+    "SELECT", "INSERT", "UPDATE", "DELETE", "CREATE", "DROP", "RELOAD", "SHUTDOWN",
+    "PROCESS", "FILE", None, "REFERENCES", "INDEX", "ALTER", "SHOW DATABASES", "SUPER",
+    "CREATE TEMPORARY TABLES", "LOCK TABLES", "EXECUTE", "REPLICATION SLAVE",
+    "BINLOG MONITOR", "CREATE VIEW", "SHOW VIEW", "CREATE ROUTINE", "ALTER ROUTINE",
+    "CREATE USER", "EVENT", "TRIGGER", "CREATE TABLESPACE", "DELETE HISTORY", "SET USER",
+    "FEDERATED ADMIN", "CONNECTION ADMIN", "READ_ONLY ADMIN", "REPLICATION SLAVE ADMIN",
+    "REPLICATION MASTER ADMIN", "BINLOG ADMIN", "BINLOG REPLAY", "SLAVE MONITOR",
+    "SHOW CREATE ROUTINE",
+)  # fmt: skip
+GRANT_OPTION_BIT = 10
+SUPER_BIT = 15
+ALL_PRIVILEGES = "ALL PRIVILEGES"
+
+# *_priv column name (without the suffix) -> privilege name where the plain rule
+# (underscores to spaces, upper case) does not give the name SHOW GRANTS uses.
+_COLUMN_NAMES = {
+    "Create_tmp_table": "CREATE TEMPORARY TABLES",
+    "Show_db": "SHOW DATABASES",
+    "Repl_slave": "REPLICATION SLAVE",
+    "Repl_client": "REPLICATION CLIENT",
+    "Delete_history": "DELETE HISTORY",
+}
+# Values of the SET columns of tables_priv / columns_priv / procs_priv that are not just
+# upper-cased privilege names.
+_SET_NAMES = {"Delete versioning rows": "DELETE HISTORY"}
+# mysql.user columns that are not privileges of the *.* level.
+_NOT_GLOBAL = {"Grant"}
+
+
+def _privilege_from_column(column: str) -> str:
+    base = column[: -len("_priv")]
+    return _COLUMN_NAMES.get(base, base.replace("_", " ").upper())
+
+
+def _set_values(value) -> list[str]:
+    if not value:
+        return []
+    items = value if isinstance(value, set | frozenset | list | tuple) else str(value).split(",")
+    return [_SET_NAMES.get(v, v.upper()) for v in items if v]
+
+
+def _text(value) -> str:
+    return (
+        value.decode()
+        if isinstance(value, bytes | bytearray)
+        else ("" if value is None else str(value))
+    )
+
+
+def _epoch(value) -> str | None:
+    try:
+        seconds = int(value)
+    except (TypeError, ValueError):
+        return None
+    return datetime.fromtimestamp(seconds, UTC).isoformat() if seconds > 0 else None
+
+
+class _Grants:
+    """Collects grants per account key while the grant tables are read."""
+
+    def __init__(self):
+        self.grants: dict[str, set[tuple[str, str, str, str]]] = defaultdict(set)
+        self.roles: dict[str, set[str]] = defaultdict(set)
+        self.admin_roles: dict[str, set[str]] = defaultdict(set)
+
+    def add(self, key: str, scope: str, obj: str, privileges, grantable: bool) -> None:
+        option = "GRANT" if grantable else ""
+        privileges = list(privileges)
+        for privilege in privileges:
+            self.grants[key].add((scope, obj, privilege, option))
+        if grantable and not privileges:
+            self.grants[key].add((scope, obj, "USAGE", option))
+
+
+def _key(user, host) -> str:
+    return AccountRecord(_text(user), _text(host)).key
+
+
+class MySQLAccountsMixin:
+    """Accounts and privileges read in bulk from the grant tables (a fixed number of
+    queries per instance, never one SHOW GRANTS per account)."""
+
+    def _is_mariadb(self) -> bool:
+        return "mariadb" in self._version.lower()
+
+    def _has_global_priv(self) -> bool:
+        info = self.parse_version(self._version)
+        if not self._is_mariadb() or info.major_minor == "unknown":
+            return False
+        major, minor = (int(n) for n in info.major_minor.split("."))
+        return (major, minor) >= (10, 4)
+
+    def dict_rows(self, sql: str) -> list[dict]:
+        """Rows of a statement as dicts keyed by column name."""
+        self.queries += 1
+        with self.connection.cursor() as cursor:
+            cursor.execute(sql)
+            columns = [c[0] for c in cursor.description]
+            return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+
+    def _read_accounts(self) -> list[dict]:
+        try:
+            if self._has_global_priv():
+                rows = self.dict_rows("SELECT Host, User, Priv FROM mysql.global_priv")
+            else:
+                rows = self.dict_rows("SELECT * FROM mysql.user")
+        except MySQLdb.OperationalError as exc:
+            if exc.args and exc.args[0] in {1142, 1044, 1227}:
+                raise InsufficientPrivileges(
+                    f"{InsufficientPrivileges.label}: the monitoring account cannot read the "
+                    "grant tables (GRANT SELECT ON mysql.* TO it)"
+                ) from None
+            raise
+        if not rows:
+            # Every server has at least one account: an empty table means we see nothing.
+            raise InsufficientPrivileges(
+                f"{InsufficientPrivileges.label}: the grant tables look empty to the "
+                "monitoring account"
+            )
+        for row in rows:
+            row.pop("authentication_string", None)
+            row.pop("Password", None)
+            if "Priv" in row:
+                priv = json.loads(_text(row.pop("Priv")) or "{}")
+                priv.pop("authentication_string", None)  # never kept, never stored
+                priv.pop("auth_or", None)
+                row["priv"] = priv
+        return rows
+
+    def _role_names(self, rows) -> set[str]:
+        """Accounts that are roles (MySQL 8 has no flag: a role is granted in role_edges)."""
+        if self._has_global_priv():
+            return {_key(r["User"], r["Host"]) for r in rows if r["priv"].get("is_role")}
+        if "is_role" in (rows[0] if rows else {}):
+            return {_key(r["User"], r["Host"]) for r in rows if _text(r["is_role"]) == "Y"}
+        try:
+            edges = self.query("SELECT DISTINCT FROM_USER, FROM_HOST FROM mysql.role_edges")
+        except MySQLdb.ProgrammingError:  # before MySQL 8: no roles
+            return set()
+        return {_key(user, host) for user, host in edges}
+
+    def list_accounts(self) -> list[AccountRecord]:
+        rows = self._read_accounts()
+        self._account_rows = rows
+        roles = self._role_names(rows)
+        records = []
+        for row in rows:
+            user, host = _text(row["User"]), _text(row["Host"])
+            if is_system_account("mysql", user):
+                continue
+            key = _key(user, host)
+            is_role = key in roles
+            # MariaDB roles have an empty host; MySQL 8 roles keep theirs.
+            records.append(AccountRecord(name=user, host=host, kind="role" if is_role else "user"))
+        self._roles = roles
+        return records
+
+    def _global_from_bits(self, access: int) -> tuple[list[str], bool]:
+        names = list(MARIADB_GLOBAL_BITS)
+        info = self.parse_version(self._version)
+        if info.major_minor != "unknown" and tuple(int(n) for n in info.major_minor.split(".")) < (
+            10,
+            5,
+        ):
+            names[20] = "REPLICATION CLIENT"
+        privileges = [name for bit, name in enumerate(names) if name and access & (1 << bit)]
+        unknown = access >> len(names)
+        privileges += [
+            f"PRIVILEGE BIT {len(names) + i}"
+            for i in range(unknown.bit_length())
+            if unknown >> i & 1
+        ]
+        top = (
+            max(bit for bit, name in enumerate(names) if name and (access >> bit) & 1)
+            if privileges
+            else -1
+        )
+        everything = all(access >> bit & 1 for bit in range(top + 1) if bit != GRANT_OPTION_BIT)
+        if privileges and everything and top >= SUPER_BIT:
+            privileges.append(ALL_PRIVILEGES)
+        return privileges, bool(access >> GRANT_OPTION_BIT & 1)
+
+    def _global_from_columns(self, row: dict) -> tuple[list[str], bool]:
+        columns = [c for c in row if c.endswith("_priv")]
+        granted = [c for c in columns if _text(row[c]) == "Y" and c[:-5] not in _NOT_GLOBAL]
+        privileges = [_privilege_from_column(c) for c in granted]
+        if privileges and len(granted) == len([c for c in columns if c[:-5] not in _NOT_GLOBAL]):
+            privileges.append(ALL_PRIVILEGES)
+        return privileges, _text(row.get("Grant_priv")) == "Y"
+
+    def collect_privileges(self, accounts: list[AccountRecord], *, deep: bool = False) -> dict:
+        """Canonical-ready privilege sets of ``accounts``, keyed by ``AccountRecord.key``."""
+        wanted = {a.key: a for a in accounts}
+        if not wanted:
+            return {}
+        if getattr(self, "_account_rows", None) is None:
+            self._account_rows = self._read_accounts()
+        grants = _Grants()
+        attributes: dict[str, dict] = {}
+
+        for row in self._account_rows:
+            key = _key(row["User"], row["Host"])
+            if key not in wanted:
+                continue
+            is_role = wanted[key].kind == "role"
+            if "priv" in row:
+                priv = row["priv"]
+                privileges, grantable = self._global_from_bits(int(priv.get("access", 0)))
+                locked = bool(priv.get("account_locked")) and not is_role
+                changed = priv.get("password_last_changed")
+                attrs = {
+                    "plugin": priv.get("plugin", ""),
+                    "password_last_changed": None if is_role else _epoch(changed),
+                    "password_expired": (not is_role) and changed == 0,
+                }
+                if priv.get("default_role"):
+                    attrs["default_role"] = priv["default_role"]
+                if int(priv.get("password_lifetime", -1)) >= 0:
+                    attrs["password_lifetime_days"] = int(priv["password_lifetime"])
+            else:
+                privileges, grantable = self._global_from_columns(row)
+                locked = _text(row.get("account_locked")) == "Y" and not is_role
+                changed = row.get("password_last_changed")
+                attrs = {
+                    "plugin": _text(row.get("plugin")),
+                    "password_last_changed": None
+                    if is_role or not changed
+                    else (
+                        changed.replace(tzinfo=UTC).isoformat()
+                        if hasattr(changed, "isoformat")
+                        else _text(changed)
+                    ),
+                    "password_expired": (not is_role) and _text(row.get("password_expired")) == "Y",
+                }
+            grants.add(key, "global", "", privileges, grantable)
+            attrs |= {
+                "superuser": "SUPER" in privileges or ALL_PRIVILEGES in privileges,
+                "locked": locked,
+                "can_login": not is_role,
+            }
+            attributes[key] = attrs
+
+        if not self._has_global_priv():
+            self._dynamic_global_grants(wanted, grants)
+
+        for row in self.dict_rows("SELECT * FROM mysql.db"):
+            key = _key(row["User"], row["Host"])
+            if key not in wanted:
+                continue
+            privileges, grantable = self._global_from_columns(row)
+            if privileges or grantable:
+                grants.add(key, "database", _text(row["Db"]), privileges, grantable)
+
+        for row in self.dict_rows(
+            "SELECT Host, Db, User, Table_name, Table_priv FROM mysql.tables_priv"
+        ):
+            key = _key(row["User"], row["Host"])
+            if key in wanted:
+                values = _set_values(row["Table_priv"])
+                obj = f"{_text(row['Db'])}.{_text(row['Table_name'])}"
+                grants.add(
+                    key, "table", obj, [v for v in values if v != "GRANT"], "GRANT" in values
+                )
+
+        for row in self.dict_rows(
+            "SELECT Host, Db, User, Table_name, Column_name, Column_priv FROM mysql.columns_priv"
+        ):
+            key = _key(row["User"], row["Host"])
+            if key in wanted:
+                obj = f"{_text(row['Db'])}.{_text(row['Table_name'])}.{_text(row['Column_name'])}"
+                grants.add(key, "column", obj, _set_values(row["Column_priv"]), False)
+
+        for row in self.dict_rows(
+            "SELECT Host, Db, User, Routine_name, Routine_type, Proc_priv FROM mysql.procs_priv"
+        ):
+            key = _key(row["User"], row["Host"])
+            if key in wanted:
+                values = _set_values(row["Proc_priv"])
+                obj = f"{_text(row['Db'])}.{_text(row['Routine_name'])}"
+                grants.add(
+                    key, "table", obj, [v for v in values if v != "GRANT"], "GRANT" in values
+                )
+
+        for row in self.dict_rows(
+            "SELECT Host, User, Proxied_host, Proxied_user, With_grant FROM mysql.proxies_priv"
+        ):
+            key = _key(row["User"], row["Host"])
+            if key in wanted:
+                proxied = f"{_text(row['Proxied_user'])}@{_text(row['Proxied_host'])}"
+                grants.add(key, "global", proxied, ["PROXY"], bool(row["With_grant"]))
+
+        self._role_grants(wanted, grants)
+
+        result = {}
+        for key in wanted:
+            attrs = dict(attributes.get(key, {}))
+            if grants.admin_roles[key]:
+                attrs["admin_roles"] = sorted(grants.admin_roles[key])
+            result[key] = {
+                "engine": "mysql",
+                "attributes": attrs,
+                "roles": sorted(grants.roles[key]),
+                "grants": sorted(grants.grants[key]),
+            }
+        return result
+
+    def _dynamic_global_grants(self, wanted, grants: _Grants) -> None:
+        """MySQL 8 dynamic privileges (BACKUP_ADMIN, SYSTEM_VARIABLES_ADMIN …)."""
+        try:
+            rows = self.dict_rows(
+                "SELECT USER, HOST, PRIV, WITH_GRANT_OPTION FROM mysql.global_grants"
+            )
+        except MySQLdb.ProgrammingError:  # before MySQL 8
+            return
+        for row in rows:
+            key = _key(row["USER"], row["HOST"])
+            if key in wanted:
+                grants.add(
+                    key, "global", "", [_text(row["PRIV"])], _text(row["WITH_GRANT_OPTION"]) == "Y"
+                )
+
+    def _role_grants(self, wanted, grants: _Grants) -> None:
+        if self._is_mariadb():
+            rows = self.query("SELECT Host, User, Role, Admin_option FROM mysql.roles_mapping")
+            for host, user, role, admin in rows:
+                key = _key(user, host)
+                if key in wanted:
+                    grants.roles[key].add(_text(role))
+                    if _text(admin) == "Y":
+                        grants.admin_roles[key].add(_text(role))
+            return
+        try:
+            rows = self.query(
+                "SELECT FROM_HOST, FROM_USER, TO_HOST, TO_USER, WITH_ADMIN_OPTION "
+                "FROM mysql.role_edges"
+            )
+        except MySQLdb.ProgrammingError:  # before MySQL 8: no roles
+            return
+        for from_host, from_user, to_host, to_user, admin in rows:
+            key = _key(to_user, to_host)
+            if key in wanted:
+                role = _key(from_user, from_host)
+                grants.roles[key].add(role)
+                if _text(admin) == "Y":
+                    grants.admin_roles[key].add(role)
+
+
+class MySQLEngine(MySQLAccountsMixin, _MySQLConnection):
+    """MySQL and MariaDB: connection, version, accounts and privileges."""

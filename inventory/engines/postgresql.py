@@ -14,18 +14,24 @@ bounds connection set-up including authentication; ``statement_timeout`` is set 
 session, and every session is read-only (``default_transaction_read_only``).
 """
 
+from collections import defaultdict
+from datetime import UTC, datetime
+
 import psycopg
 from psycopg import errors as pg_errors
 
 from inventory.engines.base import (
+    AccountRecord,
     AuthenticationFailed,
     Engine,
     EngineError,
     EngineFailure,
+    InsufficientPrivileges,
     Timeout,
     TlsError,
     Unreachable,
     VersionInfo,
+    is_system_account,
     parse_version,
     without_names,
 )
@@ -50,7 +56,7 @@ _UNREACHABLE_MARKERS = (
 _TLS_MARKERS = ("ssl", "certificate", "tls")
 
 
-class PostgreSQLEngine(Engine):
+class _PostgreSQLConnection(Engine):
     name = "postgresql"
     default_database = "postgres"
 
@@ -117,3 +123,179 @@ class PostgreSQLEngine(Engine):
         ):
             return Unreachable
         return EngineFailure
+
+
+# --- Accounts and privileges ------------------------------------------------------------
+
+ROLES_SQL = """
+SELECT oid, rolname, rolsuper, rolinherit, rolcreaterole, rolcreatedb, rolcanlogin,
+       rolreplication, rolbypassrls, rolconnlimit, rolvaliduntil
+FROM pg_roles
+"""
+MEMBERSHIPS_SQL = """
+SELECT m.member, r.rolname, m.admin_option
+FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.roleid
+"""
+# Explicit database grants (aclexplode of the stored ACL) and each database's owner. Grants
+# to PUBLIC and the owner's implicit ones are left out: ownership is its own grant.
+DATABASES_SQL = """
+SELECT d.datname, d.datdba, d.datallowconn, a.grantee, a.privilege_type, a.is_grantable
+FROM pg_database d
+LEFT JOIN LATERAL aclexplode(d.datacl) a ON true
+WHERE NOT d.datistemplate
+"""
+SCHEMAS_SQL = """
+SELECT n.nspname, n.nspowner, a.grantee, a.privilege_type, a.is_grantable
+FROM pg_namespace n
+LEFT JOIN LATERAL aclexplode(n.nspacl) a ON true
+WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')
+  AND n.nspname NOT LIKE 'pg\\_temp\\_%'
+  AND n.nspname NOT LIKE 'pg\\_toast\\_temp\\_%'
+"""
+TABLES_SQL = """
+SELECT n.nspname, c.relname, c.relowner, a.grantee, a.privilege_type, a.is_grantable
+FROM pg_class c
+JOIN pg_namespace n ON n.oid = c.relnamespace
+LEFT JOIN LATERAL aclexplode(c.relacl) a ON true
+WHERE c.relkind IN ('r', 'v', 'm', 'p', 'f', 'S')
+  AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')
+"""
+COLUMNS_SQL = """
+SELECT n.nspname, c.relname, att.attname, a.grantee, a.privilege_type, a.is_grantable
+FROM pg_attribute att
+JOIN pg_class c ON c.oid = att.attrelid
+JOIN pg_namespace n ON n.oid = c.relnamespace
+CROSS JOIN LATERAL aclexplode(att.attacl) a
+WHERE att.attacl IS NOT NULL AND NOT att.attisdropped
+  AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')
+"""
+OWNER = "OWNER"
+
+
+def _valid_until(value) -> str | None:
+    if value is None or not isinstance(value, datetime) or value.year >= 9999:
+        return None  # NULL or 'infinity'
+    return value.astimezone(UTC).isoformat()
+
+
+class PostgreSQLAccountsMixin:
+    """Roles, memberships and database ACLs in three queries; with deep privileges, three
+    more per database (schemas, tables, columns): never a query per account."""
+
+    def list_accounts(self) -> list[AccountRecord]:
+        rows = self.query(ROLES_SQL)
+        self._role_rows = {row[0]: row for row in rows}
+        return [
+            AccountRecord(name=row[1], kind="user" if row[6] else "role")
+            for row in rows
+            if not is_system_account("postgresql", row[1]) or row[1] == "postgres"
+        ]
+
+    def collect_privileges(self, accounts: list[AccountRecord], *, deep: bool = False) -> dict:
+        """Canonical-ready privilege sets of ``accounts``, keyed by role name."""
+        wanted = {a.key for a in accounts}
+        if not wanted:
+            return {}
+        if getattr(self, "_role_rows", None) is None:
+            self.list_accounts()
+        names = {oid: row[1] for oid, row in self._role_rows.items()}
+        grants: dict[str, set] = defaultdict(set)
+        roles: dict[str, set] = defaultdict(set)
+        admin_roles: dict[str, set] = defaultdict(set)
+
+        def grant(grantee_oid, scope, obj, privilege, grantable):
+            name = names.get(grantee_oid)
+            if name in wanted:
+                grants[name].add((scope, obj, privilege, "GRANT" if grantable else ""))
+
+        for member, role, admin in self.query(MEMBERSHIPS_SQL):
+            name = names.get(member)
+            if name in wanted:
+                roles[name].add(role)
+                if admin:
+                    admin_roles[name].add(role)
+
+        connectable = []
+        for datname, owner, allowconn, grantee, privilege, grantable in self.query(DATABASES_SQL):
+            grant(owner, "database", datname, OWNER, False)
+            if allowconn:
+                connectable.append(datname)
+            if grantee is not None and grantee not in (0, owner):
+                grant(grantee, "database", datname, privilege, grantable)
+
+        if deep:
+            for datname in sorted(set(connectable)):
+                self._deep_grants(datname, grant)
+
+        now = datetime.now(UTC)
+        result = {}
+        for row in self._role_rows.values():
+            name = row[1]
+            if name not in wanted:
+                continue
+            _oid, _name, superuser, inherit, createrole, createdb, canlogin = row[:7]
+            replication, bypassrls, connlimit, validuntil = row[7:]
+            expires = _valid_until(validuntil)
+            expired = validuntil is not None and expires is not None and validuntil < now
+            attributes = {
+                "superuser": superuser,
+                "inherit": inherit,
+                "create_role": createrole,
+                "create_db": createdb,
+                "can_login": canlogin,
+                "replication": replication,
+                "bypass_rls": bypassrls,
+                "connection_limit": connlimit,
+                "valid_until": expires,
+                "locked": (not canlogin) or expired,
+            }
+            if admin_roles[name]:
+                attributes["admin_roles"] = sorted(admin_roles[name])
+            result[name] = {
+                "engine": "postgresql",
+                "attributes": attributes,
+                "roles": sorted(roles[name]),
+                "grants": sorted(grants[name]),
+            }
+        return result
+
+    def _deep_grants(self, datname: str, grant) -> None:
+        """Schema, table and column grants of one database (its own session)."""
+        try:
+            connection = self.connect_to(datname)
+        except psycopg.OperationalError as exc:
+            raise InsufficientPrivileges(
+                f"{InsufficientPrivileges.label}: cannot connect to database {datname!r} for "
+                "deep privileges (GRANT CONNECT ON DATABASE to the monitoring role)"
+            ) from exc
+        with connection:
+
+            def rows(sql):
+                self.queries += 1
+                with connection.cursor() as cursor:
+                    cursor.execute(sql)
+                    return cursor.fetchall()
+
+            for schema, owner, grantee, privilege, grantable in rows(SCHEMAS_SQL):
+                obj = f"{datname}.{schema}"
+                grant(owner, "schema", obj, OWNER, False)
+                if grantee is not None and grantee not in (0, owner):
+                    grant(grantee, "schema", obj, privilege, grantable)
+            for schema, table, owner, grantee, privilege, grantable in rows(TABLES_SQL):
+                obj = f"{datname}.{schema}.{table}"
+                grant(owner, "table", obj, OWNER, False)
+                if grantee is not None and grantee not in (0, owner):
+                    grant(grantee, "table", obj, privilege, grantable)
+            for schema, table, column, grantee, privilege, grantable in rows(COLUMNS_SQL):
+                if grantee != 0:
+                    grant(
+                        grantee,
+                        "column",
+                        f"{datname}.{schema}.{table}.{column}",
+                        privilege,
+                        grantable,
+                    )
+
+
+class PostgreSQLEngine(PostgreSQLAccountsMixin, _PostgreSQLConnection):
+    """PostgreSQL: connection, version, roles and privileges."""

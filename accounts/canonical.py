@@ -90,6 +90,13 @@ def fingerprint(privset: Mapping[str, Any]) -> str:
 
 
 def canonical_with_fingerprint(raw: Mapping[str, Any]) -> tuple[dict[str, Any], str]:
-    """Canonicalise once and fingerprint the result (the sync's hot path)."""
+    """Canonicalise once and fingerprint the result."""
+    canonical, digest, _text = canonical_fingerprint_json(raw)
+    return canonical, digest
+
+
+def canonical_fingerprint_json(raw: Mapping[str, Any]) -> tuple[dict[str, Any], str, str]:
+    """The canonical set, its fingerprint and the JSON text the fingerprint was taken of."""
     canonical = canonicalize(raw)
-    return canonical, hashlib.sha256(canonical_json(canonical).encode()).hexdigest()
+    text = canonical_json(canonical)
+    return canonical, hashlib.sha256(text.encode()).hexdigest(), text

@@ -15,7 +15,6 @@ EMPTY_DIFF_KEYS = ("grants_added", "grants_removed", "roles_added", "roles_remov
 def _parts(privset: Mapping[str, Any] | None) -> tuple[set, set, dict]:
     if privset is None:
         return set(), set(), {}
-    privset = canonicalize(privset)
     return (
         {grant_tuple(g) for g in privset["grants"]},
         set(privset["roles"]),
@@ -27,6 +26,16 @@ def diff_privileges(
     before: Mapping[str, Any] | None, after: Mapping[str, Any] | None
 ) -> dict[str, Any]:
     """Grants and roles added/removed, and every attribute whose value changed."""
+    return diff_canonical(
+        canonicalize(before) if before is not None else None,
+        canonicalize(after) if after is not None else None,
+    )
+
+
+def diff_canonical(
+    before: Mapping[str, Any] | None, after: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """:func:`diff_privileges` of sets that are already canonical (the sync's hot path)."""
     grants_before, roles_before, attrs_before = _parts(before)
     grants_after, roles_after, attrs_after = _parts(after)
     attributes = {

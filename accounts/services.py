@@ -16,12 +16,13 @@ import structlog
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.canonical import canonical_with_fingerprint
-from accounts.diff import diff_privileges, summarize
+from accounts.canonical import canonical_fingerprint_json
+from accounts.diff import diff_canonical, summarize
 from accounts.facts import GRANT_ADMIN, LOCKED, SUPERUSER, facts_of_canonical
 from accounts.models import Account, AccountChange, ChangeType, PrivilegeSnapshot
 from inventory.engines.base import AccountRecord, connect
 from inventory.models import Instance
+from whalefall.db import JsonText, insert_rows
 
 log = structlog.get_logger(__name__)
 
@@ -55,6 +56,7 @@ class Collected:
     privileges: dict[str, Any]
     fingerprint: str
     facts: dict[str, Any]
+    privileges_json: str  # the canonical JSON the fingerprint was computed from
 
 
 def _collect(instance: Instance) -> tuple[list[Collected], int]:
@@ -70,8 +72,9 @@ def _collect(instance: Instance) -> tuple[list[Collected], int]:
         )
     collected = []
     for record in records:
-        canonical, fingerprint = canonical_with_fingerprint(raw[record.key])
-        collected.append(Collected(record, canonical, fingerprint, facts_of_canonical(canonical)))
+        canonical, fingerprint, text = canonical_fingerprint_json(raw[record.key])
+        facts = facts_of_canonical(canonical)
+        collected.append(Collected(record, canonical, fingerprint, facts, text))
     return collected, queries
 
 
@@ -88,7 +91,7 @@ def _privileged(*facts: dict[str, Any] | None) -> bool:
     return any(f and {SUPERUSER, GRANT_ADMIN} & set(f["capabilities"]) for f in facts)
 
 
-def _change_type(diff: dict[str, Any]) -> str:
+def _change_type(diff: dict[str, Any]) -> ChangeType:
     if any(diff[k] for k in ("grants_added", "grants_removed", "roles_added", "roles_removed")):
         return ChangeType.PRIVILEGES_CHANGED
     return ChangeType.ATTRIBUTES_CHANGED
@@ -115,16 +118,80 @@ def account_sync_instance(*, instance: Instance, run_id: int | None = None) -> S
     return outcome
 
 
+def _change_row(instance, account_id, change_type, before, after, run_id, now):
+    """One AccountChange row (as insert_rows values) between two canonical sets."""
+    diff = diff_canonical(before and before[0], after and after[0])
+    privileged = _privileged(before and before[1], after and after[1])
+    return (
+        account_id,
+        instance.pk,
+        instance.engine,
+        run_id,
+        now,
+        change_type,
+        summarize(diff)[:500],
+        diff,
+        privileged,
+    )
+
+
+CHANGE_FIELDS = (
+    "account",
+    "instance",
+    "engine",
+    "run_id",
+    "detected_at",
+    "change_type",
+    "summary",
+    "diff",
+    "privileged",
+)
+SNAPSHOT_FIELDS = (
+    "account",
+    "privileges",
+    "facts",
+    "fingerprint",
+    "is_superuser",
+    "is_locked",
+    "can_grant",
+    "collected_at",
+    "changed_at",
+)
+
+
+def _snapshot_row(account_id: int, item: Collected, now: datetime) -> tuple:
+    flags = _flags(item.facts)
+    return (
+        account_id,
+        JsonText(item.privileges_json),
+        item.facts,
+        item.fingerprint,
+        flags["is_superuser"],
+        flags["is_locked"],
+        flags["can_grant"],
+        now,
+        now,
+    )
+
+
 def _write(
     *, instance: Instance, collected: list[Collected], run_id: int | None, now: datetime
 ) -> SyncOutcome:
+    """Compare with what is stored and write the differences in one transaction.
+
+    Only ids, kinds and fingerprints of stored accounts are loaded; the stored privileges
+    are read only for accounts that changed or disappeared (their diff needs them).
+    """
     outcome = SyncOutcome()
     with transaction.atomic():
-        existing = {
-            account.key: account
-            for account in Account.objects.filter(instance=instance).select_related("snapshot")
+        rows = Account.objects.filter(instance=instance).values_list(
+            "pk", "name", "host", "kind", "removed_at", "snapshot__pk", "snapshot__fingerprint"
+        )
+        stored = {
+            (f"{name}@{host}" if host else name): (pk, kind, removed_at, snapshot_id, fingerprint)
+            for pk, name, host, kind, removed_at, snapshot_id, fingerprint in rows
         }
-        active_before = sum(1 for a in existing.values() if a.removed_at is None)
+        active_before = sum(1 for row in stored.values() if row[2] is None)
         if not collected and active_before:
             raise SyncRefused(
                 f"the instance listed no accounts where {active_before} existed; "
@@ -132,133 +199,115 @@ def _write(
             )
 
         seen: set[str] = set()
-        new_accounts: list[Account] = []
-        new_collected: list[Collected] = []
-        snapshot_updates: list[PrivilegeSnapshot] = []
-        kind_updates: list[Account] = []
+        to_create: list[Collected] = []
+        without_snapshot: list[tuple[int, Collected]] = []
+        to_update: list[tuple[int, int, Collected, str]] = []  # account, snapshot, item, type
+        kinds: dict[int, str] = {}
         restored_ids: list[int] = []
-        changes: list[AccountChange] = []
-
-        def change(account, change_type, before, after, before_facts, after_facts):
-            diff = diff_privileges(before, after)
-            changes.append(
-                AccountChange(
-                    account=account,
-                    instance=instance,
-                    engine=instance.engine,
-                    run_id=run_id,
-                    detected_at=now,
-                    change_type=change_type,
-                    summary=summarize(diff)[:500],
-                    diff=diff,
-                    privileged=_privileged(before_facts, after_facts),
-                )
-            )
-
         for item in collected:
             key = item.record.key
             seen.add(key)
-            account = existing.get(key)
-            if account is None:
-                new_accounts.append(
-                    Account(
-                        instance=instance,
-                        name=item.record.name,
-                        host=item.record.host,
-                        kind=item.record.kind,
-                        first_seen_at=now,
-                        last_seen_at=now,
-                    )
-                )
-                new_collected.append(item)
+            row = stored.get(key)
+            if row is None:
+                to_create.append(item)
                 continue
-            if account.kind != item.record.kind:
-                account.kind = item.record.kind
-                kind_updates.append(account)
-            snapshot = getattr(account, "snapshot", None)
-            was_removed = account.removed_at is not None
-            if was_removed:
-                restored_ids.append(account.pk)
-            if snapshot is None:
-                snapshot = PrivilegeSnapshot(account=account, changed_at=now)
-                new_collected.append(item)  # an account row without snapshot: treat as new
-                new_accounts.append(account)
-                continue
-            if snapshot.fingerprint == item.fingerprint and not was_removed:
-                outcome.unchanged += 1
-                continue
-            before, before_facts = snapshot.privileges, snapshot.facts
-            if was_removed:
-                change(
-                    account, ChangeType.RESTORED, before, item.privileges, before_facts, item.facts
-                )
-                outcome.restored += 1
+            pk, kind, removed_at, snapshot_id, fingerprint = row
+            if kind != item.record.kind:
+                kinds[pk] = item.record.kind
+            if removed_at is not None:
+                restored_ids.append(pk)
+            if snapshot_id is None:
+                without_snapshot.append((pk, item))
+            elif removed_at is not None:
+                to_update.append((pk, snapshot_id, item, ChangeType.RESTORED))
+            elif fingerprint != item.fingerprint:
+                to_update.append((pk, snapshot_id, item, ""))
             else:
-                diff_type = _change_type(diff_privileges(before, item.privileges))
-                change(account, diff_type, before, item.privileges, before_facts, item.facts)
-                outcome.changed += 1
-            if snapshot.fingerprint != item.fingerprint:
-                snapshot.privileges = item.privileges
-                snapshot.facts = item.facts
-                snapshot.fingerprint = item.fingerprint
-                snapshot.collected_at = now
-                snapshot.changed_at = now
-                for name, value in _flags(item.facts).items():
-                    setattr(snapshot, name, value)
-                snapshot_updates.append(snapshot)
+                outcome.unchanged += 1
+        gone = [
+            (row[0], row[3]) for key, row in stored.items() if key not in seen and row[2] is None
+        ]
 
-        # New accounts (and existing rows that never got a snapshot).
-        fresh = [a for a in new_accounts if a.pk is None]
-        Account.objects.bulk_create(fresh, batch_size=BATCH)
-        snapshots = []
-        for account, item in zip(new_accounts, new_collected, strict=True):
-            snapshots.append(
-                PrivilegeSnapshot(
-                    account=account,
-                    privileges=item.privileges,
-                    facts=item.facts,
-                    fingerprint=item.fingerprint,
-                    collected_at=now,
-                    changed_at=now,
-                    **_flags(item.facts),
-                )
-            )
-            change(account, ChangeType.CREATED, None, item.privileges, None, item.facts)
-        PrivilegeSnapshot.objects.bulk_create(snapshots, batch_size=BATCH)
-        outcome.created = len(snapshots)
+        before_ids = [snapshot for _, snapshot, _, _ in to_update] + [s for _, s in gone if s]
+        before = {
+            pk: (privileges, facts)
+            for pk, privileges, facts in PrivilegeSnapshot.objects.filter(
+                pk__in=before_ids
+            ).values_list("pk", "privileges", "facts")
+        }
 
-        PrivilegeSnapshot.objects.bulk_update(
-            snapshot_updates,
+        changes: list[tuple] = []
+        created = Account.objects.bulk_create(
             [
-                "privileges",
-                "facts",
-                "fingerprint",
-                "is_superuser",
-                "is_locked",
-                "can_grant",
-                "collected_at",
-                "changed_at",
+                Account(
+                    instance=instance,
+                    name=item.record.name,
+                    host=item.record.host,
+                    kind=item.record.kind,
+                    first_seen_at=now,
+                    last_seen_at=now,
+                )
+                for item in to_create
             ],
             batch_size=BATCH,
         )
-        if kind_updates:
-            Account.objects.bulk_update(kind_updates, ["kind"], batch_size=BATCH)
+        fresh = [(account.pk, item) for account, item in zip(created, to_create, strict=True)]
+        fresh += without_snapshot
+        insert_rows(
+            PrivilegeSnapshot, SNAPSHOT_FIELDS, (_snapshot_row(pk, i, now) for pk, i in fresh)
+        )
+        for pk, item in fresh:
+            after = (item.privileges, item.facts)
+            changes.append(_change_row(instance, pk, ChangeType.CREATED, None, after, run_id, now))
+        outcome.created = len(fresh)
+
+        updates = []
+        for pk, snapshot_id, item, change_type in to_update:
+            old = before[snapshot_id]
+            after = (item.privileges, item.facts)
+            if not change_type:
+                diff = diff_canonical(old[0], item.privileges)
+                change_type = _change_type(diff)
+            changes.append(_change_row(instance, pk, change_type, old, after, run_id, now))
+            if change_type == ChangeType.RESTORED:
+                outcome.restored += 1
+            else:
+                outcome.changed += 1
+            if old[0] != item.privileges:
+                updates.append(
+                    PrivilegeSnapshot(
+                        pk=snapshot_id,
+                        privileges=item.privileges,
+                        facts=item.facts,
+                        fingerprint=item.fingerprint,
+                        collected_at=now,
+                        changed_at=now,
+                        **_flags(item.facts),
+                    )
+                )
+        PrivilegeSnapshot.objects.bulk_update(
+            updates,
+            ["privileges", "facts", "fingerprint", "is_superuser", "is_locked", "can_grant",
+             "collected_at", "changed_at"],
+            batch_size=500,
+        )  # fmt: skip
+        for kind in set(kinds.values()):
+            Account.objects.filter(pk__in=[pk for pk, k in kinds.items() if k == kind]).update(
+                kind=kind
+            )
         if restored_ids:
             Account.objects.filter(pk__in=restored_ids).update(removed_at=None)
 
         # Accounts gone from the instance: removed, carrying their last known grants.
-        gone = [a for key, a in existing.items() if key not in seen and a.removed_at is None]
-        for account in gone:
-            snapshot = getattr(account, "snapshot", None)
-            before = snapshot.privileges if snapshot else None
-            before_facts = snapshot.facts if snapshot else None
-            change(account, ChangeType.REMOVED, before, None, before_facts, None)
+        for pk, snapshot_id in gone:
+            old = before.get(snapshot_id)
+            changes.append(_change_row(instance, pk, ChangeType.REMOVED, old, None, run_id, now))
         if gone:
-            Account.objects.filter(pk__in=[a.pk for a in gone]).update(removed_at=now)
+            Account.objects.filter(pk__in=[pk for pk, _ in gone]).update(removed_at=now)
         outcome.removed = len(gone)
 
         # Everything present: one statement moves last_seen_at for the whole instance.
         Account.objects.filter(instance=instance, removed_at__isnull=True).update(last_seen_at=now)
-        AccountChange.objects.bulk_create(changes, batch_size=BATCH)
+        insert_rows(AccountChange, CHANGE_FIELDS, changes)
     outcome.detail = {"accounts": len(collected), "changes": len(changes)}
     return outcome

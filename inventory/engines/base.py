@@ -10,7 +10,9 @@ the secret.
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
+import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -139,6 +141,16 @@ class AccountRecord:
 
 def like(pattern: str, value: str) -> bool:
     """SQL LIKE semantics, case-insensitive: ``%`` any run, ``_`` one character, ``\\`` escapes."""
+    return _like_regex((pattern,)).fullmatch(value) is not None
+
+
+@functools.lru_cache(maxsize=64)
+def _like_regex(patterns: tuple[str, ...]) -> re.Pattern:
+    """One compiled regex matching any of the LIKE ``patterns``."""
+    return re.compile("|".join(f"(?:{_like_to_regex(p)})" for p in patterns) or "(?!)", re.I | re.S)
+
+
+def _like_to_regex(pattern: str) -> str:
     regex, escaped = [], False
     for char in pattern:
         if escaped:
@@ -152,14 +164,14 @@ def like(pattern: str, value: str) -> bool:
             regex.append(".")
         else:
             regex.append(re.escape(char))
-    return re.fullmatch("".join(regex), value, re.IGNORECASE | re.DOTALL) is not None
+    return "".join(regex)
 
 
 def is_system_account(engine: str, name: str) -> bool:
     """Whether ``name`` is a system account of ``engine``: the engine's defaults plus
     ``WHALEFALL_SYSTEM_ACCOUNTS`` (LIKE patterns; exact names are patterns too)."""
-    patterns = settings.WHALEFALL_SYSTEM_ACCOUNTS.get(engine, ())
-    return any(like(pattern, name) for pattern in patterns)
+    patterns = tuple(settings.WHALEFALL_SYSTEM_ACCOUNTS.get(engine, ()))
+    return _like_regex(patterns).fullmatch(name) is not None
 
 
 @dataclass(frozen=True)
@@ -189,6 +201,17 @@ class Engine(ABC):
     def __init__(self, target: ConnectionTarget) -> None:
         self.target = target
         self.queries = 0  # remote round trips, for the budgets of SPEC §11
+        self.remote_seconds = 0.0  # time spent waiting for the server, same purpose
+
+    @contextlib.contextmanager
+    def remote(self):
+        """Count one remote query and the time spent in it (execute and fetch)."""
+        self.queries += 1
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.remote_seconds += time.perf_counter() - started
 
     def __enter__(self) -> Engine:
         try:

@@ -15,6 +15,7 @@ session's ``max_statement_time`` (MariaDB, seconds) or ``max_execution_time`` (M
 milliseconds) stops a statement on the server.
 """
 
+import functools
 import json
 from collections import defaultdict
 from datetime import UTC, datetime
@@ -93,8 +94,7 @@ class _MySQLConnection(Engine):
 
     def query(self, sql: str, params: tuple | None = None) -> list[tuple]:
         """Run one read-only statement and return every row."""
-        self.queries += 1
-        with self.connection.cursor() as cursor:
+        with self.remote(), self.connection.cursor() as cursor:
             cursor.execute(sql, params)
             return list(cursor.fetchall())
 
@@ -210,8 +210,12 @@ class _Grants:
             self.grants[key].add((scope, obj, "USAGE", option))
 
 
-def _key(user, host) -> str:
-    return AccountRecord(_text(user), _text(host)).key
+def _key(user: str, host: str) -> str:
+    """``AccountRecord.key`` of a grant-table row (user@host, or the role name).
+
+    The grant tables are utf8 text: the driver returns ``str`` (no decoding needed).
+    """
+    return f"{user}@{host}" if host else user
 
 
 class MySQLAccountsMixin:
@@ -221,7 +225,9 @@ class MySQLAccountsMixin:
     def _is_mariadb(self) -> bool:
         return "mariadb" in self._version.lower()
 
-    def _has_global_priv(self) -> bool:
+    @functools.cached_property
+    def _global_priv_table(self) -> bool:
+        """MariaDB 10.4+ keeps accounts in mysql.global_priv (mysql.user is a slow view)."""
         info = self.parse_version(self._version)
         if not self._is_mariadb() or info.major_minor == "unknown":
             return False
@@ -230,15 +236,15 @@ class MySQLAccountsMixin:
 
     def dict_rows(self, sql: str) -> list[dict]:
         """Rows of a statement as dicts keyed by column name."""
-        self.queries += 1
-        with self.connection.cursor() as cursor:
+        with self.remote(), self.connection.cursor() as cursor:
             cursor.execute(sql)
             columns = [c[0] for c in cursor.description]
-            return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+            rows = cursor.fetchall()
+        return [dict(zip(columns, row, strict=True)) for row in rows]
 
     def _read_accounts(self) -> list[dict]:
         try:
-            if self._has_global_priv():
+            if self._global_priv_table:
                 rows = self.dict_rows("SELECT Host, User, Priv FROM mysql.global_priv")
             else:
                 rows = self.dict_rows("SELECT * FROM mysql.user")
@@ -267,7 +273,7 @@ class MySQLAccountsMixin:
 
     def _role_names(self, rows) -> set[str]:
         """Accounts that are roles (MySQL 8 has no flag: a role is granted in role_edges)."""
-        if self._has_global_priv():
+        if self._global_priv_table:
             return {_key(r["User"], r["Host"]) for r in rows if r["priv"].get("is_role")}
         if "is_role" in (rows[0] if rows else {}):
             return {_key(r["User"], r["Host"]) for r in rows if _text(r["is_role"]) == "Y"}
@@ -283,7 +289,7 @@ class MySQLAccountsMixin:
         roles = self._role_names(rows)
         records = []
         for row in rows:
-            user, host = _text(row["User"]), _text(row["Host"])
+            user, host = row["User"], row["Host"]
             if is_system_account("mysql", user):
                 continue
             key = _key(user, host)
@@ -293,14 +299,26 @@ class MySQLAccountsMixin:
         self._roles = roles
         return records
 
-    def _global_from_bits(self, access: int) -> tuple[list[str], bool]:
+    @functools.cached_property
+    def _bit_names(self) -> list[str | None]:
+        """Privilege name of each access bit on this server's version."""
         names = list(MARIADB_GLOBAL_BITS)
         info = self.parse_version(self._version)
-        if info.major_minor != "unknown" and tuple(int(n) for n in info.major_minor.split(".")) < (
-            10,
-            5,
-        ):
+        version = info.major_minor
+        if version != "unknown" and tuple(int(n) for n in version.split(".")) < (10, 5):
             names[20] = "REPLICATION CLIENT"
+        return names
+
+    def _global_from_bits(self, access: int) -> tuple[list[str], bool]:
+        # Most accounts share a handful of masks: decode each distinct mask once.
+        cache = self.__dict__.setdefault("_decoded_masks", {})
+        if access not in cache:
+            cache[access] = self._decode_bits(access)
+        privileges, grantable = cache[access]
+        return list(privileges), grantable
+
+    def _decode_bits(self, access: int) -> tuple[list[str], bool]:
+        names = self._bit_names
         privileges = [name for bit, name in enumerate(names) if name and access & (1 << bit)]
         unknown = access >> len(names)
         privileges += [
@@ -378,54 +396,69 @@ class MySQLAccountsMixin:
             }
             attributes[key] = attrs
 
-        if not self._has_global_priv():
+        if not self._global_priv_table:
             self._dynamic_global_grants(wanted, grants)
 
-        for row in self.dict_rows("SELECT * FROM mysql.db"):
-            key = _key(row["User"], row["Host"])
+        with self.remote(), self.connection.cursor() as cursor:
+            cursor.execute("SELECT * FROM mysql.db")
+            columns = [c[0] for c in cursor.description]
+            db_rows = cursor.fetchall()
+        host_i, db_i, user_i = (columns.index(c) for c in ("Host", "Db", "User"))
+        grant_i = columns.index("Grant_priv")
+        privilege_columns = [
+            (i, _privilege_from_column(c))
+            for i, c in enumerate(columns)
+            if c.endswith("_priv") and c != "Grant_priv"
+        ]
+        every = len(privilege_columns)
+        for row in db_rows:
+            key = _key(row[user_i], row[host_i])
             if key not in wanted:
                 continue
-            privileges, grantable = self._global_from_columns(row)
+            privileges = [name for i, name in privilege_columns if row[i] == "Y"]
+            if len(privileges) == every:
+                privileges.append(ALL_PRIVILEGES)
+            grantable = row[grant_i] == "Y"
             if privileges or grantable:
-                grants.add(key, "database", _text(row["Db"]), privileges, grantable)
+                grants.add(key, "database", row[db_i], privileges, grantable)
 
-        for row in self.dict_rows(
+        for host, db, user, table, privs in self.query(
             "SELECT Host, Db, User, Table_name, Table_priv FROM mysql.tables_priv"
         ):
-            key = _key(row["User"], row["Host"])
+            key = _key(user, host)
             if key in wanted:
-                values = _set_values(row["Table_priv"])
-                obj = f"{_text(row['Db'])}.{_text(row['Table_name'])}"
+                values = _set_values(privs)
+                obj = f"{_text(db)}.{_text(table)}"
                 grants.add(
                     key, "table", obj, [v for v in values if v != "GRANT"], "GRANT" in values
                 )
 
-        for row in self.dict_rows(
+        for host, db, user, table, column, privs in self.query(
             "SELECT Host, Db, User, Table_name, Column_name, Column_priv FROM mysql.columns_priv"
         ):
-            key = _key(row["User"], row["Host"])
+            key = _key(user, host)
             if key in wanted:
-                obj = f"{_text(row['Db'])}.{_text(row['Table_name'])}.{_text(row['Column_name'])}"
-                grants.add(key, "column", obj, _set_values(row["Column_priv"]), False)
+                obj = f"{db}.{table}.{column}"
+                grants.add(key, "column", obj, _set_values(privs), False)
 
-        for row in self.dict_rows(
-            "SELECT Host, Db, User, Routine_name, Routine_type, Proc_priv FROM mysql.procs_priv"
+        for host, db, user, routine, privs in self.query(
+            "SELECT Host, Db, User, Routine_name, Proc_priv FROM mysql.procs_priv"
         ):
-            key = _key(row["User"], row["Host"])
+            key = _key(user, host)
             if key in wanted:
-                values = _set_values(row["Proc_priv"])
-                obj = f"{_text(row['Db'])}.{_text(row['Routine_name'])}"
+                values = _set_values(privs)
+                obj = f"{db}.{routine}"
                 grants.add(
                     key, "table", obj, [v for v in values if v != "GRANT"], "GRANT" in values
                 )
 
-        for row in self.dict_rows(
+        for host, user, proxied_host, proxied_user, with_grant in self.query(
             "SELECT Host, User, Proxied_host, Proxied_user, With_grant FROM mysql.proxies_priv"
         ):
-            key = _key(row["User"], row["Host"])
+            key = _key(user, host)
             if key in wanted:
-                proxied = f"{_text(row['Proxied_user'])}@{_text(row['Proxied_host'])}"
-                grants.add(key, "global", proxied, ["PROXY"], bool(row["With_grant"]))
+                proxied = f"{proxied_user}@{proxied_host}"
+                grants.add(key, "global", proxied, ["PROXY"], bool(with_grant))
 
         self._role_grants(wanted, grants)
 
@@ -434,11 +467,12 @@ class MySQLAccountsMixin:
             attrs = dict(attributes.get(key, {}))
             if grants.admin_roles[key]:
                 attrs["admin_roles"] = sorted(grants.admin_roles[key])
+            # Unsorted: canonicalisation sorts once, later.
             result[key] = {
                 "engine": "mysql",
                 "attributes": attrs,
-                "roles": sorted(grants.roles[key]),
-                "grants": sorted(grants.grants[key]),
+                "roles": list(grants.roles[key]),
+                "grants": list(grants.grants[key]),
             }
         return result
 

@@ -88,8 +88,7 @@ class _PostgreSQLConnection(Engine):
 
     def query(self, sql: str, params: tuple | dict | None = None) -> list[tuple]:
         """Run one read-only statement and return every row."""
-        self.queries += 1
-        with self.connection.cursor() as cursor:
+        with self.remote(), self.connection.cursor() as cursor:
             cursor.execute(sql, params)
             return list(cursor.fetchall())
 
@@ -271,8 +270,7 @@ class PostgreSQLAccountsMixin:
         with connection:
 
             def rows(sql):
-                self.queries += 1
-                with connection.cursor() as cursor:
+                with self.remote(), connection.cursor() as cursor:
                     cursor.execute(sql)
                     return cursor.fetchall()
 

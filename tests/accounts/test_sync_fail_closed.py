@@ -47,18 +47,20 @@ def test_missing_privileges_for_a_listed_account_are_refused(
 
 
 def test_a_crash_after_the_remote_read_leaves_no_partial_write(mariadb_instance, monkeypatch):
-    real = AccountChange.objects.bulk_create
+    real = services.insert_rows
 
-    def crash(*args, **kwargs):
-        raise RuntimeError("worker died")
+    def crash_on_history(model, fields, rows):
+        if model is AccountChange:  # the last write of the transaction
+            raise RuntimeError("worker died")
+        return real(model, fields, rows)
 
-    monkeypatch.setattr(AccountChange.objects, "bulk_create", crash)
+    monkeypatch.setattr(services, "insert_rows", crash_on_history)
     with pytest.raises(RuntimeError):
         account_sync_instance(instance=mariadb_instance)
     assert not Account.objects.filter(instance=mariadb_instance).exists()
     assert not PrivilegeSnapshot.objects.exists()
 
-    monkeypatch.setattr(AccountChange.objects, "bulk_create", real)
+    monkeypatch.setattr(services, "insert_rows", real)
     first = account_sync_instance(instance=mariadb_instance)
     again = account_sync_instance(instance=mariadb_instance)
     assert Account.objects.filter(instance=mariadb_instance).count() == first.created

@@ -1,0 +1,48 @@
+"""Bulk writes that bypass the ORM's per-object work where thousands of rows are written."""
+
+import json
+from collections.abc import Iterable, Sequence
+
+from django.db import connections, router
+from django.db.models import JSONField, Model
+
+
+class JsonText(str):
+    """JSON already serialised (for example the text a fingerprint was computed from)."""
+
+
+def insert_rows(model: type[Model], fields: Sequence[str], rows: Iterable[Sequence]) -> int:
+    """Insert plain rows into ``model``'s table: ``COPY`` on PostgreSQL, ``executemany`` elsewhere.
+
+    No model instances, signals or returned keys: for append-only rows (snapshots, history)
+    whose values are already validated. JSON fields take Python objects or :class:`JsonText`.
+    """
+    connection = connections[router.db_for_write(model)]
+    meta = model._meta
+    model_fields = [meta.get_field(name) for name in fields]
+    json_positions = [i for i, f in enumerate(model_fields) if isinstance(f, JSONField)]
+    quote = connection.ops.quote_name
+    table = quote(meta.db_table)
+    columns = ", ".join(quote(f.column) for f in model_fields)
+    count = 0
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+                for row in rows:
+                    row = list(row)
+                    for i in json_positions:
+                        if not isinstance(row[i], JsonText):
+                            row[i] = json.dumps(row[i], separators=(",", ":"), ensure_ascii=False)
+                    copy.write_row(row)
+                    count += 1
+            return count
+        prepared = [
+            [
+                value if isinstance(value, JsonText) else f.get_db_prep_save(value, connection)
+                for f, value in zip(model_fields, row, strict=True)
+            ]
+            for row in rows
+        ]
+        placeholders = ", ".join(["%s"] * len(model_fields))
+        cursor.executemany(f"INSERT INTO {table} ({columns}) VALUES ({placeholders})", prepared)  # noqa: S608
+        return len(prepared)

@@ -1,1 +1,413 @@
-"""Admin pages of the accounts app (the admin is WhaleFall's user interface)."""
+"""Admin pages of accounts: the account list and page, and the change history (read-only)."""
+
+import datetime
+
+from django import forms
+from django.contrib import admin
+from django.core.exceptions import PermissionDenied
+from django.db.models import Q
+from django.http import HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import path
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from import_export import fields, resources
+from import_export.admin import ExportActionMixin
+
+from accounts.models import Account, AccountChange, ChangeType
+from accounts.reports import access_review, group_grants
+from inventory.admin import visible_instance_ids
+from inventory.models import Engine, Instance, Tag
+from inventory.services import formula_safe
+from whalefall.paginator import EstimatedCountPaginator
+
+# --- Scope and shared behaviour ---------------------------------------------------------
+
+
+class InstanceScopedReadOnlyAdmin(ExportActionMixin, admin.ModelAdmin):
+    """Rows that hang off an instance: filtered by the visible instances, never edited."""
+
+    instance_field = "instance"
+    paginator = EstimatedCountPaginator
+    show_full_result_count = False
+    list_per_page = 50
+
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request)
+        ids = visible_instance_ids(request)
+        if ids is None:
+            return queryset
+        return queryset.filter(**{f"{self.instance_field}__in": ids})
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_view_permission(self, request, obj=None):
+        if not super().has_view_permission(request, obj):
+            return False
+        ids = visible_instance_ids(request)
+        if ids is None:
+            return True
+        if obj is None:
+            return bool(ids)
+        return getattr(obj, f"{self.instance_field}_id") in ids
+
+    def has_export_permission(self, request):
+        return self.has_view_permission(request)
+
+    def get_valid_export_item_pks(self, request):
+        return self.get_queryset(request).values_list("pk", flat=True)
+
+
+class VisibleInstanceFilter(admin.SimpleListFilter):
+    """Instances the user may see (from the small instance table, not a DISTINCT scan)."""
+
+    title = _("instance")
+    parameter_name = "instance"
+
+    def lookups(self, request, model_admin):
+        ids = visible_instance_ids(request)
+        instances = Instance.objects.all() if ids is None else Instance.objects.filter(pk__in=ids)
+        return [(str(pk), name) for pk, name in instances.values_list("pk", "name")]
+
+    def queryset(self, request, queryset):
+        if self.value():
+            return queryset.filter(instance_id=self.value())
+        return queryset
+
+
+class EngineFilter(admin.SimpleListFilter):
+    title = _("engine")
+    parameter_name = "engine"
+
+    def lookups(self, request, model_admin):
+        return Engine.choices
+
+    def queryset(self, request, queryset):
+        if self.value():
+            return queryset.filter(instance__engine=self.value())
+        return queryset
+
+
+class TagFilter(admin.SimpleListFilter):
+    title = _("tag")
+    parameter_name = "tag"
+
+    def lookups(self, request, model_admin):
+        return [(t.slug, t.name) for t in Tag.objects.order_by("name")]
+
+    def queryset(self, request, queryset):
+        if self.value():
+            return queryset.filter(instance__tags__slug=self.value())
+        return queryset
+
+
+# --- Exports ----------------------------------------------------------------------------
+
+
+class FormulaSafeResource(resources.ModelResource):
+    def export_field(self, field, instance, **kwargs):
+        return formula_safe(super().export_field(field, instance, **kwargs))
+
+
+class AccountResource(FormulaSafeResource):
+    instance = fields.Field(attribute="instance__name", column_name="instance")
+    engine = fields.Field(attribute="instance__engine", column_name="engine")
+    account = fields.Field(attribute="identity", column_name="account")
+    superuser = fields.Field(attribute="snapshot__is_superuser", column_name="superuser")
+    grant_admin = fields.Field(attribute="snapshot__can_grant", column_name="grant_admin")
+    locked = fields.Field(attribute="snapshot__is_locked", column_name="locked")
+    roles = fields.Field(column_name="roles")
+    grants = fields.Field(column_name="grants")
+    changed_at = fields.Field(attribute="snapshot__changed_at", column_name="privileges_changed_at")
+
+    class Meta:
+        model = Account
+        fields = [
+            "instance", "engine", "account", "kind", "superuser", "grant_admin", "locked",
+            "roles", "grants", "first_seen_at", "last_seen_at", "removed_at", "changed_at",
+        ]  # fmt: skip
+        export_order = fields
+
+    def dehydrate_roles(self, account: Account) -> str:
+        snapshot = getattr(account, "snapshot", None)
+        return ", ".join(snapshot.privileges["roles"]) if snapshot else ""
+
+    def dehydrate_grants(self, account: Account) -> int:
+        snapshot = getattr(account, "snapshot", None)
+        return len(snapshot.privileges["grants"]) if snapshot else 0
+
+
+class AccountChangeResource(FormulaSafeResource):
+    instance = fields.Field(attribute="instance__name", column_name="instance")
+    account = fields.Field(attribute="account__identity", column_name="account")
+
+    class Meta:
+        model = AccountChange
+        fields = [
+            "detected_at",
+            "instance",
+            "engine",
+            "account",
+            "change_type",
+            "summary",
+            "privileged",
+            "run_id",
+        ]
+        export_order = fields
+
+
+# --- Accounts ---------------------------------------------------------------------------
+
+
+def _last_quarter() -> tuple[datetime.date, datetime.date]:
+    today = timezone.localdate()
+    first_of_quarter = datetime.date(today.year, 3 * ((today.month - 1) // 3) + 1, 1)
+    end = first_of_quarter - datetime.timedelta(days=1)
+    return datetime.date(end.year, 3 * ((end.month - 1) // 3) + 1, 1), end
+
+
+class AccessReviewForm(forms.Form):
+    instances = forms.ModelMultipleChoiceField(
+        queryset=Instance.objects.none(),
+        required=False,
+        widget=forms.SelectMultiple(attrs={"size": 8}),
+        help_text=_("Leave empty for every instance you may see."),
+    )
+    tags = forms.ModelMultipleChoiceField(queryset=Tag.objects.all(), required=False)
+    start = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}))
+    end = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}))
+    file_format = forms.ChoiceField(
+        choices=[("xlsx", _("XLSX workbook")), ("csv", "CSV")], initial="xlsx", label=_("Format")
+    )
+
+    def __init__(self, *args, instances, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["instances"].queryset = instances
+        start, end = _last_quarter()
+        self.fields["start"].initial, self.fields["end"].initial = start, end
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("start") and cleaned.get("end") and cleaned["start"] > cleaned["end"]:
+            raise forms.ValidationError(_("The period ends before it starts."))
+        return cleaned
+
+
+class PresenceFilter(admin.SimpleListFilter):
+    title = _("presence")
+    parameter_name = "presence"
+
+    def lookups(self, request, model_admin):
+        return [("present", _("Present")), ("removed", _("Removed"))]
+
+    def queryset(self, request, queryset):
+        if self.value() == "present":
+            return queryset.filter(removed_at__isnull=True)
+        if self.value() == "removed":
+            return queryset.filter(removed_at__isnull=False)
+        return queryset
+
+
+@admin.register(Account)
+class AccountAdmin(InstanceScopedReadOnlyAdmin):
+    resource_classes = [AccountResource]
+    change_form_template = "admin/accounts/account/change_form.html"
+    list_display = [
+        "identity",
+        "instance",
+        "kind",
+        "is_superuser",
+        "is_locked",
+        "can_grant",
+        "privileges_changed_at",
+        "removed_at",
+    ]
+    list_display_links = ["identity"]
+    list_filter = [
+        VisibleInstanceFilter,
+        EngineFilter,
+        TagFilter,
+        ("snapshot__is_superuser", admin.BooleanFieldListFilter),
+        ("snapshot__is_locked", admin.BooleanFieldListFilter),
+        ("snapshot__can_grant", admin.BooleanFieldListFilter),
+        PresenceFilter,
+        "kind",
+    ]
+    search_fields = ["^name"]
+    list_select_related = ["instance", "snapshot"]
+    fields = ["instance", "name", "host", "kind", "first_seen_at", "last_seen_at", "removed_at"]
+    readonly_fields = fields
+
+    @admin.display(description=_("account"), ordering="name")
+    def identity(self, obj: Account) -> str:
+        return obj.identity
+
+    @admin.display(description=_("superuser"), boolean=True, ordering="snapshot__is_superuser")
+    def is_superuser(self, obj: Account) -> bool | None:
+        return getattr(getattr(obj, "snapshot", None), "is_superuser", None)
+
+    @admin.display(description=_("locked"), boolean=True, ordering="snapshot__is_locked")
+    def is_locked(self, obj: Account) -> bool | None:
+        return getattr(getattr(obj, "snapshot", None), "is_locked", None)
+
+    @admin.display(description=_("can grant"), boolean=True, ordering="snapshot__can_grant")
+    def can_grant(self, obj: Account) -> bool | None:
+        return getattr(getattr(obj, "snapshot", None), "can_grant", None)
+
+    @admin.display(description=_("privileges changed"), ordering="snapshot__changed_at")
+    def privileges_changed_at(self, obj: Account):
+        return getattr(getattr(obj, "snapshot", None), "changed_at", None)
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {
+            **(extra_context or {}),
+            "can_access_review": self.has_access_review_permission(request),
+        }
+        return super().changelist_view(request, extra_context)
+
+    def has_access_review_permission(self, request) -> bool:
+        return request.user.has_perm("accounts.access_review") and self.has_view_permission(request)
+
+    def get_urls(self):
+        return [
+            path(
+                "access-review/",
+                self.admin_site.admin_view(self.access_review_view),
+                name="accounts_account_access_review",
+            ),
+            *super().get_urls(),
+        ]
+
+    def access_review_view(self, request):
+        if not self.has_access_review_permission(request):
+            raise PermissionDenied
+        ids = visible_instance_ids(request)
+        instances = Instance.objects.all() if ids is None else Instance.objects.filter(pk__in=ids)
+        form = AccessReviewForm(request.POST or None, instances=instances)
+        if request.method == "POST" and form.is_valid():
+            chosen = form.cleaned_data["instances"] or instances
+            if form.cleaned_data["tags"]:
+                chosen = chosen.filter(tags__in=form.cleaned_data["tags"]).distinct()
+            accounts = self.get_queryset(request).filter(instance__in=chosen)
+            start, end = form.cleaned_data["start"], form.cleaned_data["end"]
+            book = access_review(accounts=accounts, start=start, end=end)
+            file_format = form.cleaned_data["file_format"]
+            if file_format == "xlsx":
+                content = book.export("xlsx")
+                content_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+            else:
+                content = "\n".join(sheet.export("csv") for sheet in book.sheets())
+                content_type = "text/csv"
+            response = HttpResponse(content, content_type=content_type)
+            filename = f"access-review-{start:%Y%m%d}-{end:%Y%m%d}.{file_format}"
+            response["Content-Disposition"] = f'attachment; filename="{filename}"'
+            return response
+        return TemplateResponse(
+            request,
+            "admin/accounts/account/access_review.html",
+            {
+                **self.admin_site.each_context(request),
+                "title": _("Access review"),
+                "opts": self.model._meta,
+                "form": form,
+            },
+        )
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        account = self.get_object(request, object_id)
+        extra_context = extra_context or {}
+        if account is not None:
+            snapshot = getattr(account, "snapshot", None)
+            extra_context |= {
+                "snapshot": snapshot,
+                "grant_groups": group_grants(snapshot.privileges["grants"]) if snapshot else [],
+                "timeline": account.changes.order_by("-detected_at", "-id")[:100],
+            }
+        return super().change_view(request, object_id, form_url, extra_context)
+
+
+# --- Change history ---------------------------------------------------------------------
+
+
+class PrivilegedFilter(admin.SimpleListFilter):
+    title = _("privileged")
+    parameter_name = "privileged"
+
+    def lookups(self, request, model_admin):
+        return [("yes", _("Privileged only"))]
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.filter(privileged=True)
+        return queryset
+
+
+class ChangeEngineFilter(EngineFilter):
+    def queryset(self, request, queryset):
+        return queryset.filter(engine=self.value()) if self.value() else queryset
+
+
+@admin.register(AccountChange)
+class AccountChangeAdmin(InstanceScopedReadOnlyAdmin):
+    resource_classes = [AccountChangeResource]
+    change_form_template = "admin/accounts/accountchange/change_form.html"
+    list_display = [
+        "detected_at",
+        "account_identity",
+        "instance",
+        "change_type",
+        "summary",
+        "privileged",
+    ]
+    list_filter = [
+        VisibleInstanceFilter,
+        ChangeEngineFilter,
+        "change_type",
+        PrivilegedFilter,
+        ("detected_at", admin.DateFieldListFilter),
+    ]
+    date_hierarchy = "detected_at"
+    search_fields = ["^account__name"]
+    list_select_related = ["account", "instance"]
+    fields = [
+        "detected_at",
+        "account",
+        "instance",
+        "engine",
+        "change_type",
+        "summary",
+        "privileged",
+        "run_id",
+    ]
+    readonly_fields = fields
+
+    @admin.display(description=_("account"), ordering="account__name")
+    def account_identity(self, obj: AccountChange) -> str:
+        return obj.account.identity
+
+    def get_search_results(self, request, queryset, search_term):
+        # A search also matches the account id directly: links from other pages use it.
+        queryset, duplicates = super().get_search_results(request, queryset, search_term)
+        if search_term.isdigit():
+            queryset = queryset | self.get_queryset(request).filter(Q(account_id=int(search_term)))
+        return queryset, duplicates
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        change = self.get_object(request, object_id)
+        extra_context = extra_context or {}
+        if change is not None:
+            diff = change.diff
+            extra_context |= {
+                "added_groups": group_grants(diff.get("grants_added", [])),
+                "removed_groups": group_grants(diff.get("grants_removed", [])),
+                "diff": diff,
+                "is_removal": change.change_type == ChangeType.REMOVED,
+            }
+        return super().change_view(request, object_id, form_url, extra_context)

@@ -60,6 +60,7 @@ class Account(models.Model):
         ordering = ["instance", "name", "host"]
         verbose_name = _("account")
         verbose_name_plural = _("accounts")
+        permissions = [("access_review", _("Can produce the access review report"))]
         constraints = [
             models.UniqueConstraint(
                 fields=["instance", "name", "host"], name="accounts_account_identity_unique"

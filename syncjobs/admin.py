@@ -1,1 +1,458 @@
-"""Admin pages of the syncjobs app (the admin is WhaleFall's user interface)."""
+"""Admin pages of the syncjobs app (the admin is WhaleFall's user interface).
+
+Runs and run items are records: nobody edits or deletes them here. A user limited to some
+instances sees only the items of those instances, and only the runs with at least one of
+them; holders of ``syncjobs.view_all_runs`` (Schedulers) read every run, still without the
+items of instances they may not see. Cancelling a run or running its failed items again
+needs the sync permission on the instances concerned.
+"""
+
+from datetime import timedelta
+
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import Case, Exists, OuterRef, Value, When
+from django.http import Http404, HttpRequest, HttpResponseNotAllowed, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.urls import path, reverse
+from django.utils.html import format_html
+from django.utils.http import urlencode
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
+
+from inventory.admin import InstanceAdmin, instance_permitted, visible_instance_ids
+from inventory.models import Instance
+from syncjobs import services
+from syncjobs.models import RUN_ACTIVE, ItemStatus, Run, RunItem, RunKind, RunStatus, RunTrigger
+from whalefall.admin import ReadOnlyAdminMixin
+from whalefall.paginator import EstimatedCountPaginator
+
+# Items listed on a run's page; the run items list shows the rest.
+RUN_PAGE_ITEMS = 200
+
+STATUS_STYLE = {
+    RunStatus.SUCCEEDED: "wf-good",
+    RunStatus.PARTIALLY_FAILED: "wf-bad",
+    RunStatus.FAILED: "wf-bad",
+    ItemStatus.SUCCEEDED: "wf-good",
+    ItemStatus.FAILED: "wf-bad",
+}
+
+
+def _status_badge(obj) -> str:
+    return format_html(
+        '<span class="wf-status {}">{}</span>',
+        STATUS_STYLE.get(obj.status, "wf-muted"),
+        obj.get_status_display(),
+    )
+
+
+def _format_duration(value: timedelta | None) -> str:
+    if value is None:
+        return "—"
+    seconds = int(value.total_seconds())
+    hours, rest = divmod(seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    if minutes:
+        return f"{minutes}m {seconds:02d}s"
+    return f"{value.total_seconds():.1f}s"
+
+
+def _sync_scope(request: HttpRequest) -> set[int] | None:
+    """Instances the user may sync (None: all of them)."""
+    return visible_instance_ids(request, "inventory.sync")
+
+
+@admin.register(Run)
+class RunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    change_form_template = "admin/syncjobs/run/change_form.html"
+    list_display = [
+        "id",
+        "kind",
+        "trigger",
+        "status_badge",
+        "progress",
+        "items_failed",
+        "requested_by",
+        "started_at",
+        "run_duration",
+    ]
+    list_display_links = ["id", "kind"]
+    list_filter = ["kind", "status", "trigger", ("created_at", admin.DateFieldListFilter)]
+    list_select_related = ["requested_by"]
+    list_per_page = 50
+    paginator = EstimatedCountPaginator
+    show_full_result_count = False
+    fieldsets = [
+        (
+            None,
+            {
+                "fields": [
+                    "kind",
+                    "trigger",
+                    "status",
+                    "requested_by",
+                    "cancel_requested",
+                    "error",
+                ]
+            },
+        ),
+        (_("Times"), {"fields": ["created_at", "started_at", "finished_at", "run_duration"]}),
+        (
+            _("Items"),
+            {
+                "fields": [
+                    "items_total",
+                    "items_succeeded",
+                    "items_failed",
+                    "items_skipped",
+                    "items_cancelled",
+                ]
+            },
+        ),
+        (
+            _("Changes"),
+            {"fields": ["created_count", "changed_count", "removed_count", "unchanged_count"]},
+        ),
+        (_("Summary"), {"fields": ["summary"]}),
+    ]
+    readonly_fields = ["created_at", "run_duration"]
+    actions = ["cancel_runs", "rerun_failed_items"]
+
+    # Scope: the runs with at least one item the user may see, unless they read the whole
+    # run history (items stay scoped either way).
+
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request)
+        if request.user.has_perm("syncjobs.view_all_runs"):
+            return queryset
+        ids = visible_instance_ids(request)
+        return queryset if ids is None else queryset.with_items_on(ids)
+
+    def get_object(self, request, object_id, from_field=None):
+        obj = super().get_object(request, object_id, from_field)
+        if obj is None:
+            raise Http404(_("No such run."))
+        return obj
+
+    def has_cancel_permission(self, request, obj=None):
+        return request.user.has_perm("syncjobs.cancel_run")
+
+    def has_rerun_permission(self, request, obj=None):
+        return request.user.has_perm("syncjobs.rerun_run")
+
+    # Columns.
+
+    @admin.display(description=_("status"), ordering="status")
+    def status_badge(self, obj: Run) -> str:
+        return _status_badge(obj)
+
+    @admin.display(description=_("progress"))
+    def progress(self, obj: Run) -> str:
+        return format_html(
+            '<progress value="{}" max="{}" style="width: 6em"></progress> {}/{}',
+            obj.items_done,
+            max(obj.items_total, 1),
+            obj.items_done,
+            obj.items_total,
+        )
+
+    @admin.display(description=_("duration"))
+    def run_duration(self, obj: Run) -> str:
+        return _format_duration(obj.duration)
+
+    # Actions: a person may act on a run only where they may sync every instance it touches.
+
+    def _actionable(self, request, queryset):
+        ids = _sync_scope(request)
+        if ids is None:
+            return queryset
+        return queryset.exclude(
+            Exists(RunItem.objects.filter(run=OuterRef("pk")).exclude(instance_id__in=ids))
+        )
+
+    def _cancel(self, request, runs) -> None:
+        runs = list(runs)
+        for run in runs:
+            services.run_cancel(run=run, requested_by=request.user)
+        if runs:
+            self.message_user(
+                request,
+                ngettext(
+                    "%(count)d run cancelled: items not started yet will not run.",
+                    "%(count)d runs cancelled: items not started yet will not run.",
+                    len(runs),
+                )
+                % {"count": len(runs)},
+                messages.SUCCESS,
+            )
+
+    def _rerun(self, request, runs) -> list[Run]:
+        started = []
+        scope = _sync_scope(request)
+        for run in runs:
+            new = services.run_retry_failed(run=run, requested_by=request.user, instance_ids=scope)
+            if new is None:
+                self.message_user(
+                    request,
+                    _("Run #%(run)d has no failed items you may run again.") % {"run": run.pk},
+                    messages.WARNING,
+                )
+                continue
+            started.append(new)
+            self.message_user(
+                request,
+                ngettext(
+                    "Run #%(new)d started for %(count)d failed item of run #%(run)d.",
+                    "Run #%(new)d started for %(count)d failed items of run #%(run)d.",
+                    new.items_total,
+                )
+                % {"new": new.pk, "count": new.items_total, "run": run.pk},
+                messages.SUCCESS,
+            )
+        return started
+
+    @admin.action(description=_("Cancel selected runs"), permissions=["cancel"])
+    def cancel_runs(self, request, queryset):
+        active = queryset.filter(status__in=RUN_ACTIVE)
+        allowed = self._actionable(request, active)
+        refused = active.count() - allowed.count()
+        if refused:
+            self.message_user(
+                request,
+                ngettext(
+                    "%(count)d run not cancelled: it covers instances you may not sync.",
+                    "%(count)d runs not cancelled: they cover instances you may not sync.",
+                    refused,
+                )
+                % {"count": refused},
+                messages.WARNING,
+            )
+        self._cancel(request, allowed)
+
+    @admin.action(description=_("Run failed items again"), permissions=["rerun"])
+    def rerun_failed_items(self, request, queryset):
+        self._rerun(request, queryset)
+
+    # The per-run buttons.
+
+    def get_urls(self):
+        return [
+            path(
+                "<path:object_id>/cancel/",
+                self.admin_site.admin_view(self.cancel_view),
+                name="syncjobs_run_cancel",
+            ),
+            path(
+                "<path:object_id>/rerun/",
+                self.admin_site.admin_view(self.rerun_view),
+                name="syncjobs_run_rerun",
+            ),
+            *super().get_urls(),
+        ]
+
+    def cancel_view(self, request, object_id):
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not self.has_cancel_permission(request):
+            raise PermissionDenied
+        run = get_object_or_404(self.get_queryset(request), pk=object_id)
+        if not self._actionable(request, Run.objects.filter(pk=run.pk)).exists():
+            raise PermissionDenied
+        if run.is_active:
+            self._cancel(request, [run])
+        else:
+            self.message_user(
+                request, _("Run #%(run)d has already finished.") % {"run": run.pk}, messages.INFO
+            )
+        return HttpResponseRedirect(reverse("admin:syncjobs_run_change", args=[run.pk]))
+
+    def rerun_view(self, request, object_id):
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not self.has_rerun_permission(request):
+            raise PermissionDenied
+        run = get_object_or_404(self.get_queryset(request), pk=object_id)
+        started = self._rerun(request, [run])
+        target = started[0] if started else run
+        return HttpResponseRedirect(reverse("admin:syncjobs_run_change", args=[target.pk]))
+
+    def changelist_view(self, request, extra_context=None):
+        # While work is under way the list refreshes itself: progress without clicking.
+        live = Run.objects.filter(status__in=RUN_ACTIVE).exists()
+        return super().changelist_view(request, {**(extra_context or {}), "live": live})
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None:
+            items = RunItem.objects.filter(run=obj).select_related("instance")
+            ids = visible_instance_ids(request)
+            if ids is not None:
+                items = items.filter(instance_id__in=ids)
+            # Failed items first, then running ones: they are why people open a run.
+            first = Case(
+                When(status=ItemStatus.FAILED, then=Value(0)),
+                When(status=ItemStatus.RUNNING, then=Value(1)),
+                default=Value(2),
+            )
+            items = list(items.order_by(first.asc(), "instance__name")[: RUN_PAGE_ITEMS + 1])
+            context.update(
+                live=obj.status in RUN_ACTIVE,
+                run_items=items[:RUN_PAGE_ITEMS],
+                run_items_more=len(items) > RUN_PAGE_ITEMS,
+                run_items_url=reverse("admin:syncjobs_runitem_changelist")
+                + "?"
+                + urlencode({"run__id__exact": obj.pk}),
+                can_cancel_run=obj.is_active
+                and self.has_cancel_permission(request, obj)
+                and self._actionable(request, Run.objects.filter(pk=obj.pk)).exists(),
+                can_rerun_run=obj.items_failed > 0 and self.has_rerun_permission(request, obj),
+            )
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+
+class RunKindFilter(admin.SimpleListFilter):
+    """The kind of the item's run, from the fixed list of kinds (no query for choices)."""
+
+    title = _("kind")
+    parameter_name = "kind"
+
+    def lookups(self, request, model_admin):
+        return Run.Kind.choices
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        return queryset.filter(run__kind=value) if value else queryset
+
+
+@admin.register(RunItem)
+class RunItemAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = [
+        "id",
+        "run_link",
+        "run_kind",
+        "instance",
+        "status_badge",
+        "created_count",
+        "changed_count",
+        "removed_count",
+        "unchanged_count",
+        "attempts",
+        "item_duration",
+        "message",
+    ]
+    list_display_links = ["id"]
+    list_filter = ["status", RunKindFilter, ("started_at", admin.DateFieldListFilter)]
+    list_select_related = ["run", "instance"]
+    search_fields = ["^instance__name"]
+    list_per_page = 100
+    paginator = EstimatedCountPaginator
+    show_full_result_count = False
+    fieldsets = [
+        (None, {"fields": ["run", "instance", "status", "error", "skip_reason"]}),
+        (
+            _("Counts"),
+            {"fields": ["created_count", "changed_count", "removed_count", "unchanged_count"]},
+        ),
+        (
+            _("Execution"),
+            {"fields": ["started_at", "finished_at", "duration", "heartbeat_at", "attempts"]},
+        ),
+        (_("Detail"), {"fields": ["detail"]}),
+    ]
+
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request)
+        ids = visible_instance_ids(request)
+        return queryset if ids is None else queryset.filter(instance_id__in=ids)
+
+    def get_object(self, request, object_id, from_field=None):
+        obj = super().get_object(request, object_id, from_field)
+        if obj is None:
+            raise Http404(_("No such run item."))
+        return obj
+
+    @admin.display(description=_("run"), ordering="run")
+    def run_link(self, obj: RunItem) -> str:
+        return format_html(
+            '<a href="{}">#{}</a>',
+            reverse("admin:syncjobs_run_change", args=[obj.run_id]),
+            obj.run_id,
+        )
+
+    @admin.display(description=_("kind"), ordering="run__kind")
+    def run_kind(self, obj: RunItem) -> str:
+        return obj.run.get_kind_display()
+
+    @admin.display(description=_("status"), ordering="status")
+    def status_badge(self, obj: RunItem) -> str:
+        return _status_badge(obj)
+
+    @admin.display(description=_("duration"), ordering="duration")
+    def item_duration(self, obj: RunItem) -> str:
+        return _format_duration(obj.duration)
+
+    @admin.display(description=_("error / reason"))
+    def message(self, obj: RunItem) -> str:
+        text = obj.error or obj.skip_reason
+        if len(text) <= 120:
+            return text
+        return format_html('<span title="{}">{}…</span>', text, text[:120])
+
+
+# --- "Sync accounts now" on the instance list --------------------------------------------
+
+
+class SyncableInstanceAdmin(InstanceAdmin):
+    """The inventory's instance admin plus the actions that start runs (syncjobs owns runs)."""
+
+    actions = [*InstanceAdmin.actions, "sync_accounts_now"]
+
+    def has_sync_permission(self, request, obj=None):
+        return instance_permitted(request, "sync", obj)
+
+    @admin.action(description=_("Sync accounts now"), permissions=["sync"])
+    def sync_accounts_now(self, request, queryset):
+        ids = _sync_scope(request)
+        allowed = (queryset if ids is None else queryset.filter(pk__in=ids)).syncable()
+        instance_ids = list(allowed.values_list("pk", flat=True))
+        skipped = queryset.count() - len(instance_ids)
+        if skipped:
+            self.message_user(
+                request,
+                ngettext(
+                    "%(count)d instance skipped: retired, inactive or not yours to sync.",
+                    "%(count)d instances skipped: retired, inactive or not yours to sync.",
+                    skipped,
+                )
+                % {"count": skipped},
+                messages.WARNING,
+            )
+        if not instance_ids:
+            return
+        run = services.run_create(
+            kind=RunKind.ACCOUNTS,
+            trigger=RunTrigger.MANUAL,
+            requested_by=request.user,
+            instance_ids=instance_ids,
+        )
+        url = reverse("admin:syncjobs_run_change", args=[run.pk])
+        self.message_user(
+            request,
+            format_html(
+                '{} <a href="{}">{}</a>',
+                ngettext(
+                    "Account sync of %(count)d instance queued.",
+                    "Account sync of %(count)d instances queued.",
+                    len(instance_ids),
+                )
+                % {"count": len(instance_ids)},
+                url,
+                _("Follow run #%(id)d") % {"id": run.pk},
+            ),
+        )
+
+
+admin.site.unregister(Instance)
+admin.site.register(Instance, SyncableInstanceAdmin)

@@ -1,16 +1,50 @@
-"""Services of the sync machinery: roles, the default schedule, the first administrator."""
+"""Services of the sync machinery: runs and their items, the work lock, the reaper and
+retention, the default schedule, roles and the first administrator.
+
+A run has one item per instance; each item is executed by its own task
+(:func:`run_item_execute`), which takes the work lock of its kind on its instance, calls
+the kind's handler and records the outcome. Every status change is a conditional UPDATE
+(``transition``), so a redelivered task, a reaper and a cancel can race without ever
+overwriting a finished item.
+"""
 
 import json
 import secrets
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import partial
+from typing import Any
 
 import structlog
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
-from django.db import transaction
+from django.db import IntegrityError, InterfaceError, OperationalError, transaction
+from django.db.models import Count, DurationField, Exists, ExpressionWrapper, F, OuterRef, Q, Sum
+from django.db.models import Value as V
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+from django.utils.module_loading import import_string
 from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 
+from inventory.engines.base import EngineError, Timeout, Unreachable
+from inventory.models import Instance
+from syncjobs.models import (
+    ITEM_ACTIVE,
+    ITEM_TERMINAL,
+    RUN_ACTIVE,
+    RUN_TERMINAL,
+    ItemStatus,
+    Run,
+    RunItem,
+    RunKind,
+    RunStatus,
+    RunTrigger,
+    WorkLock,
+)
+from whalefall.logging import redact_text
 from whalefall.roles import ADMINISTRATORS, ALL_PERMISSIONS, all_role_definitions
 
 log = structlog.get_logger(__name__)
@@ -34,6 +68,24 @@ DEFAULT_SCHEDULE: tuple[ScheduledJob, ...] = (
         task="whalefall.beat_heartbeat",
         description="Proves beat and a worker are alive; /health/ready checks its age.",
         every_seconds=60,
+    ),
+    ScheduledJob(
+        name="Account sync",
+        task="syncjobs.sync_accounts_all",
+        description="Syncs the accounts and privileges of every active instance.",
+        crontab="0 1",
+    ),
+    ScheduledJob(
+        name="Run reaper",
+        task="syncjobs.reap_runs",
+        description="Fails run items whose worker stopped responding and closes their runs.",
+        every_seconds=300,
+    ),
+    ScheduledJob(
+        name="Run retention purge",
+        task="syncjobs.purge_runs",
+        description="Deletes runs older than WHALEFALL_RUN_RETENTION_DAYS, in batches.",
+        crontab="0 5",
     ),
 )
 
@@ -136,3 +188,566 @@ def admin_user_ensure(*, username: str, email: str = "") -> tuple[object, str | 
     user.groups.add(Group.objects.get(name=ADMINISTRATORS))
     log.info("administrator_created", username=username)
     return user, password
+
+
+# --- Handlers ---------------------------------------------------------------------------
+
+# Run kind -> dotted path of ``handler(*, instance, run_id)``. Handlers are imported when an
+# item runs, so that the apps doing the work never depend on syncjobs. A handler returns an
+# object (or a mapping) with the int counts ``created``, ``changed``, ``removed`` and
+# ``unchanged`` and optionally a ``detail`` mapping; it raises the EngineError family for
+# remote failures, and an exception with ``fail_closed = True`` (or named SyncRefused) when
+# it refuses to act on incomplete data.
+RUN_HANDLERS: dict[str, str] = {
+    RunKind.ACCOUNTS: "accounts.services.account_sync_instance",
+}
+
+OUTCOME_COUNTS = ("created", "changed", "removed", "unchanged")
+
+# Failures worth another attempt: the instance or our own database may be back soon.
+TRANSIENT_ERRORS: tuple[type[Exception], ...] = (
+    Unreachable,
+    Timeout,
+    OperationalError,
+    InterfaceError,
+)
+
+MAX_ERROR_LENGTH = 2000
+
+# A lock outlives the hard time limit of the task holding it by this much; after that its
+# holder cannot be alive and the lock is free for the taking.
+LOCK_MARGIN = timedelta(minutes=5)
+
+
+class HandlerMissing(Exception):
+    """No handler is registered for a run kind."""
+
+
+def _handler_for(kind: str) -> Callable[..., Any]:
+    path = RUN_HANDLERS.get(kind)
+    if path is None:
+        raise HandlerMissing(f"no handler is registered for {kind} runs")
+    return import_string(path)
+
+
+def _outcome_counts(outcome: Any) -> dict[str, int]:
+    """The four counts of a handler's outcome, from attributes or mapping keys."""
+    counts = {}
+    for name in OUTCOME_COUNTS:
+        value = outcome.get(name, 0) if isinstance(outcome, dict) else getattr(outcome, name, 0)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise TypeError(f"handler outcome {name}={value!r} is not a count")
+        counts[f"{name}_count"] = value
+    return counts
+
+
+def _outcome_detail(outcome: Any) -> dict[str, Any]:
+    detail = (
+        outcome.get("detail") if isinstance(outcome, dict) else getattr(outcome, "detail", None)
+    )
+    return dict(detail) if isinstance(detail, dict) else {}
+
+
+def _is_fail_closed(exc: BaseException) -> bool:
+    return getattr(exc, "fail_closed", False) is True or any(
+        cls.__name__ == "SyncRefused" for cls in type(exc).__mro__
+    )
+
+
+def _failure_message(exc: BaseException) -> str:
+    """What an item records about an exception: never a traceback, never a secret."""
+    if isinstance(exc, SoftTimeLimitExceeded):
+        message = f"time limit of {settings.CELERY_TASK_SOFT_TIME_LIMIT} s exceeded"
+    elif isinstance(exc, EngineError) or _is_fail_closed(exc):
+        # Engine errors are scrubbed where they are raised; refusals are our own words.
+        message = str(exc) or getattr(exc, "label", type(exc).__name__)
+    else:
+        message = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    return redact_text(message)[:MAX_ERROR_LENGTH]
+
+
+# --- Work lock --------------------------------------------------------------------------
+
+
+def _lock_ttl() -> timedelta:
+    return timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT) + LOCK_MARGIN
+
+
+def work_lock_acquire(
+    *, kind: str, instance_id: int, item_id: int, now: datetime | None = None
+) -> bool:
+    """Take the lock on ``kind`` work for an instance on behalf of a run item.
+
+    The unique (kind, instance) key is the lock: of two concurrent INSERTs exactly one
+    succeeds, on PostgreSQL and SQLite alike. An expired lock is deleted first, so the
+    lock of a worker that died is taken over.
+    """
+    now = now or timezone.now()
+    expired, _ = WorkLock.objects.filter(
+        kind=kind, instance_id=instance_id, expires_at__lte=now
+    ).delete()
+    if expired:
+        log.warning("work_lock_expired_taken_over", kind=kind, instance_id=instance_id)
+    try:
+        with transaction.atomic():
+            WorkLock.objects.create(
+                kind=kind,
+                instance_id=instance_id,
+                holder_id=item_id,
+                acquired_at=now,
+                expires_at=now + _lock_ttl(),
+            )
+    except IntegrityError:
+        return False
+    return True
+
+
+def work_lock_release(*, kind: str, instance_id: int, item_id: int) -> None:
+    """Release the lock if ``item_id`` still holds it (never a lock taken over since)."""
+    WorkLock.objects.filter(kind=kind, instance_id=instance_id, holder_id=item_id).delete()
+
+
+def _lock_holder_reason(*, kind: str, instance: Instance) -> str:
+    holder = (
+        WorkLock.objects.filter(kind=kind, instance=instance)
+        .values("holder__run_id", "acquired_at")
+        .first()
+    )
+    if holder is None:
+        return f"{kind} sync of {instance.name} was already running in another run"
+    since = timezone.localtime(holder["acquired_at"]).isoformat(sep=" ", timespec="seconds")
+    return (
+        f"{kind} sync of {instance.name} already running in run #{holder['holder__run_id']} "
+        f"since {since}"
+    )
+
+
+# --- Runs -------------------------------------------------------------------------------
+
+
+def run_create(
+    *,
+    kind: str,
+    trigger: str,
+    requested_by=None,
+    instance_ids: Iterable[int],
+    task_id: str = "",
+    summary: dict[str, Any] | None = None,
+) -> Run:
+    """Create a run with one pending item per instance and queue the items once committed.
+
+    ``task_id`` makes creation idempotent: a task delivered twice finds its first run.
+    """
+    wanted = set(instance_ids)
+    try:
+        with transaction.atomic():
+            if task_id and (existing := Run.objects.filter(task_id=task_id).first()):
+                log.info("run_already_created", run_id=existing.pk, task_id=task_id)
+                return existing
+            ids = sorted(Instance.objects.filter(pk__in=wanted).values_list("pk", flat=True))
+            run = Run.objects.create(
+                kind=kind,
+                trigger=trigger,
+                requested_by=requested_by,
+                task_id=task_id,
+                items_total=len(ids),
+                summary=summary or {},
+            )
+            items = RunItem.objects.bulk_create(
+                [RunItem(run=run, instance_id=pk) for pk in ids], batch_size=1000
+            )
+            transaction.on_commit(
+                partial(
+                    _items_enqueue,
+                    run_id=run.pk,
+                    items=[(item.pk, item.instance_id) for item in items],
+                )
+            )
+    except IntegrityError:
+        if task_id and (existing := Run.objects.filter(task_id=task_id).first()):
+            return existing
+        raise
+    log.info("run_created", run_id=run.pk, kind=kind, trigger=trigger, items=len(ids))
+    if not ids:
+        run_finalise(run_id=run.pk)
+        run.refresh_from_db()
+    return run
+
+
+def _items_enqueue(*, run_id: int, items: list[tuple[int, int]]) -> None:
+    """Send one ``syncjobs.run_item`` task per item; fail the items the broker refused."""
+    from syncjobs.tasks import run_item
+
+    for position, (item_id, instance_id) in enumerate(items):
+        try:
+            run_item.apply_async(
+                kwargs={"item_id": item_id, "run_id": run_id, "instance_id": instance_id}
+            )
+        except Exception as exc:  # noqa: BLE001  any transport error leaves the rest unsent
+            unsent = [pk for pk, _ in items[position:]]
+            log.error(
+                "run_items_not_queued",
+                run_id=run_id,
+                items=len(unsent),
+                error_type=type(exc).__name__,
+                error=redact_text(str(exc)),
+            )
+            _items_finish(
+                RunItem.objects.filter(pk__in=unsent),
+                ItemStatus.FAILED,
+                error=f"could not be queued: {_failure_message(exc)}",
+            )
+            run_finalise(run_id=run_id)
+            return
+
+
+def run_start(
+    *,
+    kind: str,
+    trigger: str,
+    user_id: int | None = None,
+    instance_ids: Iterable[int] | None = None,
+    task_id: str = "",
+) -> Run | None:
+    """Create a run over the syncable instances, or the given ones among them.
+
+    With ``user_id``, only the instances that user may sync; None if the user is unknown
+    or inactive.
+    """
+    instances = Instance.objects.all()
+    user = None
+    if user_id is not None:
+        user = get_user_model().objects.filter(pk=user_id, is_active=True).first()
+        if user is None:
+            log.warning("run_refused_unknown_user", kind=kind, user_id=user_id)
+            return None
+        instances = instances.visible_to(user, "inventory.sync")
+    instances = instances.syncable()
+    if instance_ids is not None:
+        instances = instances.filter(pk__in=list(instance_ids))
+    return run_create(
+        kind=kind,
+        trigger=trigger,
+        requested_by=user,
+        instance_ids=instances.values_list("pk", flat=True),
+        task_id=task_id,
+    )
+
+
+def _items_finish(items, status: str, *, now: datetime | None = None, **fields) -> int:
+    """Move ``items`` to a terminal status, stamping the end and the duration."""
+    now = now or timezone.now()
+    return items.transition(
+        status,
+        finished_at=now,
+        duration=ExpressionWrapper(V(now) - F("started_at"), output_field=DurationField()),
+        **fields,
+    )
+
+
+def run_item_execute(*, item_id: int, may_retry: bool = False) -> None:
+    """Do the work of one run item: the unit a ``syncjobs.run_item`` task executes.
+
+    Idempotent: an item that is finished, or that another delivery already started, is
+    left alone. With ``may_retry``, a transient failure hands the item back (pending) and
+    re-raises for the task to retry; otherwise it fails the item.
+    """
+    item = RunItem.objects.select_related("run", "instance").filter(pk=item_id).first()
+    if item is None:
+        log.warning("run_item_missing", item_id=item_id)
+        return
+    run, instance = item.run, item.instance
+    if item.status != ItemStatus.PENDING:
+        # Finished, or started by another delivery of the same task: not ours to touch.
+        log.info("run_item_not_pending", item_id=item.pk, status=item.status)
+        return
+    this = RunItem.objects.filter(pk=item.pk)
+    pending = this.filter(status=ItemStatus.PENDING)
+
+    if run.cancel_requested:
+        if _items_finish(pending, ItemStatus.CANCELLED):
+            log.info("run_item_cancelled", item_id=item.pk, run_id=run.pk)
+        run_finalise(run_id=run.pk)
+        return
+    if instance.is_retired or not instance.is_active:
+        reason = f"{instance.name} is {'retired' if instance.is_retired else 'inactive'}"
+        _items_finish(pending, ItemStatus.SKIPPED, skip_reason=reason)
+        run_finalise(run_id=run.pk)
+        return
+
+    now = timezone.now()
+    claimed = this.transition(
+        ItemStatus.RUNNING,
+        started_at=Coalesce(F("started_at"), V(now)),
+        heartbeat_at=now,
+        attempts=F("attempts") + 1,
+        error="",
+    )
+    if not claimed:
+        log.info("run_item_not_claimed", item_id=item.pk, status=item.status)
+        return
+    Run.objects.filter(pk=run.pk).transition(RunStatus.RUNNING, started_at=now)
+
+    if not work_lock_acquire(kind=run.kind, instance_id=instance.pk, item_id=item.pk, now=now):
+        reason = _lock_holder_reason(kind=run.kind, instance=instance)
+        _items_finish(this, ItemStatus.SKIPPED, skip_reason=reason)
+        log.info("run_item_skipped_locked", item_id=item.pk, reason=reason)
+        run_finalise(run_id=run.pk)
+        return
+    try:
+        _item_perform(item=item, may_retry=may_retry)
+    finally:
+        work_lock_release(kind=run.kind, instance_id=instance.pk, item_id=item.pk)
+    run_finalise(run_id=run.pk)
+
+
+def _item_perform(*, item: RunItem, may_retry: bool) -> None:
+    """Call the handler and record what came of it on the (running) item."""
+    this = RunItem.objects.filter(pk=item.pk)
+    started = timezone.now()
+    try:
+        outcome = _handler_for(item.run.kind)(instance=item.instance, run_id=item.run_id)
+        counts = _outcome_counts(outcome)
+    except TRANSIENT_ERRORS as exc:
+        message = _failure_message(exc)
+        if may_retry:
+            if this.transition(ItemStatus.PENDING, error=message):
+                log.warning("run_item_will_retry", item_id=item.pk, error=message)
+                raise
+            return
+        _items_finish(this, ItemStatus.FAILED, error=message)
+        log.warning("run_item_failed", item_id=item.pk, error=message, transient=True)
+    except Exception as exc:
+        message = _failure_message(exc)
+        _items_finish(this, ItemStatus.FAILED, error=message)
+        if isinstance(exc, EngineError) or _is_fail_closed(exc):
+            log.warning("run_item_failed", item_id=item.pk, error=message)
+        else:
+            log.exception("run_item_crashed", item_id=item.pk, error_type=type(exc).__name__)
+    else:
+        _items_finish(this, ItemStatus.SUCCEEDED, detail=_outcome_detail(outcome), **counts)
+        log.info(
+            "run_item_succeeded",
+            item_id=item.pk,
+            seconds=round((timezone.now() - started).total_seconds(), 3),
+            **counts,
+        )
+
+
+def run_finalise(*, run_id: int) -> str | None:
+    """Recount a run from its items and close it once every item has finished.
+
+    The run row is locked for the recount, so concurrent items finishing never write
+    stale counters; the returned status is None if the run was already closed.
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        run = (
+            Run.objects.select_for_update()
+            .filter(pk=run_id)
+            .only("status", "started_at", "cancel_requested", "summary", "error")
+            .first()
+        )
+        if run is None or run.status in RUN_TERMINAL:
+            return None
+        totals = RunItem.objects.filter(run_id=run_id).aggregate(
+            items_total=Count("pk"),
+            **{f"items_{status}": Count("pk", filter=Q(status=status)) for status in ITEM_TERMINAL},
+            running=Count("pk", filter=Q(status=ItemStatus.RUNNING)),
+            retried=Count("pk", filter=Q(attempts__gt=1)),
+            **{f"{name}_count": Coalesce(Sum(f"{name}_count"), 0) for name in OUTCOME_COUNTS},
+        )
+        running, retried = totals.pop("running"), totals.pop("retried")
+        done = sum(totals[f"items_{status}"] for status in ITEM_TERMINAL)
+        fields: dict[str, Any] = dict(totals)
+        status = run.status
+        if done == totals["items_total"]:
+            status = _run_outcome(run, totals)
+            fields.update(
+                status=status,
+                started_at=run.started_at or now,
+                finished_at=now,
+                summary={**run.summary, "retried_items": retried},
+            )
+            if status in {RunStatus.FAILED, RunStatus.PARTIALLY_FAILED} and not run.error:
+                fields["error"] = (
+                    f"{totals['items_failed']} of {totals['items_total']} items failed"
+                )
+        elif run.status == RunStatus.QUEUED and (done or running):
+            status = RunStatus.RUNNING
+            fields.update(status=status, started_at=run.started_at or now)
+        Run.objects.filter(pk=run_id).update(**fields)
+    if status in RUN_TERMINAL:
+        log.info("run_finished", run_id=run_id, status=status, **totals)
+    return status
+
+
+def _run_outcome(run: Run, totals: dict[str, int]) -> str:
+    if run.cancel_requested and totals["items_cancelled"]:
+        return RunStatus.CANCELLED
+    if not totals["items_failed"]:
+        return RunStatus.SUCCEEDED
+    if totals["items_failed"] == totals["items_total"]:
+        return RunStatus.FAILED
+    return RunStatus.PARTIALLY_FAILED
+
+
+def run_cancel(*, run: Run, requested_by=None) -> int:
+    """Cancel a run between instances: items not started are cancelled, running ones finish.
+
+    Returns the number of items cancelled now.
+    """
+    by = requested_by.get_username() if requested_by is not None else None
+    flagged = Run.objects.filter(pk=run.pk, status__in=RUN_ACTIVE).update(cancel_requested=True)
+    if not flagged:
+        return 0
+    if by:
+        # Recorded before the recount, which keeps what the summary already holds.
+        Run.objects.filter(pk=run.pk).update(summary={**run.summary, "cancelled_by": by})
+    cancelled = _items_finish(RunItem.objects.filter(run_id=run.pk), ItemStatus.CANCELLED)
+    run_finalise(run_id=run.pk)
+    log.info("run_cancelled", run_id=run.pk, items_cancelled=cancelled, by=by)
+    return cancelled
+
+
+def run_retry_failed(
+    *, run: Run, requested_by=None, instance_ids: Iterable[int] | None = None
+) -> Run | None:
+    """Start a manual run over the instances whose items failed in ``run``.
+
+    ``instance_ids`` narrows it (to those a person may sync); None when nothing failed.
+    """
+    failed = RunItem.objects.filter(run=run, status=ItemStatus.FAILED)
+    if instance_ids is not None:
+        failed = failed.filter(instance_id__in=list(instance_ids))
+    ids = list(failed.values_list("instance_id", flat=True))
+    if not ids:
+        return None
+    return run_create(
+        kind=run.kind,
+        trigger=RunTrigger.MANUAL,
+        requested_by=requested_by,
+        instance_ids=ids,
+        summary={"retry_of": run.pk},
+    )
+
+
+# --- Reaper and retention ---------------------------------------------------------------
+
+
+def runs_reap(*, now: datetime | None = None) -> int:
+    """Fail what no worker will finish, then close the runs it belonged to.
+
+    Running items without a heartbeat for ``WHALEFALL_RUN_STALE_MINUTES`` (longer than the
+    task time limit, so their worker is gone) and the items of runs no worker started within
+    ``WHALEFALL_RUN_QUEUED_MAX_MINUTES``. Returns the number of items failed.
+    """
+    now = now or timezone.now()
+    stale_minutes = settings.WHALEFALL_RUN_STALE_MINUTES
+    stale_cutoff = now - timedelta(minutes=stale_minutes)
+    stale = RunItem.objects.filter(status=ItemStatus.RUNNING, heartbeat_at__lt=stale_cutoff)
+    stale_items = dict(stale.values_list("pk", "run_id"))
+    failed = 0
+    if stale_items:
+        failed += _items_finish(
+            stale.filter(pk__in=list(stale_items)),
+            ItemStatus.FAILED,
+            now=now,
+            error=f"worker stopped responding (no heartbeat for {stale_minutes} minutes)",
+        )
+        WorkLock.objects.filter(holder_id__in=list(stale_items)).delete()
+
+    queued_minutes = settings.WHALEFALL_RUN_QUEUED_MAX_MINUTES
+    never_started = list(
+        Run.objects.filter(
+            status=RunStatus.QUEUED, created_at__lt=now - timedelta(minutes=queued_minutes)
+        ).values_list("pk", flat=True)
+    )
+    if never_started:
+        message = f"no worker started the run within {queued_minutes} minutes"
+        Run.objects.filter(pk__in=never_started, error="").update(error=message)
+        failed += _items_finish(
+            RunItem.objects.filter(run_id__in=never_started),
+            ItemStatus.FAILED,
+            now=now,
+            error=message,
+        )
+
+    # Runs whose items have all finished but that were never closed (a worker died between
+    # the two, or instances were deleted) are closed too.
+    unclosed = Run.objects.filter(status__in=RUN_ACTIVE).exclude(
+        Exists(RunItem.objects.filter(run=OuterRef("pk"), status__in=ITEM_ACTIVE))
+    )
+    runs = (
+        set(stale_items.values()) | set(never_started) | set(unclosed.values_list("pk", flat=True))
+    )
+    for run_id in sorted(runs):
+        run_finalise(run_id=run_id)
+    WorkLock.objects.filter(expires_at__lte=now).delete()
+    if failed or runs:
+        log.warning("runs_reaped", items_failed=failed, runs_closed=len(runs))
+    return failed
+
+
+def runs_purge(
+    *, older_than_days: int | None = None, batch_size: int = 500, now: datetime | None = None
+) -> int:
+    """Delete finished runs created more than ``older_than_days`` ago, in short batches.
+
+    Defaults to ``WHALEFALL_RUN_RETENTION_DAYS``; returns the number of runs deleted.
+    """
+    days = settings.WHALEFALL_RUN_RETENTION_DAYS if older_than_days is None else older_than_days
+    cutoff = (now or timezone.now()) - timedelta(days=days)
+    old = Run.objects.filter(created_at__lt=cutoff, status__in=RUN_TERMINAL).order_by("pk")
+    deleted = 0
+    while run_ids := list(old.values_list("pk", flat=True)[:batch_size]):
+        while item_ids := list(
+            RunItem.objects.filter(run_id__in=run_ids).values_list("pk", flat=True)[:batch_size]
+        ):
+            with transaction.atomic():
+                WorkLock.objects.filter(holder_id__in=item_ids).delete()
+                RunItem.objects.filter(pk__in=item_ids).delete()
+        Run.objects.filter(pk__in=run_ids).delete()
+        deleted += len(run_ids)
+    log.info("runs_purged", runs=deleted, older_than_days=days)
+    return deleted
+
+
+# --- Health -----------------------------------------------------------------------------
+
+
+def runs_health() -> dict[str, Any]:
+    """The ``runs`` section of /health/detailed: last success per kind, oldest running run,
+    queued runs."""
+    now = timezone.now()
+    last_succeeded = {}
+    for kind in RunKind.values:
+        last = (
+            Run.objects.filter(kind=kind, status=RunStatus.SUCCEEDED)
+            .order_by("-finished_at")
+            .values("pk", "finished_at")
+            .first()
+        )
+        last_succeeded[kind] = (
+            {"id": last["pk"], "finished_at": last["finished_at"].isoformat()} if last else None
+        )
+    oldest = (
+        Run.objects.filter(status=RunStatus.RUNNING)
+        .order_by("started_at")
+        .values("pk", "kind", "started_at")
+        .first()
+    )
+    oldest_running = None
+    if oldest is not None:
+        started = oldest["started_at"]
+        oldest_running = {
+            "id": oldest["pk"],
+            "kind": oldest["kind"],
+            "started_at": started.isoformat() if started else None,
+            "age_seconds": round((now - started).total_seconds(), 1) if started else None,
+        }
+    return {
+        "last_succeeded": last_succeeded,
+        "oldest_running": oldest_running,
+        "queued": Run.objects.filter(status=RunStatus.QUEUED).count(),
+    }

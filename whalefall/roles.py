@@ -34,16 +34,24 @@ INSTANCE_MANAGE = ("view", "add", "change", "delete", "test_connection", "sync")
 ROLE_PERMISSIONS: dict[str, str | dict[str, tuple[str, ...]]] = {
     ADMINISTRATORS: ALL_PERMISSIONS,
     DBAS: {
+        "accounts.account": READ,
+        "accounts.accountchange": READ,
         "inventory.instance": INSTANCE_MANAGE,
         "inventory.credential": EDIT,
         "inventory.tag": EDIT,
+        "syncjobs.run": ("view", "cancel_run", "rerun_run"),
+        "syncjobs.runitem": READ,
     },
     AUDITORS: {
+        "accounts.account": ("view", "access_review"),
+        "accounts.accountchange": READ,
         "inventory.instance": READ,
         "inventory.credential": READ,
         "inventory.tag": READ,
         "auditlog.logentry": READ,
         "whalefall.loginevent": READ,
+        "syncjobs.run": READ,
+        "syncjobs.runitem": READ,
     },
     SCHEDULERS: {model: EDIT for model in _SCHEDULE_MODELS},
     VIEWERS: {
@@ -51,6 +59,10 @@ ROLE_PERMISSIONS: dict[str, str | dict[str, tuple[str, ...]]] = {
         "inventory.tag": READ,
     },
 }
+# Schedulers read the run history of the jobs they schedule.
+ROLE_PERMISSIONS[SCHEDULERS].update(
+    {"syncjobs.run": ("view", "view_all_runs"), "syncjobs.runitem": READ}
+)
 
 # "<role> (scoped)" groups hold a role's permissions except those on instance-scoped
 # models: members see and act only on the instances granted to them (or to one of their

@@ -4,9 +4,10 @@ import io
 import re
 
 import pytest
+from django.conf import settings
 from django.contrib.auth.models import Group
 from django.core.management import CommandError, call_command
-from django_celery_beat.models import IntervalSchedule, PeriodicTask
+from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 
 from syncjobs.services import DEFAULT_SCHEDULE
 from whalefall import roles
@@ -57,6 +58,13 @@ def test_creates_the_five_role_groups_and_their_scoped_variants():
     assert perms["DBAs"] >= INSTANCE_PERMS
     assert {"view_instance", "view_logentry", "view_loginevent"} <= perms["Auditors"]
     assert perms["Viewers"] == {"view_instance", "view_tag"}
+    assert {"view_run", "view_runitem", "cancel_run", "rerun_run"} <= perms["DBAs"]
+    assert "view_all_runs" not in perms["DBAs"], "DBAs see the runs of the instances they see"
+    assert {"view_run", "view_runitem"} <= perms["Auditors"]
+    assert {"view_run", "view_all_runs", "view_runitem"} <= perms["Schedulers"]
+    assert not {"view_run", "view_runitem"} & perms["Viewers"]
+    for role in ("Auditors", "Schedulers", "Viewers"):
+        assert not {"cancel_run", "rerun_run"} & perms[role], role
     for role in (ROLES - {"Administrators"}) | SCOPED:
         assert not {"add_user", "change_user", "change_group"} & perms[role], role
         # Nobody but Administrators assigns object permissions.
@@ -93,6 +101,23 @@ def test_installs_the_default_schedule_without_overwriting_edits():
     assert {job.name for job in DEFAULT_SCHEDULE} <= set(
         PeriodicTask.objects.values_list("name", flat=True)
     )
+    daily = {
+        task.task: (task.crontab.hour, task.crontab.minute, str(task.crontab.timezone))
+        for task in PeriodicTask.objects.filter(crontab__isnull=False).select_related("crontab")
+    }
+    assert daily["syncjobs.sync_accounts_all"] == ("1", "0", settings.TIME_ZONE)
+    assert daily["syncjobs.purge_runs"] == ("5", "0", settings.TIME_ZONE)
+    assert PeriodicTask.objects.get(task="syncjobs.reap_runs").interval.every == 300
+
+    # Missing entries are added back; the others stay as staff left them.
+    PeriodicTask.objects.filter(task="syncjobs.reap_runs").delete()
+    sync = PeriodicTask.objects.get(task="syncjobs.sync_accounts_all")
+    sync.crontab = CrontabSchedule.objects.create(minute="30", hour="2")
+    sync.save()
+    assert "Run reaper" in bootstrap()
+    assert PeriodicTask.objects.get(task="syncjobs.reap_runs").interval.every == 300
+    sync.refresh_from_db()
+    assert (sync.crontab.hour, sync.crontab.minute) == ("2", "30")
 
     heartbeat.enabled = False
     heartbeat.interval = IntervalSchedule.objects.create(every=30, period=IntervalSchedule.SECONDS)

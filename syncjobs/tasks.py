@@ -1,0 +1,113 @@
+"""Celery tasks of the sync machinery: ids in, one service call, stable explicit names.
+
+Fan-out: a run sends one ``syncjobs.run_item`` task per instance, so the number of
+instances worked on at once is bounded by the workers' concurrency (``celery worker
+--concurrency N`` per worker); with ``acks_late`` and a prefetch multiplier of 1 a worker
+never holds items it cannot start. Every task may be delivered twice (``acks_late``): the
+services they call are idempotent.
+"""
+
+import structlog
+from celery import shared_task
+from celery.utils.time import get_exponential_backoff_interval
+from django.conf import settings
+
+from syncjobs import services
+from syncjobs.models import RunKind, RunTrigger
+
+# The retry delay doubles from WHALEFALL_RUN_RETRY_DELAY up to this many seconds.
+RETRY_DELAY_MAX = 900
+
+
+def retry_delay(retries: int) -> int:
+    """Seconds before the next attempt after ``retries`` retries: doubling, capped."""
+    return get_exponential_backoff_interval(
+        factor=settings.WHALEFALL_RUN_RETRY_DELAY,
+        retries=retries,
+        maximum=RETRY_DELAY_MAX,
+        full_jitter=False,
+    )
+
+
+@shared_task(
+    bind=True,
+    name="syncjobs.sync_accounts_all",
+    acks_late=True,
+    ignore_result=True,
+    time_limit=300,
+    soft_time_limit=240,
+)
+def sync_accounts_all(self, user_id: int | None = None) -> None:
+    """Start an account sync of every active instance (those ``user_id`` may sync, if given)."""
+    structlog.contextvars.bind_contextvars(user_id=user_id)
+    services.run_start(
+        kind=RunKind.ACCOUNTS,
+        trigger=RunTrigger.MANUAL if user_id is not None else RunTrigger.SCHEDULED,
+        user_id=user_id,
+        task_id=self.request.id or "",
+    )
+
+
+@shared_task(
+    bind=True,
+    name="syncjobs.sync_accounts_instance",
+    acks_late=True,
+    ignore_result=True,
+    time_limit=300,
+    soft_time_limit=240,
+)
+def sync_accounts_instance(self, instance_ids: list[int], user_id: int | None = None) -> None:
+    """Start a manual account sync of the given instances (those ``user_id`` may sync)."""
+    structlog.contextvars.bind_contextvars(user_id=user_id)
+    services.run_start(
+        kind=RunKind.ACCOUNTS,
+        trigger=RunTrigger.MANUAL,
+        user_id=user_id,
+        instance_ids=instance_ids,
+        task_id=self.request.id or "",
+    )
+
+
+@shared_task(
+    bind=True,
+    name="syncjobs.run_item",
+    acks_late=True,
+    ignore_result=True,
+    max_retries=settings.WHALEFALL_RUN_ITEM_RETRIES,
+    time_limit=settings.CELERY_TASK_TIME_LIMIT,
+    soft_time_limit=settings.CELERY_TASK_SOFT_TIME_LIMIT,
+)
+def run_item(self, item_id: int, run_id: int | None = None, instance_id: int | None = None) -> None:
+    """Execute one run item; transient failures are retried a bounded number of times."""
+    structlog.contextvars.bind_contextvars(run_id=run_id, instance_id=instance_id, item_id=item_id)
+    may_retry = self.request.retries < self.max_retries
+    try:
+        services.run_item_execute(item_id=item_id, may_retry=may_retry)
+    except services.TRANSIENT_ERRORS as exc:
+        if not may_retry:
+            raise
+        raise self.retry(exc=exc, countdown=retry_delay(self.request.retries)) from exc
+
+
+@shared_task(
+    name="syncjobs.reap_runs",
+    acks_late=True,
+    ignore_result=True,
+    time_limit=300,
+    soft_time_limit=240,
+)
+def reap_runs() -> None:
+    """Fail items whose worker stopped responding and close their runs."""
+    services.runs_reap()
+
+
+@shared_task(
+    name="syncjobs.purge_runs",
+    acks_late=True,
+    ignore_result=True,
+    time_limit=3600,
+    soft_time_limit=3300,
+)
+def purge_runs(older_than_days: int | None = None) -> None:
+    """Delete runs past their retention, in batches."""
+    services.runs_purge(older_than_days=older_than_days)

@@ -7,6 +7,7 @@ from django.core.cache import cache
 
 from syncjobs.services import roles_install
 from tests.factories import UserFactory
+from tests.fakedb import fake_oracle, fake_sqlserver  # noqa: F401
 from whalefall.roles import ROLE_PERMISSIONS
 
 

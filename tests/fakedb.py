@@ -47,6 +47,19 @@ Errors are built the way the drivers build them:
     e.g. ``DPY-6005: cannot connect to database (CONNECTION_ID=…).\\n[Errno 111] Connect call
     failed ('127.0.0.1', 1521)``.
 
+Scenario catalogs
+-----------------
+The account statements are answered from a scenario, not from canned rows:
+``fake_sqlserver.use_catalog()`` returns a :class:`SQLServerCatalog` and
+``fake_oracle.use_catalog()`` an :class:`OracleCatalog`, which a test changes the way a DBA
+changes the server (``create_login``, ``deny``, ``create_database(…).create_user(…)``,
+``alter_user(status=…)``, ``grant_object``, ``quota`` …). They hold the system views with
+their real column names and types (:class:`View`); the fake recognises the engine's
+statements by their normalised text (another join or column has no entry) and derives
+every row from those views, for the account the engine connected as: what that account
+may see and enter (VIEW ANY DEFINITION, HAS_DBACCESS, SELECT_CATALOG_ROLE) follows the
+server's rules, so a monitoring account without them gets what the server would give it.
+
 Use the ``fake_sqlserver`` and ``fake_oracle`` fixtures (import them into a ``conftest.py``)
 or :func:`install_sqlserver` / :func:`install_oracle` with a ``monkeypatch``.
 """
@@ -54,6 +67,7 @@ or :func:`install_sqlserver` / :func:`install_oracle` with a ``monkeypatch``.
 from __future__ import annotations
 
 import asyncio
+import datetime
 import re
 import ssl
 from collections.abc import Callable, Coroutine, Iterator
@@ -161,6 +175,100 @@ ORACLE_23AI_V_VERSION = _v_version_18_plus(
     "Oracle Database 23ai Free Release 23.0.0.0.0 - Develop, Learn, and Run for Free",
     "23.5.0.24.07",
 )
+
+
+# --- Scenario catalogs --------------------------------------------------------------------
+
+# Python type of each SQL type the recorded views use, as the drivers return it.
+_SQL_PYTHON_TYPES = (
+    ("bit", bool),
+    ("tinyint", int),
+    ("smallint", int),
+    ("int", int),
+    ("number", (int, float, Decimal)),
+    ("sysname", str),
+    ("nvarchar", str),
+    ("varchar", str),
+    ("char", str),
+    ("varbinary", bytes),
+    ("raw", bytes),
+    ("datetime", datetime.datetime),
+    ("date", datetime.datetime),
+    ("timestamp", datetime.datetime),
+)
+
+
+def _python_type_of(sql_type: str) -> type | tuple[type, ...]:
+    lowered = sql_type.lower()
+    for prefix, python_type in _SQL_PYTHON_TYPES:
+        if lowered.startswith(prefix):
+            return python_type
+    raise ValueError(f"no Python type recorded for SQL type {sql_type!r}")
+
+
+class View:
+    """A system view of a scenario catalog: its real columns (name and SQL type) and rows.
+
+    Rows are dicts keyed by the view's own column names; column names given to
+    :meth:`insert` and :meth:`find` are matched case-insensitively, and every value is
+    checked against the column's type (``None`` is NULL)."""
+
+    def __init__(self, name: str, columns: tuple[tuple[str, str], ...]) -> None:
+        self.name = name
+        self.columns = columns
+        self.rows: list[dict[str, Any]] = []
+        self._names = {column.lower(): column for column, _type in columns}
+        self._types = {column: _python_type_of(sql_type) for column, sql_type in columns}
+
+    def column(self, name: str) -> str | None:
+        """The view's spelling of column ``name``, or None when the view has no such column."""
+        return self._names.get(name.lower())
+
+    def _row(self, values: dict[str, Any], *, known_only: bool) -> dict[str, Any]:
+        row = dict.fromkeys(self._types)
+        for name, value in values.items():
+            column = self.column(name)
+            if column is None:
+                if known_only:
+                    continue
+                raise KeyError(f"{self.name} has no column {name!r}")
+            expected = self._types[column]
+            wrong_bool = isinstance(value, bool) and expected is int
+            if value is not None and (wrong_bool or not isinstance(value, expected)):
+                raise TypeError(f"{self.name}.{column} cannot hold {value!r}")
+            row[column] = value
+        return row
+
+    def insert(self, *, known_only: bool = False, **values: Any) -> dict[str, Any]:
+        """Add a row; ``known_only`` drops values of columns this release of the view lacks."""
+        row = self._row(values, known_only=known_only)
+        self.rows.append(row)
+        return row
+
+    def _matches(self, row: dict[str, Any], where: dict[str, Any]) -> bool:
+        return all(row[self.column(name)] == value for name, value in where.items())
+
+    def find(self, **where: Any) -> list[dict[str, Any]]:
+        return [row for row in self.rows if self._matches(row, where)]
+
+    def get(self, **where: Any) -> dict[str, Any]:
+        rows = self.find(**where)
+        if len(rows) != 1:
+            raise LookupError(f"{len(rows)} rows of {self.name} match {where!r}")
+        return rows[0]
+
+    def delete(self, **where: Any) -> int:
+        before = len(self.rows)
+        self.rows = [row for row in self.rows if not self._matches(row, where)]
+        return before - len(self.rows)
+
+    def update(self, row: dict[str, Any], **values: Any) -> None:
+        row.update(self._row({**row, **values}, known_only=False))
+
+
+def exact(sql: str) -> str:
+    """A catalog pattern that matches ``sql`` only, once normalised."""
+    return "^" + re.escape(normalise(sql)) + "$"
 
 
 # --- Records of what the engine did ------------------------------------------------------
@@ -412,13 +520,1130 @@ class FakeSQLServerConnection:
         self.closed = True
 
 
+# --- SQL Server security catalog -----------------------------------------------------------
+#
+# The views and columns are those of the Transact-SQL reference ("sys.server_principals",
+# "sys.sql_logins", "sys.server_role_members", "sys.server_permissions", "sys.endpoints",
+# "sys.databases", "sys.database_principals", "sys.database_role_members",
+# "sys.database_permissions", "sys.schemas", "sys.all_objects", "sys.all_columns"), with
+# the types mssql-python returns: bit -> bool, int/tinyint/smallint -> int,
+# sysname/nvarchar/char -> str, varbinary -> bytes, datetime -> datetime.
+
+_SERVER_PRINCIPAL_COLUMNS = (
+    ("name", "sysname"),
+    ("principal_id", "int"),
+    ("sid", "varbinary(85)"),
+    ("type", "char(1)"),
+    ("type_desc", "nvarchar(60)"),
+    ("is_disabled", "bit"),
+    ("create_date", "datetime"),
+    ("modify_date", "datetime"),
+    ("default_database_name", "sysname"),
+    ("default_language_name", "sysname"),
+    ("credential_id", "int"),
+    ("owning_principal_id", "int"),
+    ("is_fixed_role", "bit"),
+)
+_SQL_LOGIN_COLUMNS = (
+    *_SERVER_PRINCIPAL_COLUMNS,
+    ("is_policy_checked", "bit"),
+    ("is_expiration_checked", "bit"),
+    ("password_hash", "varbinary(256)"),
+)
+_ROLE_MEMBER_COLUMNS = (("role_principal_id", "int"), ("member_principal_id", "int"))
+_PERMISSION_COLUMNS = (
+    ("class", "tinyint"),
+    ("class_desc", "nvarchar(60)"),
+    ("major_id", "int"),
+    ("minor_id", "int"),
+    ("grantee_principal_id", "int"),
+    ("grantor_principal_id", "int"),
+    ("type", "char(4)"),
+    ("permission_name", "nvarchar(128)"),
+    ("state", "char(1)"),
+    ("state_desc", "nvarchar(60)"),
+)
+_ENDPOINT_COLUMNS = (
+    ("name", "sysname"),
+    ("endpoint_id", "int"),
+    ("principal_id", "int"),
+    ("protocol", "tinyint"),
+    ("protocol_desc", "nvarchar(60)"),
+    ("type", "tinyint"),
+    ("type_desc", "nvarchar(60)"),
+    ("state", "tinyint"),
+    ("state_desc", "nvarchar(60)"),
+    ("is_admin_endpoint", "bit"),
+)
+_DATABASE_COLUMNS = (
+    ("name", "sysname"),
+    ("database_id", "int"),
+    ("source_database_id", "int"),
+    ("owner_sid", "varbinary(85)"),
+    ("create_date", "datetime"),
+    ("compatibility_level", "tinyint"),
+    ("collation_name", "sysname"),
+    ("user_access", "tinyint"),
+    ("user_access_desc", "nvarchar(60)"),
+    ("is_read_only", "bit"),
+    ("state", "tinyint"),
+    ("state_desc", "nvarchar(60)"),
+)
+_DATABASE_PRINCIPAL_COLUMNS = (
+    ("name", "sysname"),
+    ("principal_id", "int"),
+    ("type", "char(1)"),
+    ("type_desc", "nvarchar(60)"),
+    ("default_schema_name", "sysname"),
+    ("create_date", "datetime"),
+    ("modify_date", "datetime"),
+    ("owning_principal_id", "int"),
+    ("sid", "varbinary(85)"),
+    ("is_fixed_role", "bit"),
+    ("authentication_type", "int"),
+    ("authentication_type_desc", "nvarchar(60)"),
+    ("default_language_name", "sysname"),
+    ("default_language_lcid", "int"),
+    ("allow_encrypted_value_modifications", "bit"),
+)
+_SCHEMA_COLUMNS = (("name", "sysname"), ("schema_id", "int"), ("principal_id", "int"))
+_OBJECT_COLUMNS = (
+    ("name", "sysname"),
+    ("object_id", "int"),
+    ("principal_id", "int"),
+    ("schema_id", "int"),
+    ("parent_object_id", "int"),
+    ("type", "char(2)"),
+    ("type_desc", "nvarchar(60)"),
+    ("create_date", "datetime"),
+    ("modify_date", "datetime"),
+    ("is_ms_shipped", "bit"),
+    ("is_published", "bit"),
+    ("is_schema_published", "bit"),
+)
+_COLUMN_COLUMNS = (
+    ("object_id", "int"),
+    ("name", "sysname"),
+    ("column_id", "int"),
+    ("system_type_id", "tinyint"),
+    ("user_type_id", "int"),
+    ("max_length", "smallint"),
+    ("precision", "tinyint"),
+    ("scale", "tinyint"),
+    ("collation_name", "sysname"),
+    ("is_nullable", "bit"),
+    ("is_identity", "bit"),
+    ("is_computed", "bit"),
+)
+
+_SERVER_TYPE_DESC = {
+    "S": "SQL_LOGIN",
+    "U": "WINDOWS_LOGIN",
+    "G": "WINDOWS_GROUP",
+    "R": "SERVER_ROLE",
+    "C": "CERTIFICATE_MAPPED_LOGIN",
+    "K": "ASYMMETRIC_KEY_MAPPED_LOGIN",
+    "E": "EXTERNAL_LOGIN",
+    "X": "EXTERNAL_GROUP",
+}
+_DATABASE_TYPE_DESC = {
+    "S": "SQL_USER",
+    "U": "WINDOWS_USER",
+    "G": "WINDOWS_GROUP",
+    "R": "DATABASE_ROLE",
+    "A": "APPLICATION_ROLE",
+    "E": "EXTERNAL_USER",
+    "X": "EXTERNAL_GROUPS",
+}
+_STATE_DESC = {"G": "GRANT", "W": "GRANT_WITH_GRANT_OPTION", "D": "DENY"}
+_SERVER_CLASS_DESC = {100: "SERVER", 101: "SERVER_PRINCIPAL", 105: "ENDPOINT"}
+_DATABASE_CLASS_DESC = {0: "DATABASE", 1: "OBJECT_OR_COLUMN", 3: "SCHEMA", 4: "DATABASE_PRINCIPAL"}
+_PERMISSION_TYPES = {
+    "CONNECT SQL": "COSQ",
+    "CONTROL SERVER": "CL",
+    "VIEW ANY DEFINITION": "VWAD",
+    "VIEW ANY SECURITY DEFINITION": "VASD",
+    "VIEW ANY DATABASE": "VWDB",
+    "VIEW SERVER STATE": "VWSS",
+    "CONNECT ANY DATABASE": "CADB",
+    "ALTER ANY LOGIN": "ALLG",
+    "CONNECT": "CO",
+    "CONTROL": "CL",
+    "IMPERSONATE": "IM",
+    "SELECT": "SL",
+    "INSERT": "IN",
+    "UPDATE": "UP",
+    "DELETE": "DL",
+    "EXECUTE": "EX",
+    "ALTER": "AL",
+}
+_USER_ACCESS_DESC = {0: "MULTI_USER", 1: "SINGLE_USER", 2: "RESTRICTED_USER"}
+_DATABASE_STATE_DESC = {0: "ONLINE", 1: "RESTORING", 2: "RECOVERING", 6: "OFFLINE"}
+_FIXED_SERVER_ROLES = (
+    "sysadmin",
+    "securityadmin",
+    "serveradmin",
+    "setupadmin",
+    "processadmin",
+    "diskadmin",
+    "dbcreator",
+    "bulkadmin",
+)
+_FIXED_DATABASE_ROLES = {
+    "db_owner": 16384,
+    "db_accessadmin": 16385,
+    "db_securityadmin": 16386,
+    "db_ddladmin": 16387,
+    "db_backupoperator": 16389,
+    "db_datareader": 16390,
+    "db_datawriter": 16391,
+    "db_denydatareader": 16392,
+    "db_denydatawriter": 16393,
+}
+_ENDPOINTS = (
+    (1, "Dedicated Admin Connection", 2, "TCP"),
+    (2, "TSQL Local Machine", 2, "SHARED_MEMORY"),
+    (3, "TSQL Named Pipes", 3, "NAMED_PIPES"),
+    (4, "TSQL Default TCP", 2, "TCP"),
+    (5, "TSQL Default VIA", 4, "VIA"),
+)
+_ROLE_SID_PREFIX = bytes.fromhex("010500000000000904000000")
+_CREATED = datetime.datetime(2024, 3, 4, 8, 56, 10)
+SA_SID = b"\x01"
+GUEST_SID = b"\x00"
+
+
+def _permission_type(permission: str) -> str:
+    return _PERMISSION_TYPES.get(permission, "".join(w[0] for w in permission.split())[:4])
+
+
+def _set_permission(
+    view: View,
+    klass: int,
+    class_desc: str,
+    major: int,
+    minor: int,
+    grantee: int,
+    permission: str,
+    state: str | None,
+) -> None:
+    """GRANT, GRANT … WITH GRANT OPTION, DENY (one row per permission and securable, the
+    last statement wins) or REVOKE (``state`` None: the row goes)."""
+    view.delete(
+        **{"class": klass},
+        major_id=major,
+        minor_id=minor,
+        grantee_principal_id=grantee,
+        permission_name=permission,
+    )
+    if state is not None:
+        view.insert(
+            **{"class": klass},
+            class_desc=class_desc,
+            major_id=major,
+            minor_id=minor,
+            grantee_principal_id=grantee,
+            grantor_principal_id=1,
+            type=_permission_type(permission),
+            permission_name=permission,
+            state=state,
+            state_desc=_STATE_DESC[state],
+        )
+
+
+def _state(*, deny: bool = False, with_grant_option: bool = False) -> str:
+    return "D" if deny else ("W" if with_grant_option else "G")
+
+
+class SQLServerDatabase:
+    """One database of a :class:`SQLServerCatalog`: its principals, memberships,
+    permissions, schemas, objects and columns, as ``[db].sys.*`` shows them."""
+
+    def __init__(self, catalog: SQLServerCatalog, row: dict[str, Any]) -> None:
+        self.catalog = catalog
+        self.row = row
+        self.principals = View("sys.database_principals", _DATABASE_PRINCIPAL_COLUMNS)
+        self.role_members = View("sys.database_role_members", _ROLE_MEMBER_COLUMNS)
+        self.permissions = View("sys.database_permissions", _PERMISSION_COLUMNS)
+        self.schemas = View("sys.schemas", _SCHEMA_COLUMNS)
+        self.objects = View("sys.all_objects", _OBJECT_COLUMNS)
+        self.columns = View("sys.all_columns", _COLUMN_COLUMNS)
+        self._next_principal = 5
+        self._next_object = 245575913
+        self._seed()
+
+    @property
+    def name(self) -> str:
+        return self.row["name"]
+
+    def _seed(self) -> None:
+        """What CREATE DATABASE puts in every database."""
+        self._principal("public", 0, "R", sid=self._role_sid(0))
+        self._principal("dbo", 1, "S", sid=self.row["owner_sid"], default_schema="dbo")
+        self._principal("guest", 2, "S", sid=GUEST_SID, default_schema="guest")
+        self._principal("INFORMATION_SCHEMA", 3, "S", sid=None)
+        self._principal("sys", 4, "S", sid=None)
+        for role, principal_id in _FIXED_DATABASE_ROLES.items():
+            self._principal(role, principal_id, "R", sid=self._role_sid(principal_id), fixed=True)
+        self.role_members.insert(role_principal_id=16384, member_principal_id=1)
+        for schema_id, name in enumerate(("dbo", "guest", "INFORMATION_SCHEMA", "sys"), start=1):
+            self.schemas.insert(name=name, schema_id=schema_id, principal_id=schema_id)
+        if self.name in {"master", "tempdb", "msdb"}:
+            self.grant("CONNECT", to="guest")
+
+    def _role_sid(self, principal_id: int) -> bytes:
+        return _ROLE_SID_PREFIX + self.row["database_id"].to_bytes(4) + principal_id.to_bytes(4)
+
+    def _principal(
+        self,
+        name: str,
+        principal_id: int,
+        kind: str,
+        *,
+        sid: bytes | None,
+        default_schema: str | None = None,
+        fixed: bool = False,
+        authentication_type: int = 0,
+    ) -> dict[str, Any]:
+        return self.principals.insert(
+            name=name,
+            principal_id=principal_id,
+            type=kind,
+            type_desc=_DATABASE_TYPE_DESC[kind],
+            default_schema_name=default_schema,
+            create_date=_CREATED,
+            modify_date=_CREATED,
+            owning_principal_id=1 if kind == "R" and principal_id else None,
+            sid=sid,
+            is_fixed_role=fixed,
+            authentication_type=authentication_type,
+            authentication_type_desc={0: "NONE", 1: "INSTANCE", 3: "WINDOWS"}[authentication_type],
+            default_language_lcid=0,
+            allow_encrypted_value_modifications=False,
+        )
+
+    def principal(self, name: str) -> dict[str, Any]:
+        return self.principals.get(name=name)
+
+    def create_user(
+        self, name: str, *, login: str | None = None, sid: bytes | None = None
+    ) -> dict[str, Any]:
+        """CREATE USER name FOR LOGIN login (the login's SID) or WITHOUT LOGIN (a new SID,
+        or ``sid`` as given); like the server, it grants CONNECT to the new user."""
+        if login is not None:
+            source = self.catalog.principal(login)
+            kind, sid = (
+                {"S": "S", "U": "U", "G": "G", "E": "E", "X": "X"}[source["type"]],
+                source["sid"],
+            )
+            authentication = 3 if kind in {"U", "G"} else 1
+        else:
+            kind, authentication = "S", 0
+            sid = sid if sid is not None else self.catalog.new_sid()
+        user = self._principal(
+            name,
+            self._new_principal_id(),
+            kind,
+            sid=sid,
+            default_schema="dbo",
+            authentication_type=authentication,
+        )
+        self.grant("CONNECT", to=name)
+        return user
+
+    def create_role(self, name: str) -> dict[str, Any]:
+        principal_id = self._new_principal_id()
+        return self._principal(name, principal_id, "R", sid=self._role_sid(principal_id))
+
+    def _new_principal_id(self) -> int:
+        principal_id, self._next_principal = self._next_principal, self._next_principal + 1
+        return principal_id
+
+    def drop_user(self, name: str) -> None:
+        principal_id = self.principal(name)["principal_id"]
+        self.principals.delete(principal_id=principal_id)
+        self.role_members.delete(member_principal_id=principal_id)
+        self.permissions.delete(grantee_principal_id=principal_id)
+
+    def add_role_member(self, role: str, member: str) -> None:
+        self.role_members.insert(
+            role_principal_id=self.principal(role)["principal_id"],
+            member_principal_id=self.principal(member)["principal_id"],
+        )
+
+    def drop_role_member(self, role: str, member: str) -> None:
+        self.role_members.delete(
+            role_principal_id=self.principal(role)["principal_id"],
+            member_principal_id=self.principal(member)["principal_id"],
+        )
+
+    def create_schema(self, name: str, owner: str = "dbo") -> dict[str, Any]:
+        schema_id = max(row["schema_id"] for row in self.schemas.rows if row["schema_id"] < 16384)
+        return self.schemas.insert(
+            name=name, schema_id=schema_id + 1, principal_id=self.principal(owner)["principal_id"]
+        )
+
+    def create_object(
+        self, name: str, *, type: str = "U", columns: tuple[str, ...] = ()
+    ) -> dict[str, Any]:
+        """A table (type U), view (V) or procedure (P) ``schema.name`` with ``columns``."""
+        schema, _, object_name = name.rpartition(".")
+        descriptions = {"U": "USER_TABLE", "V": "VIEW", "P": "SQL_STORED_PROCEDURE"}
+        object_id, self._next_object = self._next_object, self._next_object + 16004
+        obj = self.objects.insert(
+            name=object_name,
+            object_id=object_id,
+            schema_id=self.schemas.get(name=schema or "dbo")["schema_id"],
+            parent_object_id=0,
+            type=type.ljust(2),
+            type_desc=descriptions[type],
+            create_date=_CREATED,
+            modify_date=_CREATED,
+            is_ms_shipped=schema == "sys",
+            is_published=False,
+            is_schema_published=False,
+        )
+        for column_id, column in enumerate(columns, start=1):
+            self.columns.insert(
+                object_id=object_id,
+                name=column,
+                column_id=column_id,
+                system_type_id=56,
+                user_type_id=56,
+                max_length=4,
+                precision=10,
+                scale=0,
+                is_nullable=True,
+                is_identity=False,
+                is_computed=False,
+            )
+        return obj
+
+    def _securable(self, on: str | None) -> tuple[int, int, int]:
+        """(class, major_id, minor_id) of ``on``: None (the database), ``SCHEMA::s``,
+        ``USER::u`` / ``ROLE::r``, ``schema.object`` or ``schema.object(column)``."""
+        if on is None:
+            return 0, 0, 0
+        kind, separator, name = on.partition("::")
+        if separator and kind.upper() == "SCHEMA":
+            return 3, self.schemas.get(name=name)["schema_id"], 0
+        if separator:
+            return 4, self.principal(name)["principal_id"], 0
+        target, _, column = on.partition("(")
+        schema, _, object_name = target.rpartition(".")
+        obj = self.objects.get(
+            name=object_name, schema_id=self.schemas.get(name=schema or "dbo")["schema_id"]
+        )
+        if not column:
+            return 1, obj["object_id"], 0
+        column_row = self.columns.get(object_id=obj["object_id"], name=column.rstrip(")"))
+        return 1, obj["object_id"], column_row["column_id"]
+
+    def _permission(self, permission: str, principal: str, on: str | None, state) -> None:
+        klass, major, minor = self._securable(on)
+        grantee = self.principal(principal)["principal_id"]
+        _set_permission(
+            self.permissions,
+            klass,
+            _DATABASE_CLASS_DESC[klass],
+            major,
+            minor,
+            grantee,
+            permission,
+            state,
+        )
+
+    def grant(
+        self, permission: str, *, to: str, on: str | None = None, with_grant_option: bool = False
+    ) -> None:
+        self._permission(permission, to, on, _state(with_grant_option=with_grant_option))
+
+    def deny(self, permission: str, *, to: str, on: str | None = None) -> None:
+        self._permission(permission, to, on, _state(deny=True))
+
+    def revoke(self, permission: str, *, from_: str, on: str | None = None) -> None:
+        self._permission(permission, from_, on, None)
+
+
+class SQLServerCatalog:
+    """The security catalog of a fake SQL Server, built by a test like the server would be
+    (CREATE LOGIN, ALTER SERVER ROLE, GRANT/DENY/REVOKE, CREATE DATABASE, CREATE USER …).
+
+    :meth:`SQLServerFake.use_catalog` makes the fake answer the account statements of the
+    engine from these views, evaluated for the login the engine connected as: what the
+    login may see (VIEW ANY DEFINITION), HAS_PERMS_BY_NAME and HAS_DBACCESS follow the
+    server's rules."""
+
+    def __init__(self) -> None:
+        self.server_principals = View("sys.server_principals", _SERVER_PRINCIPAL_COLUMNS)
+        self.sql_logins = View("sys.sql_logins", _SQL_LOGIN_COLUMNS)
+        self.server_role_members = View("sys.server_role_members", _ROLE_MEMBER_COLUMNS)
+        self.server_permissions = View("sys.server_permissions", _PERMISSION_COLUMNS)
+        self.endpoints = View("sys.endpoints", _ENDPOINT_COLUMNS)
+        self.databases_view = View("sys.databases", _DATABASE_COLUMNS)
+        self.databases: dict[str, SQLServerDatabase] = {}
+        # LOGINPROPERTY(name, 'IsLocked' | 'IsExpired' | 'IsMustChange') per SQL login id.
+        self.login_properties: dict[int, dict[str, int]] = {}
+        self._next_principal = 256
+        self._next_sid = 0x5A0000
+        self._seed()
+
+    def _seed(self) -> None:
+        """What a new instance holds: sa, the fixed server roles, public and its grants,
+        the service logins, the endpoints and the four system databases."""
+        self.create_login("sa", sid=SA_SID, principal_id=1)
+        self._server_principal("public", 2, "R", sid=b"\x02", fixed=False)
+        for offset, role in enumerate(_FIXED_SERVER_ROLES):
+            self._server_principal(role, 3 + offset, "R", sid=bytes([3 + offset]), fixed=True)
+        self.add_server_role_member("sysadmin", "sa")
+        self.create_login("##MS_PolicyEventProcessingLogin##", disabled=True)
+        self.create_login("##MS_PolicyTsqlExecutionLogin##", disabled=True)
+        self.create_login("NT AUTHORITY\\SYSTEM", type="U")
+        self.create_login("NT SERVICE\\MSSQLSERVER", type="U")
+        self.create_login("BUILTIN\\Administrators", type="G")
+        self.add_server_role_member("sysadmin", "NT SERVICE\\MSSQLSERVER")
+        for endpoint_id, name, protocol, protocol_desc in _ENDPOINTS:
+            self.endpoints.insert(
+                name=name,
+                endpoint_id=endpoint_id,
+                principal_id=1,
+                protocol=protocol,
+                protocol_desc=protocol_desc,
+                type=2,
+                type_desc="TSQL",
+                state=0,
+                state_desc="STARTED",
+                is_admin_endpoint=endpoint_id == 1,
+            )
+            if endpoint_id > 1:
+                self.grant("CONNECT", to="public", on=f"ENDPOINT::{name}")
+        self.grant("VIEW ANY DATABASE", to="public")
+        for name in ("master", "tempdb", "model", "msdb"):
+            self.create_database(name)
+
+    def new_sid(self) -> bytes:
+        """A SID no other principal has (SQL Server generates 16 random bytes)."""
+        self._next_sid += 1
+        return self._next_sid.to_bytes(16)
+
+    def _server_principal(
+        self,
+        name: str,
+        principal_id: int,
+        kind: str,
+        *,
+        sid: bytes,
+        fixed: bool = False,
+        disabled: bool = False,
+        default_database: str | None = None,
+    ) -> dict[str, Any]:
+        return self.server_principals.insert(
+            name=name,
+            principal_id=principal_id,
+            sid=sid,
+            type=kind,
+            type_desc=_SERVER_TYPE_DESC[kind],
+            is_disabled=disabled,
+            create_date=_CREATED,
+            modify_date=_CREATED,
+            default_database_name=default_database,
+            default_language_name="us_english" if kind != "R" else None,
+            owning_principal_id=1 if kind == "R" and not fixed and principal_id > 2 else None,
+            is_fixed_role=fixed,
+        )
+
+    def principal(self, name: str) -> dict[str, Any]:
+        return self.server_principals.get(name=name)
+
+    # Logins and server roles ----------------------------------------------------------
+
+    def create_login(
+        self,
+        name: str,
+        *,
+        type: str = "S",
+        sid: bytes | None = None,
+        disabled: bool = False,
+        default_database: str = "master",
+        check_policy: bool = True,
+        check_expiration: bool = False,
+        principal_id: int | None = None,
+    ) -> dict[str, Any]:
+        """CREATE LOGIN (SQL login ``S``, Windows user ``U`` or group ``G``, Entra ``E``/``X``);
+        like the server, it grants CONNECT SQL to the new login."""
+        if principal_id is None:
+            principal_id, self._next_principal = self._next_principal, self._next_principal + 1
+        login = self._server_principal(
+            name,
+            principal_id,
+            type,
+            sid=sid if sid is not None else self.new_sid(),
+            disabled=disabled,
+            default_database=default_database,
+        )
+        if type == "S":
+            self.sql_logins.insert(
+                **login,
+                is_policy_checked=check_policy,
+                is_expiration_checked=check_expiration,
+                password_hash=b"\x02\x00" + bytes(68),
+            )
+            self.login_properties[principal_id] = {"IsLocked": 0, "IsExpired": 0, "IsMustChange": 0}
+        self.grant("CONNECT SQL", to=name)
+        return login
+
+    def alter_login(
+        self,
+        name: str,
+        *,
+        disabled: bool | None = None,
+        locked_out: bool | None = None,
+        expired: bool | None = None,
+        must_change: bool | None = None,
+    ) -> None:
+        """ALTER LOGIN … ENABLE/DISABLE, and the password states LOGINPROPERTY reports."""
+        login = self.principal(name)
+        if disabled is not None:
+            self.server_principals.update(login, is_disabled=disabled)
+            for row in self.sql_logins.find(principal_id=login["principal_id"]):
+                self.sql_logins.update(row, is_disabled=disabled)
+        properties = self.login_properties[login["principal_id"]] if login["type"] == "S" else {}
+        for key, value in (
+            ("IsLocked", locked_out),
+            ("IsExpired", expired),
+            ("IsMustChange", must_change),
+        ):
+            if value is not None:
+                properties[key] = int(value)
+
+    def drop_login(self, name: str) -> None:
+        """DROP LOGIN: its memberships and server permissions go; database users stay,
+        orphaned, with the dropped login's SID."""
+        principal_id = self.principal(name)["principal_id"]
+        self.server_principals.delete(principal_id=principal_id)
+        self.sql_logins.delete(principal_id=principal_id)
+        self.server_role_members.delete(member_principal_id=principal_id)
+        self.server_permissions.delete(grantee_principal_id=principal_id)
+        self.login_properties.pop(principal_id, None)
+
+    def create_server_role(self, name: str) -> dict[str, Any]:
+        principal_id, self._next_principal = self._next_principal, self._next_principal + 1
+        return self._server_principal(name, principal_id, "R", sid=self.new_sid())
+
+    def add_server_role_member(self, role: str, member: str) -> None:
+        self.server_role_members.insert(
+            role_principal_id=self.principal(role)["principal_id"],
+            member_principal_id=self.principal(member)["principal_id"],
+        )
+
+    def drop_server_role_member(self, role: str, member: str) -> None:
+        self.server_role_members.delete(
+            role_principal_id=self.principal(role)["principal_id"],
+            member_principal_id=self.principal(member)["principal_id"],
+        )
+
+    def _securable(self, on: str | None) -> tuple[int, int]:
+        """(class, major_id) of ``on``: None (the server), ``LOGIN::x``,
+        ``SERVER ROLE::x`` or ``ENDPOINT::x``."""
+        if on is None:
+            return 100, 0
+        kind, _, name = on.partition("::")
+        if kind.upper() == "ENDPOINT":
+            return 105, self.endpoints.get(name=name)["endpoint_id"]
+        return 101, self.principal(name)["principal_id"]
+
+    def _permission(self, permission: str, principal: str, on: str | None, state) -> None:
+        klass, major = self._securable(on)
+        grantee = self.principal(principal)["principal_id"]
+        _set_permission(
+            self.server_permissions,
+            klass,
+            _SERVER_CLASS_DESC[klass],
+            major,
+            0,
+            grantee,
+            permission,
+            state,
+        )
+
+    def grant(
+        self, permission: str, *, to: str, on: str | None = None, with_grant_option: bool = False
+    ) -> None:
+        self._permission(permission, to, on, _state(with_grant_option=with_grant_option))
+
+    def deny(self, permission: str, *, to: str, on: str | None = None) -> None:
+        self._permission(permission, to, on, _state(deny=True))
+
+    def revoke(self, permission: str, *, from_: str, on: str | None = None) -> None:
+        self._permission(permission, from_, on, None)
+
+    # Databases --------------------------------------------------------------------------
+
+    def create_database(
+        self, name: str, *, owner: str = "sa", state: int = 0, user_access: int = 0
+    ) -> SQLServerDatabase:
+        row = self.databases_view.insert(
+            name=name,
+            database_id=len(self.databases_view.rows) + 1,
+            owner_sid=self.principal(owner)["sid"],
+            create_date=_CREATED,
+            compatibility_level=150,
+            collation_name="SQL_Latin1_General_CP1_CI_AS",
+            user_access=user_access,
+            user_access_desc=_USER_ACCESS_DESC[user_access],
+            is_read_only=False,
+            state=state,
+            state_desc=_DATABASE_STATE_DESC[state],
+        )
+        database = self.databases[name] = SQLServerDatabase(self, row)
+        return database
+
+    def alter_database(
+        self, name: str, *, state: int | None = None, user_access: int | None = None
+    ) -> None:
+        row = self.databases[name].row
+        if state is not None:
+            self.databases_view.update(row, state=state, state_desc=_DATABASE_STATE_DESC[state])
+        if user_access is not None:
+            self.databases_view.update(
+                row, user_access=user_access, user_access_desc=_USER_ACCESS_DESC[user_access]
+            )
+
+    def drop_database(self, name: str) -> None:
+        self.databases_view.delete(name=name)
+        del self.databases[name]
+
+    # What a login may see and do --------------------------------------------------------
+
+    def _roles_of(self, principal_id: int) -> set[int]:
+        roles, pending = set(), [principal_id]
+        while pending:
+            member = pending.pop()
+            for row in self.server_role_members.find(member_principal_id=member):
+                if row["role_principal_id"] not in roles:
+                    roles.add(row["role_principal_id"])
+                    pending.append(row["role_principal_id"])
+        return roles
+
+    def _login_id(self, login: str | None) -> int | None:
+        rows = self.server_principals.find(name=login) if login else []
+        return rows[0]["principal_id"] if rows else None
+
+    def is_sysadmin(self, login: str | None) -> bool:
+        principal_id = self._login_id(login)
+        return principal_id is not None and (
+            self.principal("sysadmin")["principal_id"] in self._roles_of(principal_id)
+        )
+
+    def has_server_permission(
+        self, login: str | None, permission: str, version: str
+    ) -> bool | None:
+        """HAS_PERMS_BY_NAME(NULL, NULL, permission) for ``login``: 1/0 as bool, None when
+        the server does not know the permission."""
+        if permission == "VIEW ANY SECURITY DEFINITION" and " - 16." not in version:
+            return None
+        principal_id = self._login_id(login)
+        if principal_id is None:
+            return False
+        if self.is_sysadmin(login):
+            return True
+        holders = {principal_id, 2, *self._roles_of(principal_id)}
+        implied = {permission, "CONTROL SERVER"}
+        if permission == "VIEW ANY SECURITY DEFINITION":
+            implied.add("VIEW ANY DEFINITION")
+        states = {
+            row["state"]
+            for row in self.server_permissions.rows
+            if row["class"] == 100
+            and row["grantee_principal_id"] in holders
+            and row["permission_name"] in implied
+        }
+        return "D" not in states and bool(states & {"G", "W"})
+
+    def sees_every_principal(self, login: str | None, version: str) -> bool:
+        return bool(
+            self.has_server_permission(login, "VIEW ANY DEFINITION", version)
+            or self.has_server_permission(login, "VIEW ANY SECURITY DEFINITION", version)
+        )
+
+    def visible_principal_ids(self, login: str | None, version: str) -> set[int]:
+        """Without VIEW ANY DEFINITION a login sees itself, sa, public and the fixed roles,
+        and the roles it is a member of: everyone else is silently left out."""
+        every = {row["principal_id"] for row in self.server_principals.rows}
+        if self.sees_every_principal(login, version):
+            return every
+        own = self._login_id(login)
+        mine = {own, *self._roles_of(own)} if own is not None else set()
+        return {i for i in every if i < 256 or i in mine}
+
+    def has_database_access(self, login: str | None, database: SQLServerDatabase, version) -> bool:
+        """HAS_DBACCESS: the database is online and the login is a sysadmin or, in
+        multi-user mode, holds CONNECT ANY DATABASE or maps to a user (or guest) with
+        CONNECT."""
+        row = database.row
+        if row["state"] != 0:
+            return False
+        if self.is_sysadmin(login):
+            return True
+        if row["user_access"] != 0:
+            return False
+        if self.has_server_permission(login, "CONNECT ANY DATABASE", version):
+            return True
+        principal_id = self._login_id(login)
+        sid = self.server_principals.get(principal_id=principal_id)["sid"] if principal_id else None
+        users = [p for p in database.principals.rows if p["sid"] in {sid, GUEST_SID}]
+        return any(
+            database.permissions.find(
+                grantee_principal_id=user["principal_id"], permission_name="CONNECT", state="G"
+            )
+            for user in users
+        )
+
+    # Statements ---------------------------------------------------------------------------
+
+    def answer_visibility(self, match: re.Match, login: str | None, version: str) -> Result:
+        permissions = re.findall(r"HAS_PERMS_BY_NAME\(NULL, NULL, '([^']*)'\)", match.string)
+        values = []
+        for permission in permissions:
+            held = self.has_server_permission(login, permission, version)
+            values.append(None if held is None else int(held))
+        return Result(("",) * len(values), (tuple(values),))
+
+    def answer_principals(self, login: str | None, version: str) -> Result:
+        visible = self.visible_principal_ids(login, version)
+        rows = []
+        for p in self.server_principals.rows:
+            if p["principal_id"] not in visible or p["type"] not in {"S", "U", "G", "E", "X", "R"}:
+                continue
+            sql_login = self.sql_logins.find(principal_id=p["principal_id"])
+            properties = self.login_properties.get(p["principal_id"], {})
+            rows.append(
+                (
+                    p["principal_id"],
+                    p["name"],
+                    p["sid"],
+                    p["type"],
+                    p["type_desc"],
+                    p["is_disabled"],
+                    p["is_fixed_role"],
+                    p["default_database_name"],
+                    sql_login[0]["is_policy_checked"] if sql_login else None,
+                    sql_login[0]["is_expiration_checked"] if sql_login else None,
+                    properties.get("IsLocked"),
+                    properties.get("IsExpired"),
+                    properties.get("IsMustChange"),
+                )
+            )
+        return Result(
+            (
+                "principal_id",
+                "name",
+                "sid",
+                "type",
+                "type_desc",
+                "is_disabled",
+                "is_fixed_role",
+                "default_database_name",
+                "is_policy_checked",
+                "is_expiration_checked",
+                "is_locked",
+                "is_expired",
+                "is_must_change",
+            ),
+            tuple(rows),
+        )
+
+    def answer_server_role_members(self, login: str | None, version: str) -> Result:
+        visible = self.visible_principal_ids(login, version)
+        rows = []
+        for rm in self.server_role_members.rows:
+            if {rm["role_principal_id"], rm["member_principal_id"]} <= visible:
+                role = self.server_principals.get(principal_id=rm["role_principal_id"])
+                rows.append((rm["member_principal_id"], rm["role_principal_id"], role["name"]))
+        return Result(("member_principal_id", "role_principal_id", "role_name"), tuple(rows))
+
+    def answer_server_permissions(self, login: str | None, version: str) -> Result:
+        visible = self.visible_principal_ids(login, version)
+        rows = []
+        for sp in self.server_permissions.rows:
+            if sp["grantee_principal_id"] not in visible:
+                continue
+            target = (
+                self.server_principals.find(principal_id=sp["major_id"])
+                if sp["class"] == 101
+                else []
+            )
+            endpoint = self.endpoints.find(endpoint_id=sp["major_id"]) if sp["class"] == 105 else []
+            rows.append(
+                (
+                    sp["grantee_principal_id"],
+                    sp["class"],
+                    sp["class_desc"],
+                    sp["major_id"],
+                    sp["permission_name"],
+                    sp["state"],
+                    target[0]["name"] if target else None,
+                    target[0]["type"] if target else None,
+                    endpoint[0]["name"] if endpoint else None,
+                )
+            )
+        return Result(
+            (
+                "grantee_principal_id",
+                "class",
+                "class_desc",
+                "major_id",
+                "permission_name",
+                "state",
+                "principal_name",
+                "principal_type",
+                "endpoint_name",
+            ),
+            tuple(rows),
+        )
+
+    def answer_databases(self, login: str | None, version: str) -> Result:
+        rows = tuple(
+            (
+                database.name,
+                database.row["owner_sid"],
+                database.row["state"],
+                database.row["user_access"],
+                int(self.has_database_access(login, database, version)),
+            )
+            for database in self.databases.values()
+        )
+        return Result(("name", "owner_sid", "state", "user_access", "has_access"), rows)
+
+    def _batch(self, template: str, sql: str, login: str | None, version: str):
+        """The databases of a UNION ALL statement made of ``template`` blocks, in order."""
+        block = _block_pattern(template)
+        databases, position = [], 0
+        while True:
+            match = block.match(sql, position)
+            if match is None:
+                raise mssql_error("42000", "Incorrect syntax near 'UNION'.", from_server=True)
+            name = match["database"].replace("]]", "]")
+            if match["literal"].replace("''", "'") != name:
+                raise AssertionError(f"the literal {match['literal']!r} does not name [{name}]")
+            database = self.databases.get(name)
+            if database is None:
+                raise mssql_invalid_object(f"{name}.sys.database_principals")
+            if not self.has_database_access(login, database, version):
+                raise mssql_error(
+                    "08004",
+                    f'The server principal "{login}" is not able to access the database '
+                    f'"{name}" under the current security context.',
+                    from_server=True,
+                )
+            databases.append(database)
+            position = match.end()
+            if position == len(sql):
+                return databases
+            if not sql.startswith(" UNION ALL ", position):
+                raise mssql_error("42000", "Incorrect syntax.", from_server=True)
+            position += len(" UNION ALL ")
+
+    def answer_database_role_members(self, match, login, version) -> Result:
+        rows = []
+        for database in self._batch(_DATABASE_ROLE_MEMBERS_BLOCK, match.string, login, version):
+            for rm in database.role_members.rows:
+                role = database.principals.get(principal_id=rm["role_principal_id"])
+                member = database.principals.get(principal_id=rm["member_principal_id"])
+                rows.append(
+                    (
+                        database.name,
+                        rm["role_principal_id"],
+                        role["name"],
+                        rm["member_principal_id"],
+                        member["type"],
+                        member["sid"],
+                    )
+                )
+        return Result(
+            (
+                "database_name",
+                "role_principal_id",
+                "role_name",
+                "member_principal_id",
+                "member_type",
+                "member_sid",
+            ),
+            tuple(rows),
+        )
+
+    def answer_database_permissions(self, match, login, version) -> Result:
+        rows = []
+        for database in self._batch(_DATABASE_PERMISSIONS_BLOCK, match.string, login, version):
+            for dp in database.permissions.rows:
+                grantee = database.principals.get(principal_id=dp["grantee_principal_id"])
+                if grantee["type"] not in {"S", "U", "G", "E", "X"}:
+                    continue
+                klass = dp["class"]
+                schema = database.schemas.find(schema_id=dp["major_id"]) if klass == 3 else []
+                obj = database.objects.find(object_id=dp["major_id"]) if klass == 1 else []
+                object_schema = database.schemas.find(schema_id=obj[0]["schema_id"]) if obj else []
+                column = (
+                    database.columns.find(object_id=dp["major_id"], column_id=dp["minor_id"])
+                    if klass == 1 and dp["minor_id"] > 0
+                    else []
+                )
+                target = database.principals.find(principal_id=dp["major_id"]) if klass == 4 else []
+                rows.append(
+                    (
+                        database.name,
+                        grantee["sid"],
+                        klass,
+                        dp["class_desc"],
+                        dp["major_id"],
+                        dp["minor_id"],
+                        dp["permission_name"],
+                        dp["state"],
+                        schema[0]["name"] if schema else None,
+                        object_schema[0]["name"] if object_schema else None,
+                        obj[0]["name"] if obj else None,
+                        column[0]["name"] if column else None,
+                        target[0]["name"] if target else None,
+                        target[0]["type"] if target else None,
+                    )
+                )
+        return Result(
+            (
+                "database_name",
+                "grantee_sid",
+                "class",
+                "class_desc",
+                "major_id",
+                "minor_id",
+                "permission_name",
+                "state",
+                "schema_name",
+                "object_schema",
+                "object_name",
+                "column_name",
+                "principal_name",
+                "principal_type",
+            ),
+            tuple(rows),
+        )
+
+
+# The statements the fake recognises, as SQL Server would receive them. A statement that
+# differs in any way (another join condition, a missing column) has no catalog entry.
+_VISIBILITY_QUERY = (
+    r"^SELECT HAS_PERMS_BY_NAME\(NULL, NULL, '[^']*'\)"
+    r"(?:, HAS_PERMS_BY_NAME\(NULL, NULL, '[^']*'\))*$"
+)
+_PRINCIPALS_QUERY = """
+SELECT p.principal_id, p.name, p.sid, p.type, p.type_desc, p.is_disabled, p.is_fixed_role,
+       p.default_database_name, l.is_policy_checked, l.is_expiration_checked,
+       CAST(LOGINPROPERTY(p.name, 'IsLocked') AS int) AS is_locked,
+       CAST(LOGINPROPERTY(p.name, 'IsExpired') AS int) AS is_expired,
+       CAST(LOGINPROPERTY(p.name, 'IsMustChange') AS int) AS is_must_change
+FROM sys.server_principals AS p
+LEFT JOIN sys.sql_logins AS l ON l.principal_id = p.principal_id
+WHERE p.type IN ('S', 'U', 'G', 'E', 'X', 'R')
+"""
+_SERVER_ROLE_MEMBERS_QUERY = """
+SELECT rm.member_principal_id, rm.role_principal_id, r.name AS role_name
+FROM sys.server_role_members AS rm
+JOIN sys.server_principals AS r ON r.principal_id = rm.role_principal_id
+"""
+_SERVER_PERMISSIONS_QUERY = """
+SELECT sp.grantee_principal_id, sp.class, sp.class_desc, sp.major_id, sp.permission_name,
+       sp.state, tp.name AS principal_name, tp.type AS principal_type, e.name AS endpoint_name
+FROM sys.server_permissions AS sp
+LEFT JOIN sys.server_principals AS tp ON sp.class = 101 AND tp.principal_id = sp.major_id
+LEFT JOIN sys.endpoints AS e ON sp.class = 105 AND e.endpoint_id = sp.major_id
+"""
+_DATABASES_QUERY = """
+SELECT d.name, d.owner_sid, d.state, d.user_access, HAS_DBACCESS(d.name) AS has_access
+FROM sys.databases AS d
+"""
+_DATABASE_ROLE_MEMBERS_BLOCK = """
+SELECT {literal} AS database_name, rm.role_principal_id,
+       r.name COLLATE DATABASE_DEFAULT AS role_name, rm.member_principal_id,
+       m.type COLLATE DATABASE_DEFAULT AS member_type, m.sid AS member_sid
+FROM {database}.sys.database_role_members AS rm
+JOIN {database}.sys.database_principals AS r ON r.principal_id = rm.role_principal_id
+JOIN {database}.sys.database_principals AS m ON m.principal_id = rm.member_principal_id
+"""
+_DATABASE_PERMISSIONS_BLOCK = """
+SELECT {literal} AS database_name, pr.sid AS grantee_sid, dp.class,
+       dp.class_desc COLLATE DATABASE_DEFAULT AS class_desc, dp.major_id, dp.minor_id,
+       dp.permission_name COLLATE DATABASE_DEFAULT AS permission_name,
+       dp.state COLLATE DATABASE_DEFAULT AS state,
+       s.name COLLATE DATABASE_DEFAULT AS schema_name,
+       os.name COLLATE DATABASE_DEFAULT AS object_schema,
+       o.name COLLATE DATABASE_DEFAULT AS object_name,
+       c.name COLLATE DATABASE_DEFAULT AS column_name,
+       tp.name COLLATE DATABASE_DEFAULT AS principal_name,
+       tp.type COLLATE DATABASE_DEFAULT AS principal_type
+FROM {database}.sys.database_permissions AS dp
+JOIN {database}.sys.database_principals AS pr ON pr.principal_id = dp.grantee_principal_id
+LEFT JOIN {database}.sys.schemas AS s ON dp.class = 3 AND s.schema_id = dp.major_id
+LEFT JOIN {database}.sys.all_objects AS o ON dp.class = 1 AND o.object_id = dp.major_id
+LEFT JOIN {database}.sys.schemas AS os ON os.schema_id = o.schema_id
+LEFT JOIN {database}.sys.all_columns AS c
+       ON dp.class = 1 AND dp.minor_id > 0 AND c.object_id = dp.major_id
+      AND c.column_id = dp.minor_id
+LEFT JOIN {database}.sys.database_principals AS tp
+       ON dp.class = 4 AND tp.principal_id = dp.major_id
+WHERE pr.type IN ('S', 'U', 'G', 'E', 'X')
+"""
+
+
+def _block_pattern(template: str) -> re.Pattern:
+    """A block of ``template`` for one database: ``N'…'`` names it, ``[…]`` reads from it."""
+    pattern = []
+    seen_database = False
+    for piece in re.split(r"(\{literal\}|\{database\})", normalise(template)):
+        if piece == "{literal}":
+            pattern.append(r"N'(?P<literal>(?:[^']|'')*)'")
+        elif piece == "{database}" and not seen_database:
+            pattern.append(r"\[(?P<database>(?:[^\]]|\]\])*)\]")
+            seen_database = True
+        elif piece == "{database}":
+            pattern.append(r"\[(?P=database)\]")
+        else:
+            pattern.append(re.escape(piece))
+    return re.compile("".join(pattern))
+
+
 class SQLServerFake(FakeServer):
     """A SQL Server reached through ``mssql_python.connect``."""
 
     def __init__(self, version: str = SQLSERVER_2019_VERSION) -> None:
         super().__init__()
         self.version = version
+        self.catalog: SQLServerCatalog | None = None
+        self.session_login: str | None = None  # the UID of the latest connection
         self.on(r"^SELECT @@VERSION$", lambda _match, _params: Result(("",), ((self.version,),)))
+
+    def use_catalog(self, catalog: SQLServerCatalog | None = None) -> SQLServerCatalog:
+        """Answer the security-catalog statements of the engine from ``catalog`` (a new
+        :class:`SQLServerCatalog` by default), for the login of the session."""
+        catalog = self.catalog = catalog or SQLServerCatalog()
+
+        def answer(method: Callable, *, with_match: bool = False) -> Answer:
+            if with_match:
+                return lambda match, _params: method(match, self.session_login, self.version)
+            return lambda _match, _params: method(self.session_login, self.version)
+
+        self.on(_VISIBILITY_QUERY, answer(catalog.answer_visibility, with_match=True))
+        self.on(exact(_PRINCIPALS_QUERY), answer(catalog.answer_principals))
+        self.on(exact(_SERVER_ROLE_MEMBERS_QUERY), answer(catalog.answer_server_role_members))
+        self.on(exact(_SERVER_PERMISSIONS_QUERY), answer(catalog.answer_server_permissions))
+        self.on(exact(_DATABASES_QUERY), answer(catalog.answer_databases))
+        self.on(
+            "^" + _block_pattern(_DATABASE_ROLE_MEMBERS_BLOCK).pattern,
+            answer(catalog.answer_database_role_members, with_match=True),
+        )
+        self.on(
+            "^" + _block_pattern(_DATABASE_PERMISSIONS_BLOCK).pattern,
+            answer(catalog.answer_database_permissions, with_match=True),
+        )
+        return catalog
 
     def connect(
         self,
@@ -445,6 +1670,7 @@ class SQLServerFake(FakeServer):
         )
         if self.connect_error is not None:
             raise self.connect_error
+        self.session_login = params.get("uid")
         connection = FakeSQLServerConnection(self, autocommit)
         self.connections.append(connection)
         return connection
@@ -637,6 +1863,445 @@ class FakeOracleConnection:
             await self.close()
 
 
+# --- Oracle data dictionary ------------------------------------------------------------------
+#
+# Columns of the Oracle Database Reference for 19c (and 11g Release 2, where ORACLE_MAINTAINED,
+# COMMON, INHERITED and the newer administrative privileges do not exist yet), with the types
+# python-oracledb returns: VARCHAR2 -> str, NUMBER -> int, DATE -> datetime.
+
+_ORACLE_19C_VIEWS: dict[str, tuple[tuple[str, str], ...]] = {
+    "DBA_USERS": (
+        ("USERNAME", "VARCHAR2(128)"),
+        ("USER_ID", "NUMBER"),
+        ("PASSWORD", "VARCHAR2(4000)"),
+        ("ACCOUNT_STATUS", "VARCHAR2(32)"),
+        ("LOCK_DATE", "DATE"),
+        ("EXPIRY_DATE", "DATE"),
+        ("DEFAULT_TABLESPACE", "VARCHAR2(30)"),
+        ("TEMPORARY_TABLESPACE", "VARCHAR2(30)"),
+        ("LOCAL_TEMP_TABLESPACE", "VARCHAR2(30)"),
+        ("CREATED", "DATE"),
+        ("PROFILE", "VARCHAR2(128)"),
+        ("INITIAL_RSRC_CONSUMER_GROUP", "VARCHAR2(128)"),
+        ("EXTERNAL_NAME", "VARCHAR2(4000)"),
+        ("PASSWORD_VERSIONS", "VARCHAR2(17)"),
+        ("EDITIONS_ENABLED", "VARCHAR2(1)"),
+        ("AUTHENTICATION_TYPE", "VARCHAR2(8)"),
+        ("PROXY_ONLY_CONNECT", "VARCHAR2(1)"),
+        ("COMMON", "VARCHAR2(3)"),
+        ("LAST_LOGIN", "TIMESTAMP(9) WITH TIME ZONE"),
+        ("ORACLE_MAINTAINED", "VARCHAR2(1)"),
+        ("INHERITED", "VARCHAR2(3)"),
+        ("DEFAULT_COLLATION", "VARCHAR2(100)"),
+        ("IMPLICIT", "VARCHAR2(3)"),
+        ("ALL_SHARD", "VARCHAR2(3)"),
+    ),
+    "DBA_ROLES": (
+        ("ROLE", "VARCHAR2(128)"),
+        ("ROLE_ID", "NUMBER"),
+        ("PASSWORD_REQUIRED", "VARCHAR2(8)"),
+        ("AUTHENTICATION_TYPE", "VARCHAR2(11)"),
+        ("COMMON", "VARCHAR2(3)"),
+        ("ORACLE_MAINTAINED", "VARCHAR2(1)"),
+        ("INHERITED", "VARCHAR2(3)"),
+        ("IMPLICIT", "VARCHAR2(3)"),
+        ("EXTERNAL_NAME", "VARCHAR2(4000)"),
+    ),
+    "DBA_ROLE_PRIVS": (
+        ("GRANTEE", "VARCHAR2(128)"),
+        ("GRANTED_ROLE", "VARCHAR2(128)"),
+        ("ADMIN_OPTION", "VARCHAR2(3)"),
+        ("DELEGATE_OPTION", "VARCHAR2(3)"),
+        ("DEFAULT_ROLE", "VARCHAR2(3)"),
+        ("COMMON", "VARCHAR2(3)"),
+        ("INHERITED", "VARCHAR2(3)"),
+    ),
+    "DBA_SYS_PRIVS": (
+        ("GRANTEE", "VARCHAR2(128)"),
+        ("PRIVILEGE", "VARCHAR2(40)"),
+        ("ADMIN_OPTION", "VARCHAR2(3)"),
+        ("COMMON", "VARCHAR2(3)"),
+        ("INHERITED", "VARCHAR2(3)"),
+    ),
+    "DBA_TS_QUOTAS": (
+        ("TABLESPACE_NAME", "VARCHAR2(30)"),
+        ("USERNAME", "VARCHAR2(128)"),
+        ("BYTES", "NUMBER"),
+        ("MAX_BYTES", "NUMBER"),
+        ("BLOCKS", "NUMBER"),
+        ("MAX_BLOCKS", "NUMBER"),
+        ("DROPPED", "VARCHAR2(3)"),
+    ),
+    "DBA_TAB_PRIVS": (
+        ("GRANTEE", "VARCHAR2(128)"),
+        ("OWNER", "VARCHAR2(128)"),
+        ("TABLE_NAME", "VARCHAR2(128)"),
+        ("GRANTOR", "VARCHAR2(128)"),
+        ("PRIVILEGE", "VARCHAR2(40)"),
+        ("GRANTABLE", "VARCHAR2(3)"),
+        ("HIERARCHY", "VARCHAR2(3)"),
+        ("COMMON", "VARCHAR2(3)"),
+        ("TYPE", "VARCHAR2(24)"),
+        ("INHERITED", "VARCHAR2(3)"),
+    ),
+    "DBA_COL_PRIVS": (
+        ("GRANTEE", "VARCHAR2(128)"),
+        ("OWNER", "VARCHAR2(128)"),
+        ("TABLE_NAME", "VARCHAR2(128)"),
+        ("COLUMN_NAME", "VARCHAR2(128)"),
+        ("GRANTOR", "VARCHAR2(128)"),
+        ("PRIVILEGE", "VARCHAR2(40)"),
+        ("GRANTABLE", "VARCHAR2(3)"),
+        ("COMMON", "VARCHAR2(3)"),
+        ("INHERITED", "VARCHAR2(3)"),
+    ),
+    "V$PWFILE_USERS": (
+        ("USERNAME", "VARCHAR2(128)"),
+        ("SYSDBA", "VARCHAR2(5)"),
+        ("SYSOPER", "VARCHAR2(5)"),
+        ("SYSASM", "VARCHAR2(5)"),
+        ("SYSBACKUP", "VARCHAR2(5)"),
+        ("SYSDG", "VARCHAR2(5)"),
+        ("SYSKM", "VARCHAR2(5)"),
+        ("ACCOUNT_STATUS", "VARCHAR2(30)"),
+        ("PASSWORD_PROFILE", "VARCHAR2(128)"),
+        ("LAST_LOGIN", "TIMESTAMP(9) WITH TIME ZONE"),
+        ("LOCK_DATE", "DATE"),
+        ("EXPIRY_DATE", "DATE"),
+        ("EXTERNAL_NAME", "VARCHAR2(1024)"),
+        ("AUTHENTICATION_TYPE", "VARCHAR2(8)"),
+        ("COMMON", "VARCHAR2(3)"),
+        ("CON_ID", "NUMBER"),
+    ),
+}
+_ORACLE_11G_COLUMNS = {
+    "DBA_USERS": (
+        "USERNAME", "USER_ID", "PASSWORD", "ACCOUNT_STATUS", "LOCK_DATE", "EXPIRY_DATE",
+        "DEFAULT_TABLESPACE", "TEMPORARY_TABLESPACE", "CREATED", "PROFILE",
+        "INITIAL_RSRC_CONSUMER_GROUP", "EXTERNAL_NAME", "PASSWORD_VERSIONS", "EDITIONS_ENABLED",
+        "AUTHENTICATION_TYPE",
+    ),
+    "DBA_ROLES": ("ROLE", "PASSWORD_REQUIRED", "AUTHENTICATION_TYPE"),
+    "DBA_ROLE_PRIVS": ("GRANTEE", "GRANTED_ROLE", "ADMIN_OPTION", "DEFAULT_ROLE"),
+    "DBA_SYS_PRIVS": ("GRANTEE", "PRIVILEGE", "ADMIN_OPTION"),
+    "DBA_TS_QUOTAS": (
+        "TABLESPACE_NAME", "USERNAME", "BYTES", "MAX_BYTES", "BLOCKS", "MAX_BLOCKS", "DROPPED",
+    ),
+    "DBA_TAB_PRIVS": (
+        "GRANTEE", "OWNER", "TABLE_NAME", "GRANTOR", "PRIVILEGE", "GRANTABLE", "HIERARCHY",
+    ),
+    "DBA_COL_PRIVS": (
+        "GRANTEE", "OWNER", "TABLE_NAME", "COLUMN_NAME", "GRANTOR", "PRIVILEGE", "GRANTABLE",
+    ),
+    "V$PWFILE_USERS": ("USERNAME", "SYSDBA", "SYSOPER", "SYSASM"),
+}  # fmt: skip
+_ORACLE_PWFILE_PRIVILEGES = ("SYSDBA", "SYSOPER", "SYSASM", "SYSBACKUP", "SYSDG", "SYSKM")
+# Oracle's own accounts and roles in a fresh 19c database (a subset), with their statuses.
+_ORACLE_MAINTAINED_USERS = (
+    ("SYS", "OPEN", "SYSTEM"),
+    ("SYSTEM", "OPEN", "SYSTEM"),
+    ("XDB", "LOCKED", "SYSAUX"),
+    ("DBSNMP", "LOCKED", "SYSAUX"),
+    ("OUTLN", "LOCKED", "SYSTEM"),
+    ("APEX_200200", "LOCKED", "SYSAUX"),
+    ("GSMADMIN_INTERNAL", "EXPIRED & LOCKED", "SYSAUX"),
+    ("XS$NULL", "EXPIRED & LOCKED", "SYSTEM"),
+)
+_ORACLE_MAINTAINED_ROLES = (
+    "CONNECT", "RESOURCE", "DBA", "SELECT_CATALOG_ROLE", "EXP_FULL_DATABASE",
+    "IMP_FULL_DATABASE", "AUDIT_ADMIN", "XDBADMIN", "APEX_ADMINISTRATOR_ROLE",
+)  # fmt: skip
+_ORACLE_CREATED = datetime.datetime(2019, 4, 17, 0, 56, 2)
+_DICTIONARY_READERS = {"SELECT_CATALOG_ROLE", "DBA"}
+
+
+class OracleCatalog:
+    """The data dictionary of a fake Oracle database, built by a test like the database
+    would be (CREATE USER, ALTER USER, CREATE ROLE, GRANT, REVOKE, quotas, the password
+    file), for ``release`` "19c" or "11g" (the views' columns differ).
+
+    :meth:`OracleFake.use_catalog` makes the fake answer plain projections of these views
+    (``SELECT col, … FROM view``) for the user the engine connected as: without
+    SELECT_CATALOG_ROLE (or SELECT ANY DICTIONARY) the views do not exist for it
+    (ORA-00942), and a column the release lacks is ORA-00904."""
+
+    def __init__(self, release: str = "19c") -> None:
+        self.release = release
+        self.views: dict[str, View] = {}
+        for name, columns in _ORACLE_19C_VIEWS.items():
+            if release == "11g":
+                kept = _ORACLE_11G_COLUMNS[name]
+                columns = tuple(column for column in columns if column[0] in kept)
+            self.views[name] = View(name, columns)
+        self._next_id = 100
+        self._seed()
+
+    def view(self, name: str) -> View:
+        return self.views[name.upper()]
+
+    def _seed(self) -> None:
+        for name, status, tablespace in _ORACLE_MAINTAINED_USERS:
+            self.create_user(
+                name, status=status, default_tablespace=tablespace, oracle_maintained=True
+            )
+        for role in _ORACLE_MAINTAINED_ROLES:
+            self.create_role(role, oracle_maintained=True)
+        self.grant("CREATE SESSION", to="CONNECT")
+        for privilege in ("CREATE TABLE", "CREATE SEQUENCE", "CREATE PROCEDURE"):
+            self.grant(privilege, to="RESOURCE")
+        for privilege in (
+            "CREATE USER", "ALTER USER", "DROP USER", "CREATE SESSION", "GRANT ANY PRIVILEGE",
+            "GRANT ANY ROLE", "GRANT ANY OBJECT PRIVILEGE", "SELECT ANY TABLE",
+        ):  # fmt: skip
+            self.grant(privilege, to="DBA", admin=True)
+        self.grant("SELECT_CATALOG_ROLE", to="DBA", admin=True)
+        for role in _ORACLE_MAINTAINED_ROLES:
+            self.grant(role, to="SYS", admin=True)
+        self.grant("DBA", to="SYSTEM", admin=True)
+        self.grant("UNLIMITED TABLESPACE", to="SYSTEM", admin=True)
+        self.password_file("SYS", sysdba=True, sysoper=True)
+
+    def _new_id(self) -> int:
+        self._next_id += 1
+        return self._next_id
+
+    def _maintained(self, value: bool) -> dict[str, str]:
+        return {"oracle_maintained": "Y" if value else "N", "common": "NO", "inherited": "NO"}
+
+    # Users and roles ----------------------------------------------------------------------
+
+    def create_user(
+        self,
+        name: str,
+        *,
+        status: str = "OPEN",
+        profile: str = "DEFAULT",
+        default_tablespace: str = "USERS",
+        authentication: str = "PASSWORD",
+        oracle_maintained: bool = False,
+        created: datetime.datetime = _ORACLE_CREATED,
+        expiry_date: datetime.datetime | None = None,
+    ) -> dict[str, Any]:
+        """CREATE USER (names as Oracle stores them: upper case unless quoted)."""
+        return self.view("DBA_USERS").insert(
+            known_only=True,
+            username=name,
+            user_id=self._new_id(),
+            account_status=status,
+            lock_date=created if "LOCKED" in status else None,
+            expiry_date=expiry_date,
+            default_tablespace=default_tablespace,
+            temporary_tablespace="TEMP",
+            created=created,
+            profile=profile,
+            initial_rsrc_consumer_group="DEFAULT_CONSUMER_GROUP",
+            password_versions="11G 12C" if authentication == "PASSWORD" else None,
+            editions_enabled="N",
+            authentication_type=authentication,
+            proxy_only_connect="N",
+            default_collation="USING_NLS_COMP",
+            implicit="NO",
+            all_shard="NO",
+            **self._maintained(oracle_maintained),
+        )
+
+    def alter_user(self, name: str, *, status: str | None = None, **values: Any) -> None:
+        """ALTER USER … ACCOUNT LOCK/UNLOCK, PASSWORD EXPIRE, PROFILE, DEFAULT TABLESPACE."""
+        row = self.view("DBA_USERS").get(username=name)
+        if status is not None:
+            values |= {
+                "account_status": status,
+                "lock_date": _ORACLE_CREATED if "LOCKED" in status else None,
+            }
+        self.view("DBA_USERS").update(row, **values)
+
+    def drop_user(self, name: str) -> None:
+        """DROP USER … CASCADE: what was granted to it goes with it."""
+        self.view("DBA_USERS").delete(username=name)
+        self._drop_grantee(name)
+        self.view("DBA_TS_QUOTAS").delete(username=name)
+        self.view("V$PWFILE_USERS").delete(username=name)
+
+    def create_role(self, name: str, *, oracle_maintained: bool = False) -> dict[str, Any]:
+        return self.view("DBA_ROLES").insert(
+            known_only=True,
+            role=name,
+            role_id=self._new_id(),
+            password_required="NO",
+            authentication_type="NONE",
+            implicit="NO",
+            **self._maintained(oracle_maintained),
+        )
+
+    def drop_role(self, name: str) -> None:
+        self.view("DBA_ROLES").delete(role=name)
+        self._drop_grantee(name)
+        self.view("DBA_ROLE_PRIVS").delete(granted_role=name)
+
+    def _drop_grantee(self, name: str) -> None:
+        for view in ("DBA_ROLE_PRIVS", "DBA_SYS_PRIVS", "DBA_TAB_PRIVS", "DBA_COL_PRIVS"):
+            self.view(view).delete(grantee=name)
+
+    def _is_role(self, name: str) -> bool:
+        return bool(self.view("DBA_ROLES").find(role=name))
+
+    # Grants ---------------------------------------------------------------------------------
+
+    def grant(self, privilege_or_role: str, *, to: str, admin: bool = False) -> None:
+        """GRANT a role or a system privilege [WITH ADMIN OPTION] (re-granting replaces)."""
+        self.revoke(privilege_or_role, from_=to)
+        option = "YES" if admin else "NO"
+        if self._is_role(privilege_or_role):
+            self.view("DBA_ROLE_PRIVS").insert(
+                known_only=True,
+                grantee=to,
+                granted_role=privilege_or_role,
+                admin_option=option,
+                delegate_option="NO",
+                default_role="YES",
+                common="NO",
+                inherited="NO",
+            )
+        else:
+            self.view("DBA_SYS_PRIVS").insert(
+                known_only=True,
+                grantee=to,
+                privilege=privilege_or_role,
+                admin_option=option,
+                common="NO",
+                inherited="NO",
+            )
+
+    def revoke(self, privilege_or_role: str, *, from_: str) -> None:
+        if self._is_role(privilege_or_role):
+            self.view("DBA_ROLE_PRIVS").delete(grantee=from_, granted_role=privilege_or_role)
+        else:
+            self.view("DBA_SYS_PRIVS").delete(grantee=from_, privilege=privilege_or_role)
+
+    def grant_object(
+        self,
+        privilege: str,
+        *,
+        on: str,
+        to: str,
+        grantable: bool = False,
+        object_type: str = "TABLE",
+    ) -> None:
+        """GRANT privilege ON owner.object TO grantee [WITH GRANT OPTION]; with a column,
+        ``on`` is ``owner.table(column)`` (GRANT UPDATE (column) ON …)."""
+        target, _, column = on.partition("(")
+        owner, _, table = target.partition(".")
+        common = {
+            "grantee": to,
+            "owner": owner,
+            "table_name": table,
+            "grantor": owner,
+            "privilege": privilege,
+            "grantable": "YES" if grantable else "NO",
+            "common": "NO",
+            "inherited": "NO",
+        }
+        if column:
+            self.view("DBA_COL_PRIVS").insert(
+                known_only=True, column_name=column.rstrip(")"), **common
+            )
+        else:
+            self.view("DBA_TAB_PRIVS").insert(
+                known_only=True, hierarchy="NO", type=object_type, **common
+            )
+
+    def revoke_object(self, privilege: str, *, on: str, from_: str) -> None:
+        target, _, column = on.partition("(")
+        owner, _, table = target.partition(".")
+        where = {"grantee": from_, "owner": owner, "table_name": table, "privilege": privilege}
+        if column:
+            self.view("DBA_COL_PRIVS").delete(column_name=column.rstrip(")"), **where)
+        else:
+            self.view("DBA_TAB_PRIVS").delete(**where)
+
+    def quota(self, user: str, tablespace: str, max_bytes: int | None = None) -> None:
+        """ALTER USER … QUOTA max_bytes ON tablespace (None: UNLIMITED; MAX_BYTES is -1)."""
+        self.view("DBA_TS_QUOTAS").delete(username=user, tablespace_name=tablespace)
+        self.view("DBA_TS_QUOTAS").insert(
+            tablespace_name=tablespace,
+            username=user,
+            bytes=0,
+            max_bytes=-1 if max_bytes is None else max_bytes,
+            blocks=0,
+            max_blocks=-1 if max_bytes is None else max_bytes // 8192,
+            dropped="NO",
+        )
+
+    def password_file(self, user: str, **privileges: bool) -> None:
+        """GRANT SYSDBA (sysdba=True), SYSOPER, … : the user's row of the password file."""
+        view = self.view("V$PWFILE_USERS")
+        view.delete(username=user)
+        flags = {
+            p.lower(): "TRUE" if privileges.get(p.lower()) else "FALSE"
+            for p in _ORACLE_PWFILE_PRIVILEGES
+        }
+        if any(privileges.values()):
+            view.insert(
+                known_only=True,
+                username=user,
+                account_status="OPEN",
+                authentication_type="PASSWORD",
+                common="NO",
+                con_id=0,
+                **flags,
+            )
+
+    # Statements ---------------------------------------------------------------------------
+
+    def _roles_of(self, grantee: str) -> set[str]:
+        roles, pending = set(), [grantee, "PUBLIC"]
+        while pending:
+            current = pending.pop()
+            for row in self.view("DBA_ROLE_PRIVS").find(grantee=current):
+                if row["GRANTED_ROLE"] not in roles:
+                    roles.add(row["GRANTED_ROLE"])
+                    pending.append(row["GRANTED_ROLE"])
+        return roles
+
+    def reads_dictionary(self, user: str | None) -> bool:
+        """SELECT_CATALOG_ROLE (directly, through DBA or another role) or SELECT ANY
+        DICTIONARY: what makes the DBA_ views and V$ views visible."""
+        if not user:
+            return False
+        user = user.upper()
+        if not self.view("DBA_USERS").find(username=user):
+            return False
+        holders = {user, "PUBLIC", *self._roles_of(user)}
+        if holders & _DICTIONARY_READERS:
+            return True
+        return any(
+            self.view("DBA_SYS_PRIVS").find(grantee=holder, privilege="SELECT ANY DICTIONARY")
+            for holder in holders
+        )
+
+    def answer_select(self, match: re.Match, user: str | None) -> Result:
+        view_name = match["view"].upper()
+        if view_name not in self.views or not self.reads_dictionary(user):
+            raise oracle_table_missing()
+        view = self.views[view_name]
+        columns = []
+        for name in (c.strip() for c in match["columns"].split(",")):
+            column = view.column(name)
+            if column is None:
+                raise oracle_server_error(904, f'"{name.upper()}": invalid identifier')
+            columns.append(column)
+        return Result(tuple(columns), tuple(tuple(row[c] for c in columns) for row in view.rows))
+
+
+# A plain projection of one dictionary view, the only shape of statement the engine sends to
+# the dictionary; the view must be one the catalog holds.
+_DICTIONARY_QUERY = (
+    r"^SELECT (?P<columns>[\w$#]+(?:, [\w$#]+)*) "
+    r"FROM (?P<view>dba_users|dba_roles|dba_role_privs|dba_sys_privs|dba_ts_quotas"
+    r"|dba_tab_privs|dba_col_privs|v\$pwfile_users)$"
+)
+
+
 _V_VERSION_QUERY = (
     r"^SELECT (?P<columns>\w+(?:\s*,\s*\w+)*) FROM v\$version"
     r"(?: WHERE (?P<column>\w+) LIKE '(?P<prefix>[^%']*)%')?$"
@@ -656,7 +2321,19 @@ class OracleFake(FakeServer):
         self.v_version = v_version
         self.version = version
         self.connect_hangs = False
+        self.catalog: OracleCatalog | None = None
+        self.session_user: str | None = None  # the user of the latest connection
         self.on(_V_VERSION_QUERY, self._select_v_version)
+
+    def use_catalog(self, catalog: OracleCatalog | None = None) -> OracleCatalog:
+        """Answer projections of the dictionary views from ``catalog`` (a new 19c
+        :class:`OracleCatalog` by default), for the user of the session."""
+        catalog = self.catalog = catalog or OracleCatalog()
+        self.on(
+            _DICTIONARY_QUERY,
+            lambda match, _params: catalog.answer_select(match, self.session_user),
+        )
+        return catalog
 
     def _select_v_version(self, match: re.Match, _params: Any) -> Result:
         columns = [c.strip() for c in match["columns"].split(",")]
@@ -692,6 +2369,7 @@ class OracleFake(FakeServer):
             await asyncio.Event().wait()
         if self.connect_error is not None:
             raise self.connect_error
+        self.session_user = kwargs.get("user")
         connection = FakeOracleConnection(self)
         self.connections.append(connection)
         return connection

@@ -4,13 +4,15 @@ Monitoring account — dictionary read access only::
 
     CREATE USER whalefall IDENTIFIED BY "…";
     GRANT CREATE SESSION TO whalefall;
-    GRANT SELECT_CATALOG_ROLE TO whalefall;   -- DBA_USERS, DBA_ROLE_PRIVS, DBA_SYS_PRIVS,
-                                              -- DBA_TAB_PRIVS, DBA_TS_QUOTAS, DBA_DATA_FILES,
-                                              -- DBA_SEGMENTS, V$VERSION
+    GRANT SELECT_CATALOG_ROLE TO whalefall;   -- DBA_USERS, DBA_ROLES, DBA_ROLE_PRIVS,
+                                              -- DBA_SYS_PRIVS, DBA_TS_QUOTAS, DBA_TAB_PRIVS,
+                                              -- DBA_COL_PRIVS, DBA_DATA_FILES, DBA_SEGMENTS,
+                                              -- V$PWFILE_USERS, V$VERSION
     -- or, narrower: GRANT SELECT ON each of those views TO whalefall;
 
-Without them the ``DBA_*`` views do not exist for the account (ORA-00942); the engine
-never falls back to ``ALL_*``/``USER_*`` views, which show only part of the database.
+Without them the ``DBA_*`` views do not exist for the account (ORA-00942) and the engine
+raises "insufficient privileges"; it never falls back to ``ALL_*``/``USER_*`` views, which
+show only part of the database.
 
 Timeouts: thin mode's ``tcp_connect_timeout`` covers only the TCP connect, and a listener
 that accepts but never answers would hold ``connect()`` forever. The engine therefore
@@ -18,23 +20,63 @@ drives the driver's asyncio API from a private event loop and bounds the whole c
 (and every statement) with ``asyncio.wait_for``; ``call_timeout`` bounds each round trip
 on the server side too. ``tls_mode`` "required"/"verify" use TCPS ("required" does not check
 the certificate); Oracle has no opportunistic TLS, so "preferred" connects over plain TCP.
+
+Accounts
+--------
+Users from ``DBA_USERS`` (kind "user") and the roles of ``DBA_ROLES`` (kind "role"): a role
+carries system, object and role grants of its own, and what it grants is recorded once, on
+the role. Oracle's own users and roles (``ORACLE_MAINTAINED = 'Y'``, Oracle 12.1 and later)
+and the names of ``WHALEFALL_SYSTEM_ACCOUNTS["oracle"]`` (SYS, SYSTEM, ``APEX%``, ``XDB%``,
+…) are left out; ``PUBLIC`` is never an account.
+
+Privileges
+----------
+One statement per dictionary view for all accounts at once, nothing bound per account:
+six statements, eight with deep privileges (one more before Oracle 12.1, whose DBA_USERS
+refuses the ORACLE_MAINTAINED column).
+
+* ``roles``: roles granted (``DBA_ROLE_PRIVS``), directly or through other roles, so that
+  DBA reached through a custom role still counts; the directly granted roles held WITH
+  ADMIN OPTION are the attribute ``admin_roles``.
+* scope ``server``: system privileges of ``DBA_SYS_PRIVS`` (option ``GRANT`` with admin
+  option) and the administrative privileges of the password file (``V$PWFILE_USERS``:
+  SYSDBA, SYSOPER, SYSASM, SYSBACKUP, SYSDG, SYSKM).
+* scope ``tablespace``: quotas of ``DBA_TS_QUOTAS``, ``QUOTA UNLIMITED`` or
+  ``QUOTA <bytes>``.
+* with deep privileges: object privileges of ``DBA_TAB_PRIVS`` (scope ``table``, object
+  ``OWNER.NAME`` — tables, views, sequences, procedures, directories…) and column
+  privileges of ``DBA_COL_PRIVS`` (``OWNER.TABLE.COLUMN``); option ``GRANT`` when
+  grantable.
+
+Grants to ``PUBLIC`` apply to everyone and are not copied onto every account.
+
+Attributes: ``account_status`` as Oracle reports it (``OPEN``, ``LOCKED``,
+``EXPIRED & LOCKED``, ``EXPIRED(GRACE)``…), ``locked`` (any status other than ``OPEN``),
+``expired`` (the status says EXPIRED), ``profile``, ``default_tablespace``,
+``authentication_type``, ``created``, ``password_expiry_date`` and ``can_login`` (status
+OPEN, a password or external authentication, and CREATE SESSION held directly, through a
+role or through PUBLIC). Roles have ``can_login`` and ``locked`` false.
 """
 
 import asyncio
 import re
 import ssl
+from collections import defaultdict
 
 import oracledb
 
 from inventory.engines.base import (
+    AccountRecord,
     AuthenticationFailed,
     Engine,
     EngineError,
     EngineFailure,
+    InsufficientPrivileges,
     Timeout,
     TlsError,
     Unreachable,
     VersionInfo,
+    is_system_account,
     parse_version,
 )
 
@@ -63,7 +105,7 @@ def unverified_tls_context() -> ssl.SSLContext:
     return context
 
 
-class OracleEngine(Engine):
+class _OracleConnection(Engine):
     name = "oracle"
     default_database = "ORCL"
 
@@ -111,11 +153,11 @@ class OracleEngine(Engine):
 
     def query(self, sql: str, params: dict | None = None) -> list[tuple]:
         """Run one read-only statement and return every row."""
-        self.queries += 1
         # call_timeout stops the server; wait_for also bounds a peer that stops answering.
-        return self._loop.run(
-            asyncio.wait_for(self._fetch(sql, params), timeout=self.target.query_timeout + 5)
-        )
+        with self.remote():
+            return self._loop.run(
+                asyncio.wait_for(self._fetch(sql, params), timeout=self.target.query_timeout + 5)
+            )
 
     def fetch_version(self) -> str:
         return self.query("SELECT banner FROM v$version WHERE banner LIKE 'Oracle%'")[0][0]
@@ -167,3 +209,216 @@ class OracleEngine(Engine):
         if isinstance(exc, TimeoutError | asyncio.TimeoutError):
             return Timeout(f"{Timeout.label}: the server did not answer in time")
         return super().translate_error(exc)
+
+
+# --- Accounts and privileges ------------------------------------------------------------
+
+USERS_SQL = """
+SELECT username, account_status, profile, default_tablespace, authentication_type,
+       created, expiry_date, oracle_maintained
+FROM dba_users
+"""
+# Before Oracle 12.1 neither DBA_USERS nor DBA_ROLES has ORACLE_MAINTAINED, and the password
+# file knows only SYSDBA, SYSOPER and SYSASM.
+USERS_SQL_BEFORE_12C = """
+SELECT username, account_status, profile, default_tablespace, authentication_type,
+       created, expiry_date
+FROM dba_users
+"""
+ROLES_SQL = "SELECT role, oracle_maintained FROM dba_roles"
+ROLES_SQL_BEFORE_12C = "SELECT role FROM dba_roles"
+ROLE_PRIVS_SQL = "SELECT grantee, granted_role, admin_option FROM dba_role_privs"
+SYS_PRIVS_SQL = "SELECT grantee, privilege, admin_option FROM dba_sys_privs"
+PWFILE_SQL = "SELECT username, sysdba, sysoper, sysasm, sysbackup, sysdg, syskm FROM v$pwfile_users"
+PWFILE_SQL_BEFORE_12C = "SELECT username, sysdba, sysoper, sysasm FROM v$pwfile_users"
+PWFILE_PRIVILEGES = ("SYSDBA", "SYSOPER", "SYSASM", "SYSBACKUP", "SYSDG", "SYSKM")
+TS_QUOTAS_SQL = "SELECT username, tablespace_name, max_bytes, dropped FROM dba_ts_quotas"
+TAB_PRIVS_SQL = "SELECT grantee, owner, table_name, privilege, grantable FROM dba_tab_privs"
+COL_PRIVS_SQL = (
+    "SELECT grantee, owner, table_name, column_name, privilege, grantable FROM dba_col_privs"
+)
+
+_NO_ACCESS_CODES = {"ORA-00942", "ORA-01031"}  # no such table or view / insufficient privileges
+_INVALID_IDENTIFIER = "ORA-00904"
+PUBLIC = "PUBLIC"
+OPEN = "OPEN"
+CREATE_SESSION = "CREATE SESSION"
+UNLIMITED = -1
+
+
+def _error_code(exc: BaseException) -> str:
+    error = exc.args[0] if exc.args else None
+    return getattr(error, "full_code", "") or ""
+
+
+def _yes(value) -> bool:
+    return (value or "").upper() == "YES"
+
+
+def _iso(value) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _closure(granted: dict[str, set[str]], grantee: str) -> set[str]:
+    """Every role ``grantee`` holds, directly or through other roles."""
+    seen: set[str] = set()
+    pending = list(granted.get(grantee, ()))
+    while pending:
+        role = pending.pop()
+        if role not in seen:
+            seen.add(role)
+            pending.extend(granted.get(role, ()))
+    return seen
+
+
+class OracleAccountsMixin:
+    """Users, roles and privileges read from the DBA_* views, one statement per view for
+    all accounts at once (never a statement per account)."""
+
+    def _dictionary(self, sql: str, view: str) -> list[tuple]:
+        """Rows of a dictionary view; a view the account may not read is refused loudly."""
+        try:
+            return self.query(sql)
+        except oracledb.DatabaseError as exc:
+            if _error_code(exc) in _NO_ACCESS_CODES:
+                raise InsufficientPrivileges(
+                    f"{InsufficientPrivileges.label}: the monitoring account cannot read "
+                    f"{view} (GRANT SELECT_CATALOG_ROLE TO {self.target.username})"
+                ) from None
+            raise
+
+    def _account_rows(self) -> tuple[list[tuple], list[tuple]]:
+        """(users, roles) as read from DBA_USERS and DBA_ROLES, once per session."""
+        cached = getattr(self, "_accounts", None)
+        if cached is not None:
+            return cached
+        try:
+            users = self._dictionary(USERS_SQL, "DBA_USERS")
+            self._before_12c = False
+        except oracledb.DatabaseError as exc:
+            if _error_code(exc) != _INVALID_IDENTIFIER:
+                raise
+            self._before_12c = True
+            users = [(*row, None) for row in self._dictionary(USERS_SQL_BEFORE_12C, "DBA_USERS")]
+        if not users:
+            # SYS always exists: an empty DBA_USERS means the account sees nothing.
+            raise InsufficientPrivileges(
+                f"{InsufficientPrivileges.label}: DBA_USERS looks empty to the monitoring "
+                f"account (GRANT SELECT_CATALOG_ROLE TO {self.target.username})"
+            )
+        if self._before_12c:
+            roles = [(row[0], None) for row in self._dictionary(ROLES_SQL_BEFORE_12C, "DBA_ROLES")]
+        else:
+            roles = self._dictionary(ROLES_SQL, "DBA_ROLES")
+        self._accounts = (users, roles)
+        return self._accounts
+
+    def list_accounts(self) -> list[AccountRecord]:
+        users, roles = self._account_rows()
+        records = [
+            AccountRecord(name=row[0], kind="user")
+            for row in users
+            if row[7] != "Y" and not is_system_account("oracle", row[0])
+        ]
+        records += [
+            AccountRecord(name=role, kind="role")
+            for role, maintained in roles
+            if maintained != "Y" and role != PUBLIC and not is_system_account("oracle", role)
+        ]
+        return records
+
+    def collect_privileges(self, accounts: list[AccountRecord], *, deep: bool = False) -> dict:
+        """Canonical-ready privilege sets of ``accounts``, keyed by user or role name."""
+        wanted = {a.key for a in accounts}
+        if not wanted:
+            return {}
+        users, roles = self._account_rows()
+        role_names = {role for role, _maintained in roles}
+        grants: dict[str, set[tuple[str, str, str, str]]] = defaultdict(set)
+        granted_roles: dict[str, set[str]] = defaultdict(set)
+        admin_roles: dict[str, set[str]] = defaultdict(set)
+        system_privileges: dict[str, set[str]] = defaultdict(set)
+
+        for grantee, role, admin in self._dictionary(ROLE_PRIVS_SQL, "DBA_ROLE_PRIVS"):
+            granted_roles[grantee].add(role)
+            if grantee in wanted and _yes(admin):
+                admin_roles[grantee].add(role)
+
+        for grantee, privilege, admin in self._dictionary(SYS_PRIVS_SQL, "DBA_SYS_PRIVS"):
+            system_privileges[grantee].add(privilege)
+            if grantee in wanted:
+                grants[grantee].add(("server", "", privilege, "GRANT" if _yes(admin) else ""))
+
+        pwfile = PWFILE_SQL_BEFORE_12C if self._before_12c else PWFILE_SQL
+        for username, *flags in self._dictionary(pwfile, "V$PWFILE_USERS"):
+            if username in wanted:
+                for privilege, flag in zip(PWFILE_PRIVILEGES, flags, strict=False):
+                    if (flag or "").upper() == "TRUE":
+                        grants[username].add(("server", "", privilege, ""))
+
+        for username, tablespace, max_bytes, dropped in self._dictionary(
+            TS_QUOTAS_SQL, "DBA_TS_QUOTAS"
+        ):
+            if username in wanted and not _yes(dropped):
+                quota = "UNLIMITED" if int(max_bytes) == UNLIMITED else str(int(max_bytes))
+                grants[username].add(("tablespace", tablespace, f"QUOTA {quota}", ""))
+
+        if deep:
+            for grantee, owner, table, privilege, grantable in self._dictionary(
+                TAB_PRIVS_SQL, "DBA_TAB_PRIVS"
+            ):
+                if grantee in wanted:
+                    option = "GRANT" if _yes(grantable) else ""
+                    grants[grantee].add(("table", f"{owner}.{table}", privilege, option))
+            for grantee, owner, table, column, privilege, grantable in self._dictionary(
+                COL_PRIVS_SQL, "DBA_COL_PRIVS"
+            ):
+                if grantee in wanted:
+                    option = "GRANT" if _yes(grantable) else ""
+                    grants[grantee].add(("column", f"{owner}.{table}.{column}", privilege, option))
+
+        public = {PUBLIC, *_closure(granted_roles, PUBLIC)}
+
+        def holds(name: str, privilege: str) -> bool:
+            holders = {name} | _closure(granted_roles, name) | public
+            return any(privilege in system_privileges[holder] for holder in holders)
+
+        def privilege_set(name: str, attributes: dict) -> dict:
+            if admin_roles[name]:
+                attributes["admin_roles"] = sorted(admin_roles[name])
+            return {
+                "engine": "oracle",
+                "attributes": attributes,
+                "roles": sorted(_closure(granted_roles, name)),
+                "grants": sorted(grants[name]),
+            }
+
+        result = {
+            row[0]: privilege_set(row[0], _user_attributes(row, holds(row[0], CREATE_SESSION)))
+            for row in users
+            if row[0] in wanted
+        }
+        for name in wanted & role_names:
+            result[name] = privilege_set(name, {"can_login": False, "locked": False})
+        return result
+
+
+def _user_attributes(row: tuple, create_session: bool) -> dict:
+    _name, status, profile, tablespace, authentication, created, expiry, _maintained = row
+    status = status or ""
+    locked = status != OPEN
+    return {
+        "account_status": status,
+        "locked": locked,
+        "expired": "EXPIRED" in status,
+        "profile": profile,
+        "default_tablespace": tablespace,
+        "authentication_type": authentication,
+        "created": _iso(created),
+        "password_expiry_date": _iso(expiry),
+        "can_login": not locked and authentication != "NONE" and create_session,
+    }
+
+
+class OracleEngine(OracleAccountsMixin, _OracleConnection):
+    """Oracle: connection, version, users, roles and privileges."""

@@ -7,24 +7,78 @@ Monitoring login — server-wide read of metadata, nothing else::
     GRANT VIEW ANY DEFINITION TO whalefall;        -- logins, roles, permissions, principals
     GRANT CONNECT ANY DATABASE TO whalefall;       -- per-database principals and permissions
     -- SQL Server 2022+: VIEW SERVER SECURITY STATE and VIEW ANY SECURITY DEFINITION
-    -- may replace VIEW ANY DEFINITION.
+    -- may replace VIEW ANY DEFINITION. Before SQL Server 2014 (no CONNECT ANY DATABASE),
+    -- create a user for the login in every database instead.
 
-Without VIEW ANY DEFINITION, ``sys.server_principals`` silently shows only the caller:
-the engine refuses such a partial listing. Timeouts: the driver's login timeout bounds
-connection set-up; ``Connection.timeout`` bounds every statement.
+Without VIEW ANY DEFINITION, ``sys.server_principals`` silently shows only the caller, and
+the permissions of a database the login cannot enter would silently go missing: the engine
+checks both before reading and raises "insufficient privileges" instead of returning a
+partial listing. Timeouts: the driver's login timeout bounds connection set-up;
+``Connection.timeout`` bounds every statement.
+
+Accounts
+--------
+Logins from ``sys.server_principals``: SQL logins and Windows or Microsoft Entra users are
+kind "login", Windows or Entra groups kind "group". User-defined server roles are listed
+too, as kind "role", so that what is granted to a role is recorded on the role; fixed
+server roles are not accounts. ``WHALEFALL_SYSTEM_ACCOUNTS["sqlserver"]`` names the logins
+left out (``##…##`` certificate logins, ``NT SERVICE\\…``, ``NT AUTHORITY\\…``, …).
+
+Privileges
+----------
+Read in bulk: five statements for the server, plus two per batch of up to
+:data:`DATABASE_BATCH` databases (one ``UNION ALL`` statement over three-part names per
+batch), whatever the number of logins. Every level of the catalog is kept; the instance's
+"deep privileges" option changes nothing here, because objects and columns come with the
+same per-database statements.
+
+* ``roles``: server roles held directly or through another server role (a login in a role
+  that is a member of ``sysadmin`` is a sysadmin), then database roles under their plain
+  names (``db_owner``), so that a rule such as ``has_role("db_owner")`` matches whatever
+  the database. A database role that bears the name of a server role (a user-defined
+  ``sysadmin`` role inside one database) is not put in ``roles``: it must never pass for
+  the server role. Which database a role is held in is a grant, see below.
+* scope ``server``: ``sys.server_permissions``; the object is ``""`` for the server itself,
+  ``LOGIN::name``, ``SERVER ROLE::name`` or ``ENDPOINT::name`` otherwise.
+* per online database, through the database user mapped to the login **by SID** (never by
+  name: a user with the login's name and another SID belongs to somebody else):
+  ``("database", db, "ROLE <role>", "")`` for each database role held (directly or
+  nested), ``("database", db, "OWNER", "")`` for the database owner, and every row of
+  ``sys.database_permissions`` at its own level — ``database`` (object ``db``), ``schema``
+  (``db.schema``), ``table`` (``db.schema.object``: tables, views, procedures…),
+  ``column`` (``db.schema.object.column``); permissions on database principals and other
+  securables are database-level grants named ``"<PERMISSION> ON USER::name"``.
+* option: ``""`` granted, ``"GRANT"`` with grant option, ``"DENY"`` denied. Denials are
+  kept: they are part of what an account may do.
+
+Permissions of database roles and of ``public`` reach members through membership and are
+not copied onto every member. Offline, restoring, single-user and restricted-user
+databases cannot be read and contribute nothing until they are back in multi-user mode.
+
+Attributes: ``login_type`` (``SQL_LOGIN``, ``WINDOWS_LOGIN``, ``WINDOWS_GROUP``,
+``EXTERNAL_LOGIN``, ``EXTERNAL_GROUP``, ``SERVER_ROLE``), ``default_database``,
+``disabled``, ``locked_out``, ``password_expired``, ``must_change_password``,
+``policy_checked`` and ``expiration_checked`` (``None`` where the login has no SQL
+password), ``can_login`` (enabled and CONNECT SQL not denied) and ``locked`` (disabled,
+locked out, expired, must change its password, or CONNECT SQL denied).
 """
+
+from collections import defaultdict
 
 import mssql_python
 
 from inventory.engines.base import (
+    AccountRecord,
     AuthenticationFailed,
     Engine,
     EngineError,
     EngineFailure,
+    InsufficientPrivileges,
     Timeout,
     TlsError,
     Unreachable,
     VersionInfo,
+    is_system_account,
     parse_version,
 )
 
@@ -56,7 +110,7 @@ def odbc_value(value: str) -> str:
     return "{" + value.replace("}", "}}") + "}"
 
 
-class SQLServerEngine(Engine):
+class _SQLServerConnection(Engine):
     name = "sqlserver"
     default_database = "master"
 
@@ -90,16 +144,16 @@ class SQLServerEngine(Engine):
 
     def query(self, sql: str, params: tuple | None = None) -> list[tuple]:
         """Run one read-only statement and return every row."""
-        self.queries += 1
-        cursor = self.connection.cursor()
-        try:
-            if params is None:
-                cursor.execute(sql)
-            else:
-                cursor.execute(sql, params)
-            return [tuple(row) for row in cursor.fetchall()]
-        finally:
-            cursor.close()
+        with self.remote():
+            cursor = self.connection.cursor()
+            try:
+                if params is None:
+                    cursor.execute(sql)
+                else:
+                    cursor.execute(sql, params)
+                return [tuple(row) for row in cursor.fetchall()]
+            finally:
+                cursor.close()
 
     def fetch_version(self) -> str:
         return self.query("SELECT @@VERSION")[0][0]
@@ -122,3 +176,342 @@ class SQLServerEngine(Engine):
         if any(marker in message for marker in _UNREACHABLE_MARKERS):
             return Unreachable
         return EngineFailure
+
+
+# --- Accounts and privileges ------------------------------------------------------------
+
+ACCOUNT_KINDS = {"S": "login", "U": "login", "E": "login", "G": "group", "X": "group", "R": "role"}
+DATABASE_USER_TYPES = ("S", "U", "G", "E", "X")
+PERMISSION_OPTIONS = {"G": "", "W": "GRANT", "D": "DENY"}
+DATABASE_BATCH = 20
+ONLINE = 0
+MULTI_USER = 0
+SERVER_CLASS = 100
+SERVER_PRINCIPAL_CLASS = 101
+ENDPOINT_CLASS = 105
+DATABASE_CLASS = 0
+OBJECT_CLASS = 1
+SCHEMA_CLASS = 3
+DATABASE_PRINCIPAL_CLASS = 4
+DATABASE_PRINCIPAL_KINDS = {"R": "ROLE", "A": "APPLICATION ROLE"}
+CONNECT_SQL = "CONNECT SQL"
+
+# HAS_PERMS_BY_NAME returns NULL for a permission the server does not know (VIEW ANY
+# SECURITY DEFINITION before SQL Server 2022) and 1 when it is held, also through
+# CONTROL SERVER or sysadmin.
+VISIBILITY_SQL = """
+SELECT HAS_PERMS_BY_NAME(NULL, NULL, 'VIEW ANY DEFINITION'),
+       HAS_PERMS_BY_NAME(NULL, NULL, 'VIEW ANY SECURITY DEFINITION')
+"""
+# LOGINPROPERTY returns sql_variant, which ODBC drivers do not all decode: cast to int.
+PRINCIPALS_SQL = """
+SELECT p.principal_id, p.name, p.sid, p.type, p.type_desc, p.is_disabled, p.is_fixed_role,
+       p.default_database_name, l.is_policy_checked, l.is_expiration_checked,
+       CAST(LOGINPROPERTY(p.name, 'IsLocked') AS int) AS is_locked,
+       CAST(LOGINPROPERTY(p.name, 'IsExpired') AS int) AS is_expired,
+       CAST(LOGINPROPERTY(p.name, 'IsMustChange') AS int) AS is_must_change
+FROM sys.server_principals AS p
+LEFT JOIN sys.sql_logins AS l ON l.principal_id = p.principal_id
+WHERE p.type IN ('S', 'U', 'G', 'E', 'X', 'R')
+"""
+SERVER_ROLE_MEMBERS_SQL = """
+SELECT rm.member_principal_id, rm.role_principal_id, r.name AS role_name
+FROM sys.server_role_members AS rm
+JOIN sys.server_principals AS r ON r.principal_id = rm.role_principal_id
+"""
+SERVER_PERMISSIONS_SQL = """
+SELECT sp.grantee_principal_id, sp.class, sp.class_desc, sp.major_id, sp.permission_name,
+       sp.state, tp.name AS principal_name, tp.type AS principal_type, e.name AS endpoint_name
+FROM sys.server_permissions AS sp
+LEFT JOIN sys.server_principals AS tp ON sp.class = 101 AND tp.principal_id = sp.major_id
+LEFT JOIN sys.endpoints AS e ON sp.class = 105 AND e.endpoint_id = sp.major_id
+"""
+DATABASES_SQL = """
+SELECT d.name, d.owner_sid, d.state, d.user_access, HAS_DBACCESS(d.name) AS has_access
+FROM sys.databases AS d
+"""
+# One block per database, joined with UNION ALL. Names from different databases may have
+# different collations, which UNION ALL cannot mix: every text column is brought to the
+# connection database's collation.
+DATABASE_ROLE_MEMBERS_BLOCK = """
+SELECT {literal} AS database_name, rm.role_principal_id,
+       r.name COLLATE DATABASE_DEFAULT AS role_name, rm.member_principal_id,
+       m.type COLLATE DATABASE_DEFAULT AS member_type, m.sid AS member_sid
+FROM {database}.sys.database_role_members AS rm
+JOIN {database}.sys.database_principals AS r ON r.principal_id = rm.role_principal_id
+JOIN {database}.sys.database_principals AS m ON m.principal_id = rm.member_principal_id
+"""
+DATABASE_PERMISSIONS_BLOCK = """
+SELECT {literal} AS database_name, pr.sid AS grantee_sid, dp.class,
+       dp.class_desc COLLATE DATABASE_DEFAULT AS class_desc, dp.major_id, dp.minor_id,
+       dp.permission_name COLLATE DATABASE_DEFAULT AS permission_name,
+       dp.state COLLATE DATABASE_DEFAULT AS state,
+       s.name COLLATE DATABASE_DEFAULT AS schema_name,
+       os.name COLLATE DATABASE_DEFAULT AS object_schema,
+       o.name COLLATE DATABASE_DEFAULT AS object_name,
+       c.name COLLATE DATABASE_DEFAULT AS column_name,
+       tp.name COLLATE DATABASE_DEFAULT AS principal_name,
+       tp.type COLLATE DATABASE_DEFAULT AS principal_type
+FROM {database}.sys.database_permissions AS dp
+JOIN {database}.sys.database_principals AS pr ON pr.principal_id = dp.grantee_principal_id
+LEFT JOIN {database}.sys.schemas AS s ON dp.class = 3 AND s.schema_id = dp.major_id
+LEFT JOIN {database}.sys.all_objects AS o ON dp.class = 1 AND o.object_id = dp.major_id
+LEFT JOIN {database}.sys.schemas AS os ON os.schema_id = o.schema_id
+LEFT JOIN {database}.sys.all_columns AS c
+       ON dp.class = 1 AND dp.minor_id > 0 AND c.object_id = dp.major_id
+      AND c.column_id = dp.minor_id
+LEFT JOIN {database}.sys.database_principals AS tp
+       ON dp.class = 4 AND tp.principal_id = dp.major_id
+WHERE pr.type IN ('S', 'U', 'G', 'E', 'X')
+"""
+
+
+def quote_name(name: str) -> str:
+    """An identifier as QUOTENAME writes it: in brackets, closing brackets doubled."""
+    return "[" + name.replace("]", "]]") + "]"
+
+
+def quote_literal(value: str) -> str:
+    """A Unicode string literal, single quotes doubled."""
+    return "N'" + value.replace("'", "''") + "'"
+
+
+def batched_statement(block: str, databases: list[str]) -> str:
+    """``block`` repeated for each database and joined with UNION ALL."""
+    return "\nUNION ALL\n".join(
+        block.format(literal=quote_literal(name), database=quote_name(name)) for name in databases
+    )
+
+
+def _closure(direct: dict[int, set[int]], start: int) -> set[int]:
+    """Every role reachable from principal ``start`` through role memberships."""
+    seen: set[int] = set()
+    pending = list(direct.get(start, ()))
+    while pending:
+        role = pending.pop()
+        if role not in seen:
+            seen.add(role)
+            pending.extend(direct.get(role, ()))
+    return seen
+
+
+def _flag(value) -> bool:
+    return bool(value) if value is not None else False
+
+
+def _optional_flag(value) -> bool | None:
+    return None if value is None else bool(value)
+
+
+class _Privileges:
+    """Roles and grants per account key while the catalog is read."""
+
+    def __init__(self) -> None:
+        self.roles: dict[str, set[str]] = defaultdict(set)
+        self.grants: dict[str, set[tuple[str, str, str, str]]] = defaultdict(set)
+
+    def grant(self, key: str, scope: str, obj: str, privilege: str, state: str) -> None:
+        self.grants[key].add((scope, obj, privilege, PERMISSION_OPTIONS.get(state, "")))
+
+
+class SQLServerAccountsMixin:
+    """Logins, server roles and every level of permission, read in bulk from the catalog
+    (a fixed number of statements plus two per batch of databases, never one per login)."""
+
+    def _principal_rows(self) -> list[tuple]:
+        rows = getattr(self, "_principals", None)
+        if rows is None:
+            self._check_visibility()
+            rows = self._principals = self.query(PRINCIPALS_SQL)
+        return rows
+
+    def _check_visibility(self) -> None:
+        any_definition, any_security_definition = self.query(VISIBILITY_SQL)[0]
+        if any_definition != 1 and any_security_definition != 1:
+            raise InsufficientPrivileges(
+                f"{InsufficientPrivileges.label}: the monitoring login sees only part of "
+                "sys.server_principals (GRANT VIEW ANY DEFINITION TO "
+                f"{quote_name(self.target.username)})"
+            )
+
+    def list_accounts(self) -> list[AccountRecord]:
+        records = []
+        for row in self._principal_rows():
+            _id, name, _sid, kind, _desc, _disabled, fixed = row[:7]
+            if kind == "R" and fixed:
+                continue
+            if is_system_account("sqlserver", name):
+                continue
+            records.append(AccountRecord(name=name, kind=ACCOUNT_KINDS[kind]))
+        return records
+
+    def collect_privileges(self, accounts: list[AccountRecord], *, deep: bool = False) -> dict:
+        """Canonical-ready privilege sets of ``accounts``, keyed by login or role name."""
+        wanted = {a.key for a in accounts}
+        if not wanted:
+            return {}
+        principals = {row[0]: row for row in self._principal_rows()}
+        server_roles = {row[1] for row in principals.values() if row[3] == "R"}
+        accounts_by_id = {pid: row[1] for pid, row in principals.items() if row[1] in wanted}
+        accounts_by_sid = {
+            bytes(row[2]): row[1]
+            for pid, row in principals.items()
+            if pid in accounts_by_id and row[2] is not None and row[3] != "R"
+        }
+        privileges = _Privileges()
+
+        memberships: dict[int, set[int]] = defaultdict(set)
+        role_names: dict[int, str] = {}
+        for member_id, role_id, role_name in self.query(SERVER_ROLE_MEMBERS_SQL):
+            memberships[member_id].add(role_id)
+            role_names[role_id] = role_name
+        for principal_id, key in accounts_by_id.items():
+            for role_id in _closure(memberships, principal_id):
+                privileges.roles[key].add(role_names[role_id])
+
+        connect_denied: set[str] = set()
+        for row in self.query(SERVER_PERMISSIONS_SQL):
+            grantee, klass, class_desc, major_id, permission, state = row[:6]
+            key = accounts_by_id.get(grantee)
+            if key is None:
+                continue
+            obj = _server_object(klass, class_desc, major_id, *row[6:])
+            privileges.grant(key, "server", obj, permission, state)
+            if klass == SERVER_CLASS and permission == CONNECT_SQL and state == "D":
+                connect_denied.add(key)
+
+        if accounts_by_sid:
+            self._database_privileges(accounts_by_sid, server_roles, privileges)
+
+        result = {}
+        for principal_id, key in accounts_by_id.items():
+            row = principals[principal_id]
+            result[key] = {
+                "engine": "sqlserver",
+                "attributes": _attributes(row, key in connect_denied),
+                "roles": sorted(privileges.roles[key]),
+                "grants": sorted(privileges.grants[key]),
+            }
+        return result
+
+    def _readable_databases(self, accounts_by_sid, privileges: _Privileges) -> list[str]:
+        readable, refused = [], []
+        for name, owner_sid, state, user_access, has_access in self.query(DATABASES_SQL):
+            if state != ONLINE or user_access != MULTI_USER:
+                continue
+            if has_access != 1:
+                refused.append(name)
+                continue
+            readable.append(name)
+            owner = accounts_by_sid.get(bytes(owner_sid)) if owner_sid is not None else None
+            if owner is not None:
+                privileges.grant(owner, "database", name, "OWNER", "G")
+        if refused:
+            shown = ", ".join(repr(name) for name in sorted(refused)[:5])
+            raise InsufficientPrivileges(
+                f"{InsufficientPrivileges.label}: the monitoring login cannot enter "
+                f"{len(refused)} online database(s) ({shown}); GRANT CONNECT ANY DATABASE TO "
+                f"{quote_name(self.target.username)}"
+            )
+        return sorted(readable)
+
+    def _database_privileges(self, accounts_by_sid, server_roles, privileges) -> None:
+        databases = self._readable_databases(accounts_by_sid, privileges)
+        for start in range(0, len(databases), DATABASE_BATCH):
+            batch = databases[start : start + DATABASE_BATCH]
+            self._database_roles(batch, accounts_by_sid, server_roles, privileges)
+            self._database_permissions(batch, accounts_by_sid, privileges)
+
+    def _database_roles(self, batch, accounts_by_sid, server_roles, privileges) -> None:
+        memberships: dict[str, dict[int, set[int]]] = defaultdict(lambda: defaultdict(set))
+        role_names: dict[tuple[str, int], str] = {}
+        users: dict[tuple[str, int], str] = {}
+        rows = self.query(batched_statement(DATABASE_ROLE_MEMBERS_BLOCK, batch))
+        for database, role_id, role_name, member_id, member_type, member_sid in rows:
+            memberships[database][member_id].add(role_id)
+            role_names[database, role_id] = role_name
+            if member_type in DATABASE_USER_TYPES and member_sid is not None:
+                key = accounts_by_sid.get(bytes(member_sid))
+                if key is not None:
+                    users[database, member_id] = key
+        for (database, user_id), key in users.items():
+            for role_id in _closure(memberships[database], user_id):
+                role = role_names[database, role_id]
+                privileges.grant(key, "database", database, f"ROLE {role}", "G")
+                if role not in server_roles:
+                    privileges.roles[key].add(role)
+
+    def _database_permissions(self, batch, accounts_by_sid, privileges) -> None:
+        rows = self.query(batched_statement(DATABASE_PERMISSIONS_BLOCK, batch))
+        for row in rows:
+            database, sid = row[0], row[1]
+            key = accounts_by_sid.get(bytes(sid)) if sid is not None else None
+            if key is not None:
+                privileges.grant(key, *_database_grant(database, *row[2:]))
+
+
+def _server_object(klass, class_desc, major_id, principal_name, principal_type, endpoint) -> str:
+    if klass == SERVER_CLASS:
+        return ""
+    if klass == SERVER_PRINCIPAL_CLASS and principal_name is not None:
+        return f"{'SERVER ROLE' if principal_type == 'R' else 'LOGIN'}::{principal_name}"
+    if klass == ENDPOINT_CLASS and endpoint is not None:
+        return f"ENDPOINT::{endpoint}"
+    return f"{class_desc}::{major_id}"
+
+
+def _database_grant(
+    database,
+    klass,
+    class_desc,
+    major_id,
+    minor_id,
+    permission,
+    state,
+    schema,
+    object_schema,
+    object_name,
+    column,
+    principal_name,
+    principal_type,
+) -> tuple[str, str, str, str]:
+    """(scope, object, privilege, state) of one row of ``sys.database_permissions``."""
+    if klass == DATABASE_CLASS:
+        return "database", database, permission, state
+    if klass == SCHEMA_CLASS and schema is not None:
+        return "schema", f"{database}.{schema}", permission, state
+    if klass == OBJECT_CLASS and object_name is not None:
+        obj = f"{database}.{object_schema}.{object_name}"
+        if minor_id:
+            column = column if column is not None else str(minor_id)
+            return "column", f"{obj}.{column}", permission, state
+        return "table", obj, permission, state
+    if klass == DATABASE_PRINCIPAL_CLASS and principal_name is not None:
+        kind = DATABASE_PRINCIPAL_KINDS.get(principal_type, "USER")
+        return "database", database, f"{permission} ON {kind}::{principal_name}", state
+    return "database", database, f"{permission} ON {class_desc}::{major_id}", state
+
+
+def _attributes(row: tuple, connect_denied: bool) -> dict:
+    (_id, _name, _sid, kind, type_desc, disabled, _fixed, default_database) = row[:8]
+    if kind == "R":
+        return {"login_type": type_desc, "can_login": False, "locked": False}
+    policy_checked, expiration_checked, locked_out, expired, must_change = row[8:]
+    disabled, locked_out = _flag(disabled), _flag(locked_out)
+    expired, must_change = _flag(expired), _flag(must_change)
+    return {
+        "login_type": type_desc,
+        "default_database": default_database,
+        "disabled": disabled,
+        "locked_out": locked_out,
+        "password_expired": expired,
+        "must_change_password": must_change,
+        "policy_checked": _optional_flag(policy_checked),
+        "expiration_checked": _optional_flag(expiration_checked),
+        "can_login": not (disabled or connect_denied),
+        "locked": disabled or locked_out or expired or must_change or connect_denied,
+    }
+
+
+class SQLServerEngine(SQLServerAccountsMixin, _SQLServerConnection):
+    """SQL Server: connection, version, logins and privileges."""

@@ -98,20 +98,25 @@ def test_first_sync_creates_accounts_with_exact_snapshots(mariadb_instance, scen
     assert created.change_type == "created"
     assert created.run_id == 41
     assert len(created.diff["grants_added"]) == 5
-    assert created.summary.startswith("+5 grants; +1 role")
+    assert created.summary == "+5 grants; +1 role"
 
 
-def test_a_resync_without_changes_writes_no_snapshot(mariadb_instance, scenario):
-    first = account_sync_instance(instance=mariadb_instance)
-    before = {s.pk: (s.fingerprint, s.changed_at) for s in PrivilegeSnapshot.objects.all()}
-    history = AccountChange.objects.count()
+def test_a_resync_without_changes_writes_no_snapshot(mariadb, mariadb_instance, scenario):
+    # Scoped to this test's accounts: other runs may churn accounts on the shared server.
+    mine = {"instance": mariadb_instance, "name__startswith": mariadb.prefix}
+    account_sync_instance(instance=mariadb_instance)
+    snapshots = PrivilegeSnapshot.objects.filter(**{f"account__{k}": v for k, v in mine.items()})
+    before = set(snapshots.values_list("pk", "fingerprint", "changed_at"))
+    history = AccountChange.objects.filter(**{f"account__{k}": v for k, v in mine.items()}).count()
     seen_before = account(mariadb_instance, scenario["app"]).last_seen_at
 
     second = account_sync_instance(instance=mariadb_instance)
-    assert (second.created, second.changed, second.removed) == (0, 0, 0)
-    assert second.unchanged == first.created
-    assert {s.pk: (s.fingerprint, s.changed_at) for s in PrivilegeSnapshot.objects.all()} == before
-    assert AccountChange.objects.count() == history
+    assert second.unchanged >= len(before)
+    assert set(snapshots.values_list("pk", "fingerprint", "changed_at")) == before
+    assert (
+        AccountChange.objects.filter(**{f"account__{k}": v for k, v in mine.items()}).count()
+        == history
+    )
     assert account(mariadb_instance, scenario["app"]).last_seen_at > seen_before
 
 

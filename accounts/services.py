@@ -122,6 +122,12 @@ def _change_row(instance, account_id, change_type, before, after, run_id, now):
     """One AccountChange row (as insert_rows values) between two canonical sets."""
     diff = diff_canonical(before and before[0], after and after[0])
     privileged = _privileged(before and before[1], after and after[1])
+    # A new or vanished account's summary counts grants and roles; its attribute values
+    # are in the diff, not worth a "— → value" each on one line.
+    if change_type in (ChangeType.CREATED, ChangeType.REMOVED):
+        summary = summarize({**diff, "attributes": {}})
+    else:
+        summary = summarize(diff)
     return (
         account_id,
         instance.pk,
@@ -129,7 +135,7 @@ def _change_row(instance, account_id, change_type, before, after, run_id, now):
         run_id,
         now,
         change_type,
-        summarize(diff)[:500],
+        summary[:500],
         diff,
         privileged,
     )

@@ -369,6 +369,7 @@ WHALEFALL_ALLOWED_TARGETS = env.list("WHALEFALL_ALLOWED_TARGETS", default=[])
 
 # System accounts never synced, as SQL LIKE patterns per engine (case-insensitive).
 # WHALEFALL_EXTRA_SYSTEM_ACCOUNTS adds "engine:pattern" entries, comma-separated.
+# fmt: off
 WHALEFALL_SYSTEM_ACCOUNTS = {
     "mysql": ["", "mysql.%", "mariadb.sys"],
     "postgresql": ["pg\\_%", "rdsadmin", "rds\\_superuser", "rds\\_replication", "rds\\_password"],
@@ -386,6 +387,7 @@ WHALEFALL_SYSTEM_ACCOUNTS = {
         "DGPDB\\_INT", "GSMADMIN\\_INTERNAL", "GSMCATUSER", "GSMUSER", "GGSHAREDCAP",
     ],
 }
+# fmt: on
 for _entry in env.list("WHALEFALL_EXTRA_SYSTEM_ACCOUNTS", default=[]):
     _engine, _, _pattern = _entry.partition(":")
     WHALEFALL_SYSTEM_ACCOUNTS.setdefault(_engine.strip(), []).append(_pattern.strip())

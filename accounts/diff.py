@@ -36,6 +36,21 @@ def diff_canonical(
     before: Mapping[str, Any] | None, after: Mapping[str, Any] | None
 ) -> dict[str, Any]:
     """:func:`diff_privileges` of sets that are already canonical (the sync's hot path)."""
+    if before is None or after is None:
+        # A new or vanished account: everything on the other side, already sorted.
+        side = after if before is None else before
+        attributes = {
+            name: ([None, value] if before is None else [value, None])
+            for name, value in sorted(side["attributes"].items())
+        }
+        listed = [dict(g) for g in side["grants"]]
+        return {
+            "grants_added": listed if before is None else [],
+            "grants_removed": listed if after is None else [],
+            "roles_added": list(side["roles"]) if before is None else [],
+            "roles_removed": list(side["roles"]) if after is None else [],
+            "attributes": attributes,
+        }
     grants_before, roles_before, attrs_before = _parts(before)
     grants_after, roles_after, attrs_after = _parts(after)
     attributes = {

@@ -243,21 +243,22 @@ def _write(
         }
 
         changes: list[tuple] = []
-        created = Account.objects.bulk_create(
-            [
-                Account(
-                    instance=instance,
-                    name=item.record.name,
-                    host=item.record.host,
-                    kind=item.record.kind,
-                    first_seen_at=now,
-                    last_seen_at=now,
-                )
-                for item in to_create
-            ],
-            batch_size=BATCH,
+        insert_rows(
+            Account,
+            ("instance", "name", "host", "kind", "first_seen_at", "last_seen_at"),
+            (
+                (instance.pk, i.record.name, i.record.host, i.record.kind, now, now)
+                for i in to_create
+            ),
         )
-        fresh = [(account.pk, item) for account, item in zip(created, to_create, strict=True)]
+        # The rows this transaction just created are the instance's accounts first seen now.
+        new_ids = {
+            (f"{name}@{host}" if host else name): pk
+            for pk, name, host in Account.objects.filter(
+                instance=instance, first_seen_at=now
+            ).values_list("pk", "name", "host")
+        }
+        fresh = [(new_ids[item.record.key], item) for item in to_create]
         fresh += without_snapshot
         insert_rows(
             PrivilegeSnapshot, SNAPSHOT_FIELDS, (_snapshot_row(pk, i, now) for pk, i in fresh)
@@ -313,7 +314,9 @@ def _write(
         outcome.removed = len(gone)
 
         # Everything present: one statement moves last_seen_at for the whole instance.
-        Account.objects.filter(instance=instance, removed_at__isnull=True).update(last_seen_at=now)
+        Account.objects.filter(
+            instance=instance, removed_at__isnull=True, last_seen_at__lt=now
+        ).update(last_seen_at=now)
         insert_rows(AccountChange, CHANGE_FIELDS, changes)
     outcome.detail = {"accounts": len(collected), "changes": len(changes)}
     return outcome

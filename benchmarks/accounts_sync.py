@@ -145,6 +145,12 @@ def main() -> None:
     credential.username = MONITOR
     credential.set_secret(MONITOR_PASSWORD)
     credential.save()
+    # Start from a clean slate: earlier runs' rows would otherwise grow the tables.
+    old = Instance.objects.filter(name__startswith="bench-mariadb-")
+    AccountChange.objects.filter(instance__in=old).delete()
+    PrivilegeSnapshot.objects.filter(account__instance__in=old).delete()
+    Account.objects.filter(instance__in=old).delete()
+    old.delete()
     name = f"bench-mariadb-{int(time.time())}"
     instance = Instance.objects.create(
         name=name, engine="mysql", host="127.0.0.1", port=3306, credential=credential

@@ -24,6 +24,7 @@ class MariaDB:
             host="127.0.0.1", port=3306, user="root", password="", autocommit=True
         )
         self.users: set[str] = set()
+        self.roles: set[str] = set()
         self.databases: set[str] = set()
 
     def run(self, *statements: str) -> None:
@@ -37,7 +38,7 @@ class MariaDB:
         return account
 
     def role(self, name: str) -> str:
-        self.users.add(f"'{self.prefix}{name}'")
+        self.roles.add(f"{self.prefix}{name}")
         return f"{self.prefix}{name}"
 
     def database(self, name: str) -> str:
@@ -47,6 +48,8 @@ class MariaDB:
     def close(self) -> None:
         for account in self.users:
             self.run(f"DROP USER IF EXISTS {account}")
+        for role in self.roles:  # DROP USER leaves roles alone
+            self.run(f"DROP ROLE IF EXISTS {role}")
         for name in self.databases:
             self.run(f"DROP DATABASE IF EXISTS `{name}`")
         self.connection.close()

@@ -297,6 +297,8 @@ class RunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
                 default=Value(2),
             )
             items = list(items.order_by(first.asc(), "instance__name")[: RUN_PAGE_ITEMS + 1])
+            for item in items:
+                item.duration_text = _format_duration(item.duration)
             context.update(
                 live=obj.status in RUN_ACTIVE,
                 run_items=items[:RUN_PAGE_ITEMS],

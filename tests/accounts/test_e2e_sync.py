@@ -1,24 +1,16 @@
 """The "sync all" task through a real worker against the local MariaDB and PostgreSQL."""
 
-import os
-import signal
-import subprocess
-import sys
 import time
 import uuid
-from pathlib import Path
 
 import pytest
-from django.conf import settings
-from django.db import connection
 
 from accounts.models import Account, AccountChange
 from syncjobs.models import RUN_TERMINAL, Run, RunStatus
+from tests import workers
 from tests.accounts.conftest import PASSWORD, MariaDB, PostgreSQL
 from tests.inventory.factories import CredentialFactory, InstanceFactory
 from whalefall.celery import app as celery_app
-
-BASE_DIR = Path(__file__).resolve().parents[2]
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -33,48 +25,8 @@ def queue():
 
 @pytest.fixture
 def worker(queue, tmp_path):
-    db = connection.settings_dict
-    env = dict(os.environ)
-    env.update(
-        DJANGO_ENV="test",
-        WHALEFALL_ENV_FILE="",
-        DATABASE_URL=f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        WHALEFALL_CREDENTIAL_KEYS=",".join(settings.WHALEFALL_CREDENTIAL_KEYS),
-        WHALEFALL_E2E_QUEUE=queue,
-        LOG_FORMAT="json",
-    )
-    log = tmp_path / "worker.log"
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "tests.accounts.worker_app",
-            "worker",
-            "--loglevel",
-            "INFO",
-            "--concurrency",
-            "2",
-            "--queues",
-            queue,
-            "--without-gossip",
-            "--without-mingle",
-        ],
-        cwd=BASE_DIR,
-        env=env,
-        stdout=log.open("w"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    yield log
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+    with workers.worker("tests.accounts.worker_app", queue, tmp_path / "worker.log") as log:
+        yield log
 
 
 def test_sync_all_runs_through_a_real_worker(worker, queue):

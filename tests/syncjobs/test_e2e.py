@@ -1,21 +1,15 @@
 """A real worker process executes a run: fan-out, locks, outcomes and the run's close."""
 
-import os
-import signal
-import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
 
 import pytest
-from django.db import connection
 
 from syncjobs.models import RUN_TERMINAL, ItemStatus, Run, RunStatus, WorkLock
+from tests import workers
 from tests.inventory.factories import InstanceFactory
 from whalefall.celery import app as celery_app
-
-BASE_DIR = Path(__file__).resolve().parents[2]
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -32,47 +26,8 @@ def queue():
 @pytest.fixture
 def worker(queue, tmp_path):
     """A worker on the test database, consuming the private queue, with stand-in handlers."""
-    db = connection.settings_dict
-    env = dict(os.environ)
-    env.update(
-        DJANGO_ENV="test",
-        WHALEFALL_ENV_FILE="",
-        DATABASE_URL=f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        LOG_FORMAT="json",
-        WHALEFALL_E2E_QUEUE=queue,
-    )
-    log = tmp_path / "worker.log"
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "tests.syncjobs.worker_app",
-            "worker",
-            "--loglevel",
-            "INFO",
-            "--concurrency",
-            "2",
-            "--queues",
-            queue,
-            "--without-gossip",
-            "--without-mingle",
-        ],
-        cwd=BASE_DIR,
-        env=env,
-        stdout=log.open("w"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    yield log
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+    with workers.worker("tests.syncjobs.worker_app", queue, tmp_path / "worker.log") as log:
+        yield log
 
 
 def wait_for_finished_run(timeout: float, log: Path) -> Run:

@@ -1,39 +1,19 @@
 """A real worker and a real beat, over the local Redis, against the test database."""
 
-import os
-import signal
-import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
 
 import pytest
-from django.db import connection
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 from django_celery_beat.schedulers import DatabaseScheduler
 
+from tests import workers
 from whalefall.celery import app as celery_app
 from whalefall.models import Heartbeat
 from whalefall.tasks import BEAT_HEARTBEAT
 
-BASE_DIR = Path(__file__).resolve().parents[2]
-
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def process_env():
-    """Environment for child processes: same settings, the test database, a private queue."""
-    db = connection.settings_dict
-    env = dict(os.environ)
-    env.update(
-        DJANGO_ENV="test",
-        WHALEFALL_ENV_FILE="",
-        DATABASE_URL=f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        LOG_FORMAT="json",
-    )
-    return env
 
 
 @pytest.fixture
@@ -43,27 +23,6 @@ def queue():
     yield name
     with celery_app.connection_for_write() as conn:
         conn.default_channel.queue_delete(name)
-
-
-def start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "whalefall", *args],
-        cwd=BASE_DIR,
-        env=env,
-        stdout=log.open("w"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-
-
-def stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
 
 
 def wait_for_heartbeat(timeout: float, logs: list[Path]) -> None:
@@ -83,10 +42,13 @@ def test_beat_database_scheduler_loads_periodic_tasks_from_the_database():
     assert schedule["probe"].schedule.run_every.total_seconds() == 7
 
 
-def test_worker_runs_a_task_and_beat_schedules_one(process_env, queue, tmp_path):
+def test_worker_runs_a_task_and_beat_schedules_one(queue, tmp_path):
     worker_log, beat_log = tmp_path / "worker.log", tmp_path / "beat.log"
-    worker = start(
+    process_env = workers.process_env()
+    worker = workers.start_celery(
         [
+            "-A",
+            "whalefall",
             "worker",
             "--loglevel",
             "INFO",
@@ -115,10 +77,14 @@ def test_worker_runs_a_task_and_beat_schedules_one(process_env, queue, tmp_path)
             interval=every_second,
             queue=queue,
         )
-        beat = start(["beat", "--loglevel", "INFO", "--max-interval", "1"], process_env, beat_log)
+        beat = workers.start_celery(
+            ["-A", "whalefall", "beat", "--loglevel", "INFO", "--max-interval", "1"],
+            process_env,
+            beat_log,
+        )
         wait_for_heartbeat(60, [worker_log, beat_log])
         assert "Sending due task e2e heartbeat" in beat_log.read_text()
     finally:
         if beat is not None:
-            stop(beat)
-        stop(worker)
+            workers.stop(beat)
+        workers.stop(worker)

@@ -1,0 +1,534 @@
+"""The classification rule language, DSL v4 (SPEC §6): validation, evaluation, readable form.
+
+An expression is ``{"version": 4, "expr": NODE}`` given as a mapping or as JSON text. A NODE
+is an operator ``{"op": "AND" | "OR" | "NOT", "args": [NODE, ...]}`` or a function call
+``{"fn": NAME, "args": {...}}``. Rules are evaluated against the facts of
+:func:`accounts.facts.derive_facts` (``engine``, ``capabilities``, ``roles``, ``grants``).
+
+Decisions where the predecessor was loose or silent:
+
+* ``version`` must be the integer 4 (not ``"4"``, ``4.0`` or ``true``). When it is not, only
+  ``DSL_V4_REQUIRED`` is reported: the rest of the document is in an unknown format.
+* Unknown keys are errors, at their own path: in the document or an operator node
+  ``INVALID_DSL_EXPRESSION``, among a function's arguments ``INVALID_DSL_ARGS``. Ignoring
+  them would let a typo (``"objet"`` for ``"object"``) silently widen a rule.
+* An operator needs an ``args`` list (``[]`` is allowed: empty AND is true, empty OR false);
+  a function's ``args`` may be omitted or null. An argument given as null counts as absent.
+* Operators are trimmed and case-insensitive; function names are trimmed and exact.
+* Fail closed: any error anywhere makes the outcome "not matched" with every error listed,
+  whatever the operators around it (``NOT`` of an erroring node is not a match, and an
+  invalid node after a decisive one still counts). Nothing is evaluated unless the whole
+  expression is valid, so :func:`validate` accepting a rule means it never errors at run time.
+* ``has_privilege`` matches literally: scopes do not imply one another; privilege, role,
+  capability and object names are compared exactly as written. A grant whose option is
+  ``DENY`` records a denial, not a holding, so it never satisfies ``has_privilege``.
+  ``database`` is an alias of ``object`` for scopes ``database`` and ``tablespace`` (the
+  predecessor named tablespace buckets with it; its rules must load unchanged).
+
+Besides ``validate``, ``evaluate`` and ``render`` the module offers :func:`compile`, which
+validates once and returns a plain predicate for evaluating one rule against many accounts.
+Pure: no ORM, no I/O.
+"""
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from accounts.canonical import SCOPES
+
+VERSION = 4
+
+DSL_V4_REQUIRED = "DSL_V4_REQUIRED"
+INVALID_DSL_EXPRESSION = "INVALID_DSL_EXPRESSION"
+UNKNOWN_DSL_FUNCTION = "UNKNOWN_DSL_FUNCTION"
+MISSING_DSL_ARGS = "MISSING_DSL_ARGS"
+INVALID_DSL_ARGS = "INVALID_DSL_ARGS"
+
+OPERATORS = ("AND", "OR", "NOT")
+
+# Function name -> accepted arguments, in the order the readable form shows them.
+FUNCTIONS: dict[str, tuple[str, ...]] = {
+    "db_type_in": ("types",),
+    "is_superuser": (),
+    "is_locked": (),
+    "has_capability": ("name",),
+    "has_role": ("name",),
+    "has_privilege": ("name", "scope", "object", "database"),
+}
+
+# Scopes whose object may also be given as ``database`` (predecessor compatibility).
+DATABASE_ALIAS_SCOPES = ("database", "tablespace")
+
+# Deeper trees are rejected rather than risking the interpreter's recursion limit.
+MAX_DEPTH = 64
+
+INVALID_MARK = "<invalid>"
+
+Facts = Mapping[str, Any]
+Predicate = Callable[[Facts], bool]
+
+
+@dataclass(frozen=True, slots=True)
+class DslError:
+    """One problem in an expression: a stable code, where it is, and a readable message."""
+
+    code: str
+    path: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """Result of evaluating an expression against one account's facts."""
+
+    matched: bool
+    errors: list[DslError] = field(default_factory=list)
+
+
+class InvalidExpression(ValueError):
+    """Raised by :func:`compile` for an expression that does not validate."""
+
+    def __init__(self, errors: list[DslError]):
+        self.errors = errors
+        super().__init__("; ".join(f"{e.path or '$'}: {e.message}" for e in errors))
+
+
+def validate(expression: Any) -> list[DslError]:
+    """Every error in ``expression`` (a mapping or JSON text); empty when it is valid."""
+    return _Compiler().document(expression)[1]
+
+
+def compile(expression: Any) -> Predicate:
+    """Validate ``expression`` once and return a predicate ``facts -> bool``.
+
+    Raises :class:`InvalidExpression` (with all errors) when the expression is invalid.
+    """
+    predicate, errors = _Compiler().document(expression)
+    if errors or predicate is None:
+        raise InvalidExpression(errors)
+    return predicate
+
+
+def evaluate(expression: Any, facts: Facts) -> Outcome:
+    """Whether ``facts`` match ``expression``; any error anywhere means not matched."""
+    if not isinstance(facts, Mapping):
+        raise TypeError(f"facts must be a mapping, not {type(facts).__name__}")
+    predicate, errors = _Compiler().document(expression)
+    if errors or predicate is None:
+        return Outcome(matched=False, errors=errors)
+    return Outcome(matched=predicate(facts), errors=[])
+
+
+# --- validation and compilation --------------------------------------------------------
+
+
+def _show(value: Any) -> str:
+    """A short JSON-like rendering of a value for error messages."""
+    try:
+        text = json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError, RecursionError):
+        text = type(value).__name__
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _parse(expression: Any) -> Any:
+    """The expression as Python data; JSON text is decoded (``ValueError`` when invalid)."""
+    if isinstance(expression, str | bytes | bytearray):
+        try:
+            return json.loads(expression)
+        except RecursionError as exc:
+            raise ValueError("the JSON is nested too deeply") from exc
+    return expression
+
+
+class _Compiler:
+    """One pass over an expression that collects every error and builds the predicate."""
+
+    def __init__(self) -> None:
+        self.errors: list[DslError] = []
+
+    def error(self, code: str, path: str, message: str) -> None:
+        self.errors.append(DslError(code, path, message))
+
+    def document(self, expression: Any) -> tuple[Predicate | None, list[DslError]]:
+        try:
+            data = _parse(expression)
+        except ValueError as exc:
+            self.error(INVALID_DSL_EXPRESSION, "", f"the expression is not valid JSON: {exc}")
+            return None, self.errors
+        if not isinstance(data, Mapping):
+            self.error(
+                INVALID_DSL_EXPRESSION,
+                "",
+                f"the expression must be an object with version and expr, not {_show(data)}",
+            )
+            return None, self.errors
+        version = data.get("version")
+        if type(version) is not int or version != VERSION:
+            message = (
+                "version is missing; it must be the integer 4"
+                if "version" not in data
+                else f"version must be the integer 4, not {_show(version)}"
+            )
+            self.error(DSL_V4_REQUIRED, "version", message)
+            return None, self.errors
+        for key in data:
+            if key not in ("version", "expr"):
+                self.error(INVALID_DSL_EXPRESSION, str(key), f"unknown key {_show(key)}")
+        if "expr" not in data:
+            self.error(INVALID_DSL_EXPRESSION, "expr", "expr is required")
+            return None, self.errors
+        predicate = self.node(data["expr"], "expr", 0)
+        return (None if self.errors else predicate), self.errors
+
+    def node(self, node: Any, path: str, depth: int) -> Predicate | None:
+        if depth > MAX_DEPTH:
+            self.error(INVALID_DSL_EXPRESSION, path, f"nested more than {MAX_DEPTH} levels deep")
+            return None
+        if not isinstance(node, Mapping):
+            self.error(
+                INVALID_DSL_EXPRESSION,
+                path,
+                f"a node must be an object with op or fn, not {_show(node)}",
+            )
+            return None
+        if "op" in node and "fn" in node:
+            self.error(INVALID_DSL_EXPRESSION, path, "a node has either op or fn, not both")
+            return None
+        if "op" in node:
+            return self.operator(node, path, depth)
+        if "fn" in node:
+            return self.function(node, path)
+        self.error(INVALID_DSL_EXPRESSION, path, "a node needs op (an operator) or fn (a function)")
+        return None
+
+    def operator(self, node: Mapping, path: str, depth: int) -> Predicate | None:
+        before = len(self.errors)
+        for key in node:
+            if key not in ("op", "args"):
+                self.error(INVALID_DSL_EXPRESSION, f"{path}.{key}", f"unknown key {_show(key)}")
+        raw = node["op"]
+        op = raw.strip().upper() if isinstance(raw, str) else None
+        if op not in OPERATORS:
+            self.error(
+                INVALID_DSL_EXPRESSION,
+                f"{path}.op",
+                f"unknown operator {_show(raw)}; use AND, OR or NOT",
+            )
+        args = node.get("args")
+        if not isinstance(args, list | tuple):
+            self.error(
+                INVALID_DSL_EXPRESSION,
+                f"{path}.args",
+                f"an operator needs a list of nodes in args, not {_show(args)}",
+            )
+            return None
+        if op == "NOT" and len(args) != 1:
+            self.error(
+                INVALID_DSL_EXPRESSION,
+                f"{path}.args",
+                f"NOT takes exactly one node, not {len(args)}",
+            )
+        children = [
+            self.node(child, f"{path}.args[{i}]", depth + 1) for i, child in enumerate(args)
+        ]
+        if len(self.errors) > before:
+            return None
+        if op == "NOT":
+            return _not(children[0])
+        return _all(children) if op == "AND" else _any(children)
+
+    def function(self, node: Mapping, path: str) -> Predicate | None:
+        before = len(self.errors)
+        for key in node:
+            if key not in ("fn", "args"):
+                self.error(INVALID_DSL_EXPRESSION, f"{path}.{key}", f"unknown key {_show(key)}")
+        raw = node["fn"]
+        if not isinstance(raw, str) or not raw.strip():
+            self.error(
+                INVALID_DSL_EXPRESSION, f"{path}.fn", f"fn must name a function, not {_show(raw)}"
+            )
+            return None
+        name = raw.strip()
+        params = FUNCTIONS.get(name)
+        if params is None:
+            self.error(
+                UNKNOWN_DSL_FUNCTION,
+                f"{path}.fn",
+                f"unknown function {_show(name)}; known: {', '.join(FUNCTIONS)}",
+            )
+            return None
+        args = node.get("args")
+        if args is None:
+            args = {}
+        elif not isinstance(args, Mapping):
+            self.error(
+                INVALID_DSL_ARGS, f"{path}.args", f"args must be an object, not {_show(args)}"
+            )
+            return None
+        args_path = f"{path}.args"
+        for key in args:
+            if key not in params:
+                accepted = ", ".join(params) if params else "no arguments"
+                self.error(
+                    INVALID_DSL_ARGS,
+                    f"{args_path}.{key}",
+                    f"{name} does not take {_show(key)} (it takes {accepted})",
+                )
+        predicate = getattr(self, f"fn_{name}")(args, args_path)
+        return None if len(self.errors) > before else predicate
+
+    # Arguments -----------------------------------------------------------------------
+
+    def text(self, args: Mapping, path: str, key: str, *, required: bool) -> str | None:
+        """A non-blank string argument, or None when absent (an error if required)."""
+        value = args.get(key)
+        if value is None:
+            if required:
+                self.error(MISSING_DSL_ARGS, f"{path}.{key}", f"{key} is required")
+            return None
+        if not isinstance(value, str) or not value.strip():
+            self.error(
+                INVALID_DSL_ARGS,
+                f"{path}.{key}",
+                f"{key} must be a non-blank string, not {_show(value)}",
+            )
+            return None
+        return value
+
+    # Functions: each validates its arguments and returns the predicate ------------------
+
+    def fn_db_type_in(self, args: Mapping, path: str) -> Predicate | None:
+        types = args.get("types")
+        if types is None:
+            self.error(MISSING_DSL_ARGS, f"{path}.types", "types is required")
+            return None
+        if not isinstance(types, list | tuple) or not types:
+            self.error(
+                INVALID_DSL_ARGS,
+                f"{path}.types",
+                f"types must be a non-empty list of engine names, not {_show(types)}",
+            )
+            return None
+        wanted = set()
+        for i, value in enumerate(types):
+            if not isinstance(value, str) or not value.strip():
+                self.error(
+                    INVALID_DSL_ARGS,
+                    f"{path}.types[{i}]",
+                    f"an engine name must be a non-blank string, not {_show(value)}",
+                )
+            else:
+                wanted.add(value.strip().lower())
+        return _engine_in(frozenset(wanted))
+
+    def fn_is_superuser(self, args: Mapping, path: str) -> Predicate:
+        return _has_capability("SUPERUSER")
+
+    def fn_is_locked(self, args: Mapping, path: str) -> Predicate:
+        return _has_capability("LOCKED")
+
+    def fn_has_capability(self, args: Mapping, path: str) -> Predicate | None:
+        name = self.text(args, path, "name", required=True)
+        return None if name is None else _has_capability(name)
+
+    def fn_has_role(self, args: Mapping, path: str) -> Predicate | None:
+        name = self.text(args, path, "name", required=True)
+        return None if name is None else _has_role(name)
+
+    def fn_has_privilege(self, args: Mapping, path: str) -> Predicate | None:
+        before = len(self.errors)
+        name = self.text(args, path, "name", required=True)
+        raw_scope = args.get("scope")
+        scope = raw_scope.strip().lower() if isinstance(raw_scope, str) else None
+        if raw_scope is None:
+            self.error(MISSING_DSL_ARGS, f"{path}.scope", "scope is required")
+        elif scope not in SCOPES:
+            self.error(
+                INVALID_DSL_ARGS,
+                f"{path}.scope",
+                f"scope must be one of {', '.join(SCOPES)}, not {_show(raw_scope)}",
+            )
+            scope = None
+        obj = self.text(args, path, "object", required=False)
+        database = self.text(args, path, "database", required=False)
+        if database is not None and scope is not None:
+            if scope not in DATABASE_ALIAS_SCOPES:
+                self.error(
+                    INVALID_DSL_ARGS,
+                    f"{path}.database",
+                    f"database only narrows scopes database and tablespace; "
+                    f"use object for scope {scope}",
+                )
+            elif obj is not None and obj != database:
+                self.error(
+                    INVALID_DSL_ARGS,
+                    f"{path}.database",
+                    f"object {_show(obj)} and database {_show(database)} name different databases",
+                )
+        if len(self.errors) > before:
+            return None
+        return _has_privilege(name, scope, obj if obj is not None else database)
+
+
+# --- predicates --------------------------------------------------------------------------
+
+
+def _always(result: bool) -> Predicate:
+    def check(facts: Facts) -> bool:
+        return result
+
+    return check
+
+
+def _not(child: Predicate) -> Predicate:
+    def check(facts: Facts) -> bool:
+        return not child(facts)
+
+    return check
+
+
+def _all(children: list[Predicate]) -> Predicate:
+    if not children:
+        return _always(True)
+    if len(children) == 1:
+        return children[0]
+    if len(children) == 2:
+        first, second = children
+
+        def check_pair(facts: Facts) -> bool:
+            return first(facts) and second(facts)
+
+        return check_pair
+    nodes = tuple(children)
+
+    def check(facts: Facts) -> bool:
+        return all(child(facts) for child in nodes)
+
+    return check
+
+
+def _any(children: list[Predicate]) -> Predicate:
+    if not children:
+        return _always(False)
+    if len(children) == 1:
+        return children[0]
+    if len(children) == 2:
+        first, second = children
+
+        def check_pair(facts: Facts) -> bool:
+            return first(facts) or second(facts)
+
+        return check_pair
+    nodes = tuple(children)
+
+    def check(facts: Facts) -> bool:
+        return any(child(facts) for child in nodes)
+
+    return check
+
+
+def _engine_in(engines: frozenset[str]) -> Predicate:
+    def check(facts: Facts) -> bool:
+        return str(facts.get("engine") or "").strip().lower() in engines
+
+    return check
+
+
+def _has_capability(name: str) -> Predicate:
+    def check(facts: Facts) -> bool:
+        return name in (facts.get("capabilities") or ())
+
+    return check
+
+
+def _has_role(name: str) -> Predicate:
+    def check(facts: Facts) -> bool:
+        return name in (facts.get("roles") or ())
+
+    return check
+
+
+def _has_privilege(name: str, scope: str, obj: str | None) -> Predicate:
+    def check(facts: Facts) -> bool:
+        for grant in facts.get("grants") or ():
+            if (
+                grant.get("privilege") == name
+                and grant.get("scope") == scope
+                and grant.get("option") != "DENY"
+                and (obj is None or grant.get("object") == obj)
+            ):
+                return True
+        return False
+
+    return check
+
+
+# --- readable form -----------------------------------------------------------------------
+
+_ATOM = "atom"
+
+
+def render(expression: Any) -> str:
+    """The one-line readable form, e.g. ``is_superuser() OR has_capability("GRANT_ADMIN")``.
+
+    Never raises: parts that cannot be read are shown as ``<invalid>``.
+    """
+    try:
+        data = _parse(expression)
+    except ValueError:
+        return INVALID_MARK
+    if not isinstance(data, Mapping) or "expr" not in data:
+        return INVALID_MARK
+    return _render_node(data["expr"], 0)[0]
+
+
+def _render_node(node: Any, depth: int) -> tuple[str, str]:
+    """Text of a node and its kind: ``AND``/``OR`` for an infix group, else atom."""
+    if depth > MAX_DEPTH or not isinstance(node, Mapping) or ("op" in node) == ("fn" in node):
+        return INVALID_MARK, _ATOM
+    if "fn" in node:
+        return _render_function(node), _ATOM
+    raw = node["op"]
+    op = raw.strip().upper() if isinstance(raw, str) else None
+    args = node.get("args")
+    if op not in OPERATORS or not isinstance(args, list | tuple):
+        return INVALID_MARK, _ATOM
+    if op == "NOT":
+        inner = _render_node(args[0], depth + 1)[0] if len(args) == 1 else INVALID_MARK
+        return f"NOT ({inner})", _ATOM
+    if not args:
+        return f"{op}()", _ATOM
+    if len(args) == 1:
+        return _render_node(args[0], depth + 1)
+    parts = []
+    for child in args:
+        text, kind = _render_node(child, depth + 1)
+        parts.append(text if kind in (_ATOM, op) else f"({text})")
+    return f" {op} ".join(parts), op
+
+
+def _render_function(node: Mapping) -> str:
+    raw = node["fn"]
+    if not isinstance(raw, str) or not raw.strip():
+        return INVALID_MARK
+    name = raw.strip()
+    args = node.get("args")
+    if args is None:
+        args = {}
+    if not isinstance(args, Mapping):
+        return f"{name}({INVALID_MARK})"
+    params = FUNCTIONS.get(name, ())
+    keys = [key for key in params if args.get(key) is not None]
+    keys += sorted((key for key in args if key not in params), key=str)
+    if len(params) == 1 and keys == [params[0]]:
+        return f"{name}({_literal(args[params[0]])})"
+    return f"{name}({', '.join(f'{key}={_literal(args[key])}' for key in keys)})"
+
+
+def _literal(value: Any) -> str:
+    try:
+        return json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError, RecursionError):
+        return INVALID_MARK

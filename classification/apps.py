@@ -7,3 +7,13 @@ class ClassificationConfig(AppConfig):
 
     name = "classification"
     verbose_name = _("Classification")
+
+    def ready(self) -> None:
+        from auditlog.registry import auditlog
+
+        from classification.models import Classification, Rule
+
+        auditlog.register(Classification, exclude_fields=["updated_at"])
+        auditlog.register(Rule, exclude_fields=["updated_at"])
+        # Assignments are not registered: automatic ones are results, written in bulk.
+        # Manual ones are audited explicitly by the services that make and remove them.

@@ -76,6 +76,12 @@ DEFAULT_SCHEDULE: tuple[ScheduledJob, ...] = (
         crontab="0 1",
     ),
     ScheduledJob(
+        name="Classification statistics",
+        task="syncjobs.classification_statistics",
+        description="Counts the accounts each rule and classification matches, per instance.",
+        crontab="0 2",
+    ),
+    ScheduledJob(
         name="Run reaper",
         task="syncjobs.reap_runs",
         description="Fails run items whose worker stopped responding and closes their runs.",
@@ -195,11 +201,14 @@ def admin_user_ensure(*, username: str, email: str = "") -> tuple[object, str | 
 # Run kind -> dotted path of ``handler(*, instance, run_id)``. Handlers are imported when an
 # item runs, so that the apps doing the work never depend on syncjobs. A handler returns an
 # object (or a mapping) with the int counts ``created``, ``changed``, ``removed`` and
-# ``unchanged`` and optionally a ``detail`` mapping; it raises the EngineError family for
+# ``unchanged`` and optionally a ``detail`` mapping (a non-empty ``problems`` list in it marks
+# work done around a problem, making the run partially failed); it raises the EngineError family for
 # remote failures, and an exception with ``fail_closed = True`` (or named SyncRefused) when
 # it refuses to act on incomplete data.
 RUN_HANDLERS: dict[str, str] = {
-    RunKind.ACCOUNTS: "accounts.services.account_sync_instance",
+    # Classification follows every account sync of an instance.
+    RunKind.ACCOUNTS: "classification.services.account_sync_and_classify",
+    RunKind.CLASSIFICATION: "classification.services.classification_classify_instance",
 }
 
 OUTCOME_COUNTS = ("created", "changed", "removed", "unchanged")
@@ -555,24 +564,30 @@ def run_finalise(*, run_id: int) -> str | None:
             **{f"items_{status}": Count("pk", filter=Q(status=status)) for status in ITEM_TERMINAL},
             running=Count("pk", filter=Q(status=ItemStatus.RUNNING)),
             retried=Count("pk", filter=Q(attempts__gt=1)),
+            with_problems=Count(
+                "pk", filter=Q(status=ItemStatus.SUCCEEDED, detail__has_key="problems")
+            ),
             **{f"{name}_count": Coalesce(Sum(f"{name}_count"), 0) for name in OUTCOME_COUNTS},
         )
         running, retried = totals.pop("running"), totals.pop("retried")
+        with_problems = totals.pop("with_problems")
         done = sum(totals[f"items_{status}"] for status in ITEM_TERMINAL)
         fields: dict[str, Any] = dict(totals)
         status = run.status
         if done == totals["items_total"]:
-            status = _run_outcome(run, totals)
+            status = _run_outcome(run, totals, with_problems)
             fields.update(
                 status=status,
                 started_at=run.started_at or now,
                 finished_at=now,
-                summary={**run.summary, "retried_items": retried},
+                summary={
+                    **run.summary,
+                    "retried_items": retried,
+                    "items_with_problems": with_problems,
+                },
             )
             if status in {RunStatus.FAILED, RunStatus.PARTIALLY_FAILED} and not run.error:
-                fields["error"] = (
-                    f"{totals['items_failed']} of {totals['items_total']} items failed"
-                )
+                fields["error"] = _run_error(totals, with_problems)
         elif run.status == RunStatus.QUEUED and (done or running):
             status = RunStatus.RUNNING
             fields.update(status=status, started_at=run.started_at or now)
@@ -582,14 +597,26 @@ def run_finalise(*, run_id: int) -> str | None:
     return status
 
 
-def _run_outcome(run: Run, totals: dict[str, int]) -> str:
+def _run_outcome(run: Run, totals: dict[str, int], with_problems: int) -> str:
     if run.cancel_requested and totals["items_cancelled"]:
         return RunStatus.CANCELLED
     if not totals["items_failed"]:
-        return RunStatus.SUCCEEDED
+        # Work done around a problem (e.g. an invalid rule skipped) is not a full success.
+        return RunStatus.PARTIALLY_FAILED if with_problems else RunStatus.SUCCEEDED
     if totals["items_failed"] == totals["items_total"]:
         return RunStatus.FAILED
     return RunStatus.PARTIALLY_FAILED
+
+
+def _run_error(totals: dict[str, int], with_problems: int) -> str:
+    parts = []
+    if totals["items_failed"]:
+        parts.append(f"{totals['items_failed']} of {totals['items_total']} items failed")
+    if with_problems:
+        parts.append(
+            f"{with_problems} of {totals['items_total']} items reported problems (see their detail)"
+        )
+    return "; ".join(parts)
 
 
 def run_cancel(*, run: Run, requested_by=None) -> int:

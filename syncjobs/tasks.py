@@ -7,11 +7,14 @@ never holds items it cannot start. Every task may be delivered twice (``acks_lat
 services they call are idempotent.
 """
 
+from datetime import date
+
 import structlog
 from celery import shared_task
 from celery.utils.time import get_exponential_backoff_interval
 from django.conf import settings
 
+from classification.services import statistics_compute
 from syncjobs import services
 from syncjobs.models import RunKind, RunTrigger
 
@@ -111,3 +114,37 @@ def reap_runs() -> None:
 def purge_runs(older_than_days: int | None = None) -> None:
     """Delete runs past their retention, in batches."""
     services.runs_purge(older_than_days=older_than_days)
+
+
+@shared_task(
+    bind=True,
+    name="syncjobs.classify_instances",
+    acks_late=True,
+    ignore_result=True,
+    time_limit=300,
+    soft_time_limit=240,
+)
+def classify_instances(
+    self, instance_ids: list[int] | None = None, user_id: int | None = None
+) -> None:
+    """Start an auto-classification run of the given instances, or of every active one."""
+    structlog.contextvars.bind_contextvars(user_id=user_id)
+    services.run_start(
+        kind=RunKind.CLASSIFICATION,
+        trigger=RunTrigger.MANUAL if user_id is not None else RunTrigger.SCHEDULED,
+        user_id=user_id,
+        instance_ids=instance_ids,
+        task_id=self.request.id or "",
+    )
+
+
+@shared_task(
+    name="syncjobs.classification_statistics",
+    acks_late=True,
+    ignore_result=True,
+    time_limit=3600,
+    soft_time_limit=3300,
+)
+def classification_statistics(day: str | None = None) -> None:
+    """Count today's (or ``day``'s, ISO date) matches per rule and classification."""
+    statistics_compute(day=date.fromisoformat(day) if day else None)

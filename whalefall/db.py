@@ -27,7 +27,11 @@ def insert_rows(model: type[Model], fields: Sequence[str], rows: Iterable[Sequen
     count = 0
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+            # The driver's own cursor: its errors are mapped to Django's (IntegrityError …).
+            with (
+                connection.wrap_database_errors,
+                cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy,
+            ):
                 for row in rows:
                     row = list(row)
                     for i in json_positions:

@@ -31,6 +31,11 @@ _SCHEDULE_MODELS = (
 INSTANCE_SCOPED_MODELS = ("inventory.instance",)
 INSTANCE_MANAGE = ("view", "add", "change", "delete", "test_connection", "sync")
 
+_CLASSIFICATION_STATS = (
+    "classification.ruledailystat",
+    "classification.classificationdailystat",
+)
+
 ROLE_PERMISSIONS: dict[str, str | dict[str, tuple[str, ...]]] = {
     ADMINISTRATORS: ALL_PERMISSIONS,
     DBAS: {
@@ -41,6 +46,10 @@ ROLE_PERMISSIONS: dict[str, str | dict[str, tuple[str, ...]]] = {
         "inventory.tag": EDIT,
         "syncjobs.run": ("view", "cancel_run", "rerun_run"),
         "syncjobs.runitem": READ,
+        "classification.classification": EDIT,
+        "classification.rule": EDIT,
+        "classification.assignment": EDIT,
+        **{model: READ for model in _CLASSIFICATION_STATS},
     },
     AUDITORS: {
         "accounts.account": ("view", "access_review"),
@@ -52,6 +61,10 @@ ROLE_PERMISSIONS: dict[str, str | dict[str, tuple[str, ...]]] = {
         "whalefall.loginevent": READ,
         "syncjobs.run": READ,
         "syncjobs.runitem": READ,
+        "classification.classification": READ,
+        "classification.rule": READ,
+        "classification.assignment": READ,
+        **{model: READ for model in _CLASSIFICATION_STATS},
     },
     SCHEDULERS: {model: EDIT for model in _SCHEDULE_MODELS},
     VIEWERS: {

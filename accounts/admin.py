@@ -5,17 +5,19 @@ import datetime
 from django import forms
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Prefetch, Q
 from django.http import HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path
 from django.utils import timezone
+from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 from import_export import fields, resources
 from import_export.admin import ExportActionMixin
 
 from accounts.models import Account, AccountChange, ChangeType
 from accounts.reports import access_review, group_grants
+from classification.models import Assignment, Classification
 from inventory.admin import visible_instance_ids
 from inventory.models import Engine, Instance, Tag
 from inventory.services import formula_safe
@@ -125,13 +127,15 @@ class AccountResource(FormulaSafeResource):
     locked = fields.Field(attribute="snapshot__is_locked", column_name="locked")
     roles = fields.Field(column_name="roles")
     grants = fields.Field(column_name="grants")
+    classifications = fields.Field(column_name="classifications")
     changed_at = fields.Field(attribute="snapshot__changed_at", column_name="privileges_changed_at")
 
     class Meta:
         model = Account
         fields = [
             "instance", "engine", "account", "kind", "superuser", "grant_admin", "locked",
-            "roles", "grants", "first_seen_at", "last_seen_at", "removed_at", "changed_at",
+            "roles", "grants", "classifications", "first_seen_at", "last_seen_at", "removed_at",
+            "changed_at",
         ]  # fmt: skip
         export_order = fields
 
@@ -142,6 +146,9 @@ class AccountResource(FormulaSafeResource):
     def dehydrate_grants(self, account: Account) -> int:
         snapshot = getattr(account, "snapshot", None)
         return len(snapshot.privileges["grants"]) if snapshot else 0
+
+    def dehydrate_classifications(self, account: Account) -> str:
+        return ", ".join(a.classification.name for a in _assignments(account))
 
 
 class AccountChangeResource(FormulaSafeResource):
@@ -200,6 +207,34 @@ class AccessReviewForm(forms.Form):
         return cleaned
 
 
+def _assignments(account: Account) -> list[Assignment]:
+    """The account's assignments, prefetched by the admin queryset, highest risk first."""
+    return sorted(
+        account.assignments.all(),
+        key=lambda a: (a.classification.risk_level, -a.classification.priority),
+    )
+
+
+class ClassificationFilter(admin.SimpleListFilter):
+    title = _("classification")
+    parameter_name = "classification"
+    UNCLASSIFIED = "none"
+
+    def lookups(self, request, model_admin):
+        return [
+            *Classification.objects.in_priority_order().values_list("code", "name"),
+            (self.UNCLASSIFIED, _("Unclassified")),
+        ]
+
+    def queryset(self, request, queryset):
+        if not self.value():
+            return queryset
+        assigned = Assignment.objects.filter(account=OuterRef("pk"))
+        if self.value() == self.UNCLASSIFIED:
+            return queryset.filter(~Exists(assigned))
+        return queryset.filter(Exists(assigned.filter(classification__code=self.value())))
+
+
 class PresenceFilter(admin.SimpleListFilter):
     title = _("presence")
     parameter_name = "presence"
@@ -226,11 +261,13 @@ class AccountAdmin(InstanceScopedReadOnlyAdmin):
         "is_superuser",
         "is_locked",
         "can_grant",
+        "classifications",
         "privileges_changed_at",
         "removed_at",
     ]
     list_display_links = ["identity"]
     list_filter = [
+        ClassificationFilter,
         VisibleInstanceFilter,
         EngineFilter,
         TagFilter,
@@ -245,9 +282,39 @@ class AccountAdmin(InstanceScopedReadOnlyAdmin):
     fields = ["instance", "name", "host", "kind", "first_seen_at", "last_seen_at", "removed_at"]
     readonly_fields = fields
 
+    def get_queryset(self, request):
+        return (
+            super()
+            .get_queryset(request)
+            .prefetch_related(
+                Prefetch(
+                    "assignments",
+                    queryset=Assignment.objects.select_related("classification").only(
+                        "account_id",
+                        "source",
+                        "classification__name",
+                        "classification__colour",
+                        "classification__risk_level",
+                        "classification__priority",
+                    ),
+                )
+            )
+        )
+
     @admin.display(description=_("account"), ordering="name")
     def identity(self, obj: Account) -> str:
         return obj.identity
+
+    @admin.display(description=_("classifications"))
+    def classifications(self, obj: Account) -> str:
+        return format_html_join(
+            " ",
+            '<span class="wf-tag" style="--tag-colour:{}" title="{}">{}</span>',
+            (
+                (a.classification.colour, a.get_source_display(), a.classification.name)
+                for a in _assignments(obj)
+            ),
+        ) or format_html('<span class="wf-muted">{}</span>', "—")
 
     @admin.display(description=_("superuser"), boolean=True, ordering="snapshot__is_superuser")
     def is_superuser(self, obj: Account) -> bool | None:
@@ -326,6 +393,9 @@ class AccountAdmin(InstanceScopedReadOnlyAdmin):
         if account is not None:
             snapshot = getattr(account, "snapshot", None)
             extra_context |= {
+                "assignments": Assignment.objects.filter(account=account)
+                .select_related("classification", "rule", "assigned_by")
+                .order_by("classification__risk_level"),
                 "snapshot": snapshot,
                 "grant_groups": group_grants(snapshot.privileges["grants"]) if snapshot else [],
                 "timeline": account.changes.order_by("-detected_at", "-id")[:100],

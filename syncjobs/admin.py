@@ -409,13 +409,20 @@ class RunItemAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 class SyncableInstanceAdmin(InstanceAdmin):
     """The inventory's instance admin plus the actions that start runs (syncjobs owns runs)."""
 
-    actions = [*InstanceAdmin.actions, "sync_accounts_now"]
+    actions = [*InstanceAdmin.actions, "sync_accounts_now", "classify_accounts_now"]
 
     def has_sync_permission(self, request, obj=None):
         return instance_permitted(request, "sync", obj)
 
     @admin.action(description=_("Sync accounts now"), permissions=["sync"])
     def sync_accounts_now(self, request, queryset):
+        self._start_run(request, queryset, RunKind.ACCOUNTS)
+
+    @admin.action(description=_("Classify accounts now"), permissions=["sync"])
+    def classify_accounts_now(self, request, queryset):
+        self._start_run(request, queryset, RunKind.CLASSIFICATION)
+
+    def _start_run(self, request, queryset, kind: str) -> None:
         ids = _sync_scope(request)
         allowed = (queryset if ids is None else queryset.filter(pk__in=ids)).syncable()
         instance_ids = list(allowed.values_list("pk", flat=True))
@@ -434,7 +441,7 @@ class SyncableInstanceAdmin(InstanceAdmin):
         if not instance_ids:
             return
         run = services.run_create(
-            kind=RunKind.ACCOUNTS,
+            kind=kind,
             trigger=RunTrigger.MANUAL,
             requested_by=request.user,
             instance_ids=instance_ids,
@@ -445,11 +452,11 @@ class SyncableInstanceAdmin(InstanceAdmin):
             format_html(
                 '{} <a href="{}">{}</a>',
                 ngettext(
-                    "Account sync of %(count)d instance queued.",
-                    "Account sync of %(count)d instances queued.",
+                    "%(kind)s of %(count)d instance queued.",
+                    "%(kind)s of %(count)d instances queued.",
                     len(instance_ids),
                 )
-                % {"count": len(instance_ids)},
+                % {"kind": RunKind(kind).label, "count": len(instance_ids)},
                 url,
                 _("Follow run #%(id)d") % {"id": run.pk},
             ),

@@ -49,11 +49,12 @@ Errors are built the way the drivers build them:
 
 Scenario catalogs
 -----------------
-The account statements are answered from a scenario, not from canned rows:
+The account and capacity statements are answered from a scenario, not from canned rows:
 ``fake_sqlserver.use_catalog()`` returns a :class:`SQLServerCatalog` and
 ``fake_oracle.use_catalog()`` an :class:`OracleCatalog`, which a test changes the way a DBA
 changes the server (``create_login``, ``deny``, ``create_database(…).create_user(…)``,
-``alter_user(status=…)``, ``grant_object``, ``quota`` …). They hold the system views with
+``add_file``, ``allocate``, ``alter_user(status=…)``, ``grant_object``, ``quota``,
+``create_tablespace``, ``create_table`` …). They hold the system views with
 their real column names and types (:class:`View`); the fake recognises the engine's
 statements by their normalised text (another join or column has no entry) and derives
 every row from those views, for the account the engine connected as: what that account
@@ -182,6 +183,7 @@ ORACLE_23AI_V_VERSION = _v_version_18_plus(
 # Python type of each SQL type the recorded views use, as the drivers return it.
 _SQL_PYTHON_TYPES = (
     ("bit", bool),
+    ("bigint", int),
     ("tinyint", int),
     ("smallint", int),
     ("int", int),
@@ -389,6 +391,11 @@ def mssql_network_timeout() -> Exception:
     return mssql_error("08001", "TCP Provider: Timeout error [258]. ")
 
 
+def mssql_connection_reset() -> Exception:
+    """The server or the network dropped an open session (ECONNRESET, 0x68)."""
+    return mssql_error("08S01", "TCP Provider: Error code 0x68")
+
+
 def mssql_login_timeout() -> Exception:
     return mssql_error("HYT00", "Login timeout expired")
 
@@ -520,14 +527,16 @@ class FakeSQLServerConnection:
         self.closed = True
 
 
-# --- SQL Server security catalog -----------------------------------------------------------
+# --- SQL Server catalog ---------------------------------------------------------------------
 #
 # The views and columns are those of the Transact-SQL reference ("sys.server_principals",
 # "sys.sql_logins", "sys.server_role_members", "sys.server_permissions", "sys.endpoints",
-# "sys.databases", "sys.database_principals", "sys.database_role_members",
-# "sys.database_permissions", "sys.schemas", "sys.all_objects", "sys.all_columns"), with
-# the types mssql-python returns: bit -> bool, int/tinyint/smallint -> int,
-# sysname/nvarchar/char -> str, varbinary -> bytes, datetime -> datetime.
+# "sys.databases", "sys.master_files", "sys.database_principals",
+# "sys.database_role_members", "sys.database_permissions", "sys.schemas",
+# "sys.all_objects", "sys.all_columns", "sys.partitions", "sys.allocation_units"), with
+# the types mssql-python returns: bit -> bool, int/tinyint/smallint/bigint -> int,
+# sysname/nvarchar/char -> str, varbinary -> bytes, datetime -> datetime. Columns of types
+# the engine never reads (uniqueidentifier, numeric LSNs) are left out.
 
 _SERVER_PRINCIPAL_COLUMNS = (
     ("name", "sysname"),
@@ -636,6 +645,47 @@ _COLUMN_COLUMNS = (
     ("is_computed", "bit"),
 )
 
+_MASTER_FILE_COLUMNS = (
+    ("database_id", "int"),
+    ("file_id", "int"),
+    ("type", "tinyint"),
+    ("type_desc", "nvarchar(60)"),
+    ("data_space_id", "int"),
+    ("name", "sysname"),
+    ("physical_name", "nvarchar(260)"),
+    ("state", "tinyint"),
+    ("state_desc", "nvarchar(60)"),
+    ("size", "int"),  # 8 KB pages
+    ("max_size", "int"),
+    ("growth", "int"),
+    ("is_media_read_only", "bit"),
+    ("is_read_only", "bit"),
+    ("is_sparse", "bit"),
+    ("is_percent_growth", "bit"),
+    ("is_name_reserved", "bit"),
+)
+_PARTITION_COLUMNS = (
+    ("partition_id", "bigint"),
+    ("object_id", "int"),
+    ("index_id", "int"),
+    ("partition_number", "int"),
+    ("hobt_id", "bigint"),
+    ("rows", "bigint"),
+    ("filestream_filegroup_id", "smallint"),
+    ("data_compression", "tinyint"),
+    ("data_compression_desc", "nvarchar(60)"),
+)
+_ALLOCATION_UNIT_COLUMNS = (
+    ("allocation_unit_id", "bigint"),
+    ("type", "tinyint"),
+    ("type_desc", "nvarchar(60)"),
+    ("container_id", "bigint"),
+    ("data_space_id", "int"),
+    ("total_pages", "bigint"),
+    ("used_pages", "bigint"),
+    ("data_pages", "bigint"),
+)
+
 _SERVER_TYPE_DESC = {
     "S": "SQL_LOGIN",
     "U": "WINDOWS_LOGIN",
@@ -678,6 +728,11 @@ _PERMISSION_TYPES = {
     "ALTER": "AL",
 }
 _USER_ACCESS_DESC = {0: "MULTI_USER", 1: "SINGLE_USER", 2: "RESTRICTED_USER"}
+_FILE_TYPE_DESC = {0: "ROWS", 1: "LOG"}
+_ALLOCATION_UNIT_TYPES = {"IN_ROW_DATA": 1, "LOB_DATA": 2, "ROW_OVERFLOW_DATA": 3}
+# CREATE DATABASE copies model: one 8 MB data file and one 8 MB log file (SQL Server 2016+).
+_MODEL_FILE_PAGES = 1024
+_FIRST_HOBT_ID = 72057594043170816  # hobt and partition ids are bigints of this shape
 _DATABASE_STATE_DESC = {0: "ONLINE", 1: "RESTORING", 2: "RECOVERING", 6: "OFFLINE"}
 _FIXED_SERVER_ROLES = (
     "sysadmin",
@@ -768,8 +823,11 @@ class SQLServerDatabase:
         self.schemas = View("sys.schemas", _SCHEMA_COLUMNS)
         self.objects = View("sys.all_objects", _OBJECT_COLUMNS)
         self.columns = View("sys.all_columns", _COLUMN_COLUMNS)
+        self.partitions = View("sys.partitions", _PARTITION_COLUMNS)
+        self.allocation_units = View("sys.allocation_units", _ALLOCATION_UNIT_COLUMNS)
         self._next_principal = 5
         self._next_object = 245575913
+        self._next_hobt = _FIRST_HOBT_ID
         self._seed()
 
     @property
@@ -919,6 +977,104 @@ class SQLServerDatabase:
             )
         return obj
 
+    def tables(self) -> list[dict[str, Any]]:
+        """The rows of sys.tables: the user tables of sys.objects (system tables are in
+        sys.all_objects only)."""
+        system = {row["schema_id"] for row in self.schemas.find(name="sys")}
+        return [
+            obj
+            for obj in self.objects.rows
+            if obj["type"] == "U " and obj["schema_id"] not in system
+        ]
+
+    # Files and storage --------------------------------------------------------------------
+
+    def add_file(self, name: str | None = None, *, log: bool = False, pages: int = 1024):
+        """ALTER DATABASE … ADD FILE / ADD LOG FILE: a ROWS or LOG file of ``pages`` 8 KB
+        pages in sys.master_files (the first ROWS file is the primary ``.mdf``)."""
+        files = self.catalog.master_files
+        database_id = self.row["database_id"]
+        own = files.find(database_id=database_id)
+        kind = 1 if log else 0
+        name = name or (f"{self.name}_log" if log else self.name)
+        extension = (
+            ".ldf" if log else (".ndf" if files.find(database_id=database_id, type=0) else ".mdf")
+        )
+        return files.insert(
+            database_id=database_id,
+            file_id=1 + max((row["file_id"] for row in own), default=0),
+            type=kind,
+            type_desc=_FILE_TYPE_DESC[kind],
+            data_space_id=0 if log else 1,
+            name=name,
+            physical_name=f"/var/opt/mssql/data/{name}{extension}",
+            state=0,
+            state_desc="ONLINE",
+            size=pages,
+            max_size=268435456 if log else -1,
+            growth=8192,
+            is_media_read_only=False,
+            is_read_only=False,
+            is_sparse=False,
+            is_percent_growth=False,
+            is_name_reserved=False,
+        )
+
+    def resize_file(self, name: str, pages: int) -> None:
+        """ALTER DATABASE … MODIFY FILE (NAME = name, SIZE = …): the file grows or shrinks."""
+        files = self.catalog.master_files
+        files.update(files.get(database_id=self.row["database_id"], name=name), size=pages)
+
+    def allocate(
+        self,
+        table: str,
+        *,
+        index_id: int = 1,
+        partition_number: int = 1,
+        rows: int = 0,
+        in_row: tuple[int, int, int] = (0, 0, 0),
+        lob: tuple[int, int] | None = None,
+        row_overflow: tuple[int, int] | None = None,
+    ) -> dict[str, Any]:
+        """One partition of index ``index_id`` of table ``schema.name`` (0 the heap, 1 the
+        clustered index, 2 and up nonclustered) holding ``rows``, with its allocation
+        units: IN_ROW_DATA pages as (total, used, data), LOB_DATA and ROW_OVERFLOW_DATA
+        pages as (total, used). In-row and row-overflow units belong to the hobt, LOB units
+        to the partition (the same id since SQL Server 2008)."""
+        schema, _, object_name = table.rpartition(".")
+        obj = self.objects.get(
+            name=object_name, schema_id=self.schemas.get(name=schema or "dbo")["schema_id"]
+        )
+        hobt_id, self._next_hobt = self._next_hobt, self._next_hobt + 65536
+        partition = self.partitions.insert(
+            partition_id=hobt_id,
+            object_id=obj["object_id"],
+            index_id=index_id,
+            partition_number=partition_number,
+            hobt_id=hobt_id,
+            rows=rows,
+            filestream_filegroup_id=0,
+            data_compression=0,
+            data_compression_desc="NONE",
+        )
+        units = [("IN_ROW_DATA", in_row, hobt_id)]
+        if lob is not None:
+            units.append(("LOB_DATA", (*lob, 0), hobt_id))
+        if row_overflow is not None:
+            units.append(("ROW_OVERFLOW_DATA", (*row_overflow, 0), hobt_id))
+        for offset, (kind, (total, used, data), container) in enumerate(units):
+            self.allocation_units.insert(
+                allocation_unit_id=hobt_id + offset,
+                type=_ALLOCATION_UNIT_TYPES[kind],
+                type_desc=kind,
+                container_id=container,
+                data_space_id=1,
+                total_pages=total,
+                used_pages=used,
+                data_pages=data,
+            )
+        return partition
+
     def _securable(self, on: str | None) -> tuple[int, int, int]:
         """(class, major_id, minor_id) of ``on``: None (the database), ``SCHEMA::s``,
         ``USER::u`` / ``ROLE::r``, ``schema.object`` or ``schema.object(column)``."""
@@ -966,13 +1122,14 @@ class SQLServerDatabase:
 
 
 class SQLServerCatalog:
-    """The security catalog of a fake SQL Server, built by a test like the server would be
-    (CREATE LOGIN, ALTER SERVER ROLE, GRANT/DENY/REVOKE, CREATE DATABASE, CREATE USER …).
+    """The catalog of a fake SQL Server, built by a test like the server would be (CREATE
+    LOGIN, ALTER SERVER ROLE, GRANT/DENY/REVOKE, CREATE DATABASE with its files, CREATE
+    USER, tables and their storage …).
 
-    :meth:`SQLServerFake.use_catalog` makes the fake answer the account statements of the
-    engine from these views, evaluated for the login the engine connected as: what the
-    login may see (VIEW ANY DEFINITION), HAS_PERMS_BY_NAME and HAS_DBACCESS follow the
-    server's rules."""
+    :meth:`SQLServerFake.use_catalog` makes the fake answer the account and capacity
+    statements of the engine from these views, evaluated for the login the engine connected
+    as: what the login may see (VIEW ANY DEFINITION, VIEW ANY DATABASE), HAS_PERMS_BY_NAME
+    and HAS_DBACCESS follow the server's rules."""
 
     def __init__(self) -> None:
         self.server_principals = View("sys.server_principals", _SERVER_PRINCIPAL_COLUMNS)
@@ -981,6 +1138,7 @@ class SQLServerCatalog:
         self.server_permissions = View("sys.server_permissions", _PERMISSION_COLUMNS)
         self.endpoints = View("sys.endpoints", _ENDPOINT_COLUMNS)
         self.databases_view = View("sys.databases", _DATABASE_COLUMNS)
+        self.master_files = View("sys.master_files", _MASTER_FILE_COLUMNS)
         self.databases: dict[str, SQLServerDatabase] = {}
         # LOGINPROPERTY(name, 'IsLocked' | 'IsExpired' | 'IsMustChange') per SQL login id.
         self.login_properties: dict[int, dict[str, int]] = {}
@@ -1180,22 +1338,39 @@ class SQLServerCatalog:
     # Databases --------------------------------------------------------------------------
 
     def create_database(
-        self, name: str, *, owner: str = "sa", state: int = 0, user_access: int = 0
+        self,
+        name: str,
+        *,
+        owner: str = "sa",
+        state: int = 0,
+        user_access: int = 0,
+        snapshot_of: str | None = None,
     ) -> SQLServerDatabase:
+        """CREATE DATABASE (with model's data and log files), or CREATE DATABASE … AS
+        SNAPSHOT OF ``snapshot_of`` (a sparse file per data file of the source, no log)."""
+        source = self.databases[snapshot_of] if snapshot_of is not None else None
         row = self.databases_view.insert(
             name=name,
-            database_id=len(self.databases_view.rows) + 1,
+            database_id=1 + max((r["database_id"] for r in self.databases_view.rows), default=0),
+            source_database_id=source.row["database_id"] if source else None,
             owner_sid=self.principal(owner)["sid"],
             create_date=_CREATED,
             compatibility_level=150,
             collation_name="SQL_Latin1_General_CP1_CI_AS",
             user_access=user_access,
             user_access_desc=_USER_ACCESS_DESC[user_access],
-            is_read_only=False,
+            is_read_only=source is not None,
             state=state,
             state_desc=_DATABASE_STATE_DESC[state],
         )
         database = self.databases[name] = SQLServerDatabase(self, row)
+        if source is None:
+            database.add_file(pages=_MODEL_FILE_PAGES)
+            database.add_file(log=True, pages=_MODEL_FILE_PAGES)
+        else:
+            for file in self.master_files.find(database_id=source.row["database_id"], type=0):
+                copy = database.add_file(f"{file['name']}_snapshot", pages=file["size"])
+                self.master_files.update(copy, is_sparse=True, is_read_only=True)
         return database
 
     def alter_database(
@@ -1210,8 +1385,9 @@ class SQLServerCatalog:
             )
 
     def drop_database(self, name: str) -> None:
+        database = self.databases.pop(name)
         self.databases_view.delete(name=name)
-        del self.databases[name]
+        self.master_files.delete(database_id=database.row["database_id"])
 
     # What a login may see and do --------------------------------------------------------
 
@@ -1275,6 +1451,25 @@ class SQLServerCatalog:
         own = self._login_id(login)
         mine = {own, *self._roles_of(own)} if own is not None else set()
         return {i for i in every if i < 256 or i in mine}
+
+    def sees_database(self, login: str | None, database: SQLServerDatabase, version) -> bool:
+        """sys.databases shows everyone master, tempdb and the databases they own; the
+        others need VIEW ANY DATABASE (granted to public unless revoked) or more."""
+        if database.name in {"master", "tempdb"}:
+            return True
+        if self.has_server_permission(login, "VIEW ANY DATABASE", version):
+            return True
+        principal_id = self._login_id(login)
+        sid = self.server_principals.get(principal_id=principal_id)["sid"] if principal_id else None
+        return sid is not None and database.row["owner_sid"] == sid
+
+    def sees_files(self, login: str | None, version) -> bool:
+        """sys.master_files shows a row only with VIEW ANY DEFINITION, ALTER ANY DATABASE
+        or CREATE DATABASE (or anything implying them)."""
+        return any(
+            self.has_server_permission(login, permission, version)
+            for permission in ("VIEW ANY DEFINITION", "ALTER ANY DATABASE", "CREATE ANY DATABASE")
+        )
 
     def has_database_access(self, login: str | None, database: SQLServerDatabase, version) -> bool:
         """HAS_DBACCESS: the database is online and the login is a sysadmin or, in
@@ -1412,8 +1607,114 @@ class SQLServerCatalog:
                 int(self.has_database_access(login, database, version)),
             )
             for database in self.databases.values()
+            if self.sees_database(login, database, version)
         )
         return Result(("name", "owner_sid", "state", "user_access", "has_access"), rows)
+
+    def _visible_databases(self, login, version) -> list[SQLServerDatabase]:
+        """The databases of sys.databases the login sees, snapshots left out."""
+        return [
+            database
+            for database in self.databases.values()
+            if database.row["source_database_id"] is None
+            and self.sees_database(login, database, version)
+        ]
+
+    def answer_database_list(self, login: str | None, version: str) -> Result:
+        rows = tuple((database.name,) for database in self._visible_databases(login, version))
+        return Result(("name",), rows)
+
+    def answer_database_files(self, login: str | None, version: str) -> Result:
+        """sys.databases joined with sys.master_files, pages summed by file type."""
+        sees_files = self.sees_files(login, version)
+        rows = []
+        for database in self._visible_databases(login, version):
+            files = self.master_files.find(database_id=database.row["database_id"])
+            if not sees_files or not files:
+                continue  # the inner join drops a database without visible files
+            rows.append(
+                (
+                    database.name,
+                    sum(f["size"] for f in files if f["type"] == 0),
+                    sum(f["size"] for f in files if f["type"] == 1),
+                )
+            )
+        return Result(("name", "data_pages", "log_pages"), tuple(rows))
+
+    def answer_database_state(self, params, login: str | None, version: str) -> Result:
+        if not isinstance(params, tuple | list) or len(params) != 1:
+            raise mssql_error("07002", "COUNT field incorrect or syntax error")
+        # The server's collation (…_CI_AS) compares names case-insensitively.
+        rows = tuple(
+            (
+                database.row["state_desc"],
+                int(self.has_database_access(login, database, version)),
+            )
+            for database in self.databases.values()
+            if database.name.lower() == str(params[0]).lower()
+            and self.sees_database(login, database, version)
+        )
+        return Result(("state_desc", "has_access"), rows)
+
+    def answer_table_sizes(self, match: re.Match, login: str | None, version: str) -> Result:
+        """sp_spaceused over one database's sys.tables, sys.partitions and
+        sys.allocation_units, read through three-part names."""
+        name = match["database"].replace("]]", "]")
+        database = self.databases.get(name)
+        if database is None:
+            raise mssql_invalid_object(f"{name}.sys.tables")
+        if not self.has_database_access(login, database, version):
+            raise mssql_error(
+                "08004",
+                f'The server principal "{login}" is not able to access the database '
+                f'"{name}" under the current security context.',
+                from_server=True,
+            )
+        # Without VIEW ANY DEFINITION the catalog hides the tables the login has no
+        # permission on; the fake hides them all.
+        tables = database.tables() if self.sees_files(login, version) else []
+        rows = []
+        for table in tables:
+            if table["is_ms_shipped"]:
+                continue
+            totals = {"rows": 0, "data": 0, "used": 0, "total": 0}
+            joined = False
+            for partition in database.partitions.find(object_id=table["object_id"]):
+                for unit in database.allocation_units.rows:
+                    in_hobt = (
+                        unit["type"] in (1, 3) and unit["container_id"] == partition["hobt_id"]
+                    )
+                    in_partition = (
+                        unit["type"] == 2 and unit["container_id"] == partition["partition_id"]
+                    )
+                    if not (in_hobt or in_partition):
+                        continue
+                    joined = True
+                    heap_or_clustered = partition["index_id"] < 2
+                    if heap_or_clustered and unit["type"] == 1:
+                        totals["rows"] += partition["rows"]
+                    if unit["type"] != 1:
+                        totals["data"] += unit["used_pages"]
+                    elif heap_or_clustered:
+                        totals["data"] += unit["data_pages"]
+                    totals["used"] += unit["used_pages"]
+                    totals["total"] += unit["total_pages"]
+            if joined:  # inner joins: a table without allocation units has no row
+                schema = database.schemas.get(schema_id=table["schema_id"])["name"]
+                rows.append(
+                    (
+                        schema,
+                        table["name"],
+                        totals["rows"],
+                        totals["data"],
+                        totals["used"],
+                        totals["total"],
+                    )
+                )
+        return Result(
+            ("schema_name", "table_name", "row_count", "data_pages", "used_pages", "total_pages"),
+            tuple(rows),
+        )
 
     def _batch(self, template: str, sql: str, login: str | None, version: str):
         """The databases of a UNION ALL statement made of ``template`` blocks, in order."""
@@ -1593,6 +1894,40 @@ WHERE pr.type IN ('S', 'U', 'G', 'E', 'X')
 """
 
 
+_DATABASE_LIST_QUERY = """
+SELECT d.name FROM sys.databases AS d WHERE d.source_database_id IS NULL
+"""
+_DATABASE_FILES_QUERY = """
+SELECT d.name,
+       SUM(CASE WHEN f.type = 0 THEN CAST(f.size AS bigint) ELSE 0 END) AS data_pages,
+       SUM(CASE WHEN f.type = 1 THEN CAST(f.size AS bigint) ELSE 0 END) AS log_pages
+FROM sys.databases AS d
+JOIN sys.master_files AS f ON f.database_id = d.database_id
+WHERE d.source_database_id IS NULL
+GROUP BY d.name
+"""
+_DATABASE_STATE_QUERY = """
+SELECT d.state_desc, HAS_DBACCESS(d.name) AS has_access
+FROM sys.databases AS d
+WHERE d.name = ?
+"""
+_TABLE_SIZES_TEMPLATE = """
+SELECT s.name AS schema_name, t.name AS table_name,
+       SUM(CASE WHEN p.index_id < 2 AND a.type = 1 THEN p.rows ELSE 0 END) AS row_count,
+       SUM(CASE WHEN a.type <> 1 THEN a.used_pages
+                WHEN p.index_id < 2 THEN a.data_pages ELSE 0 END) AS data_pages,
+       SUM(a.used_pages) AS used_pages, SUM(a.total_pages) AS total_pages
+FROM {database}.sys.tables AS t
+JOIN {database}.sys.schemas AS s ON s.schema_id = t.schema_id
+JOIN {database}.sys.partitions AS p ON p.object_id = t.object_id
+JOIN {database}.sys.allocation_units AS a
+  ON (a.type IN (1, 3) AND a.container_id = p.hobt_id)
+  OR (a.type = 2 AND a.container_id = p.partition_id)
+WHERE t.is_ms_shipped = 0
+GROUP BY s.name, t.name
+"""
+
+
 def _block_pattern(template: str) -> re.Pattern:
     """A block of ``template`` for one database: ``N'…'`` names it, ``[…]`` reads from it."""
     pattern = []
@@ -1642,6 +1977,18 @@ class SQLServerFake(FakeServer):
         self.on(
             "^" + _block_pattern(_DATABASE_PERMISSIONS_BLOCK).pattern,
             answer(catalog.answer_database_permissions, with_match=True),
+        )
+        self.on(exact(_DATABASE_LIST_QUERY), answer(catalog.answer_database_list))
+        self.on(exact(_DATABASE_FILES_QUERY), answer(catalog.answer_database_files))
+        self.on(
+            exact(_DATABASE_STATE_QUERY),
+            lambda _match, params: catalog.answer_database_state(
+                params, self.session_login, self.version
+            ),
+        )
+        self.on(
+            "^" + _block_pattern(_TABLE_SIZES_TEMPLATE).pattern + "$",
+            answer(catalog.answer_table_sizes, with_match=True),
         )
         return catalog
 
@@ -1759,6 +2106,11 @@ def oracle_certificate_name_mismatch(
 def oracle_call_timeout(milliseconds: int) -> Exception:
     """A round trip took longer than ``Connection.call_timeout``."""
     return oracle_driver_error(oracle_errors.ERR_CALL_TIMEOUT_EXCEEDED, timeout=milliseconds)
+
+
+def oracle_connection_closed() -> Exception:
+    """The database or the network dropped an open session."""
+    return oracle_driver_error(oracle_errors.ERR_CONNECTION_CLOSED)
 
 
 def oracle_table_missing() -> Exception:
@@ -1973,6 +2325,165 @@ _ORACLE_19C_VIEWS: dict[str, tuple[tuple[str, str], ...]] = {
         ("COMMON", "VARCHAR2(3)"),
         ("CON_ID", "NUMBER"),
     ),
+    # Storage views; the in-memory and sharding columns are left out.
+    "DBA_TABLESPACES": (
+        ("TABLESPACE_NAME", "VARCHAR2(30)"),
+        ("BLOCK_SIZE", "NUMBER"),
+        ("INITIAL_EXTENT", "NUMBER"),
+        ("NEXT_EXTENT", "NUMBER"),
+        ("MIN_EXTENTS", "NUMBER"),
+        ("MAX_EXTENTS", "NUMBER"),
+        ("MAX_SIZE", "NUMBER"),
+        ("PCT_INCREASE", "NUMBER"),
+        ("MIN_EXTLEN", "NUMBER"),
+        ("STATUS", "VARCHAR2(9)"),
+        ("CONTENTS", "VARCHAR2(21)"),
+        ("LOGGING", "VARCHAR2(9)"),
+        ("FORCE_LOGGING", "VARCHAR2(3)"),
+        ("EXTENT_MANAGEMENT", "VARCHAR2(10)"),
+        ("ALLOCATION_TYPE", "VARCHAR2(9)"),
+        ("PLUGGED_IN", "VARCHAR2(3)"),
+        ("SEGMENT_SPACE_MANAGEMENT", "VARCHAR2(6)"),
+        ("DEF_TAB_COMPRESSION", "VARCHAR2(8)"),
+        ("RETENTION", "VARCHAR2(11)"),
+        ("BIGFILE", "VARCHAR2(3)"),
+        ("PREDICATE_EVALUATION", "VARCHAR2(7)"),
+        ("ENCRYPTED", "VARCHAR2(3)"),
+        ("COMPRESS_FOR", "VARCHAR2(30)"),
+        ("SHARED", "VARCHAR2(13)"),
+        ("LOST_WRITE_PROTECT", "VARCHAR2(7)"),
+        ("CHUNK_TABLESPACE", "VARCHAR2(1)"),
+    ),
+    "DBA_DATA_FILES": (
+        ("FILE_NAME", "VARCHAR2(513)"),
+        ("FILE_ID", "NUMBER"),
+        ("TABLESPACE_NAME", "VARCHAR2(30)"),
+        ("BYTES", "NUMBER"),  # NULL when the file cannot be read
+        ("BLOCKS", "NUMBER"),
+        ("STATUS", "VARCHAR2(9)"),
+        ("RELATIVE_FNO", "NUMBER"),
+        ("AUTOEXTENSIBLE", "VARCHAR2(3)"),
+        ("MAXBYTES", "NUMBER"),
+        ("MAXBLOCKS", "NUMBER"),
+        ("INCREMENT_BY", "NUMBER"),
+        ("USER_BYTES", "NUMBER"),
+        ("USER_BLOCKS", "NUMBER"),
+        ("ONLINE_STATUS", "VARCHAR2(7)"),
+        ("LOST_WRITE_PROTECT", "VARCHAR2(7)"),
+    ),
+    "DBA_TEMP_FILES": (
+        ("FILE_NAME", "VARCHAR2(513)"),
+        ("FILE_ID", "NUMBER"),
+        ("TABLESPACE_NAME", "VARCHAR2(30)"),
+        ("BYTES", "NUMBER"),
+        ("BLOCKS", "NUMBER"),
+        ("STATUS", "VARCHAR2(7)"),
+        ("RELATIVE_FNO", "NUMBER"),
+        ("AUTOEXTENSIBLE", "VARCHAR2(3)"),
+        ("MAXBYTES", "NUMBER"),
+        ("MAXBLOCKS", "NUMBER"),
+        ("INCREMENT_BY", "NUMBER"),
+        ("USER_BYTES", "NUMBER"),
+        ("USER_BLOCKS", "NUMBER"),
+        ("SHARED", "VARCHAR2(13)"),
+        ("INST_ID", "NUMBER"),
+    ),
+    "DBA_SEGMENTS": (
+        ("OWNER", "VARCHAR2(128)"),
+        ("SEGMENT_NAME", "VARCHAR2(128)"),
+        ("PARTITION_NAME", "VARCHAR2(128)"),
+        ("SEGMENT_TYPE", "VARCHAR2(18)"),
+        ("SEGMENT_SUBTYPE", "VARCHAR2(10)"),
+        ("TABLESPACE_NAME", "VARCHAR2(30)"),
+        ("HEADER_FILE", "NUMBER"),
+        ("HEADER_BLOCK", "NUMBER"),
+        ("BYTES", "NUMBER"),
+        ("BLOCKS", "NUMBER"),
+        ("EXTENTS", "NUMBER"),
+        ("INITIAL_EXTENT", "NUMBER"),
+        ("NEXT_EXTENT", "NUMBER"),
+        ("MIN_EXTENTS", "NUMBER"),
+        ("MAX_EXTENTS", "NUMBER"),
+        ("MAX_SIZE", "NUMBER"),
+        ("RETENTION", "VARCHAR2(7)"),
+        ("MINRETENTION", "NUMBER"),
+        ("PCT_INCREASE", "NUMBER"),
+        ("FREELISTS", "NUMBER"),
+        ("FREELIST_GROUPS", "NUMBER"),
+        ("RELATIVE_FNO", "NUMBER"),
+        ("BUFFER_POOL", "VARCHAR2(7)"),
+        ("FLASH_CACHE", "VARCHAR2(7)"),
+        ("CELL_FLASH_CACHE", "VARCHAR2(7)"),
+    ),
+    # DBA_TABLES and DBA_INDEXES have some 60 columns each: the leading ones and those
+    # about statistics and state.
+    "DBA_TABLES": (
+        ("OWNER", "VARCHAR2(128)"),
+        ("TABLE_NAME", "VARCHAR2(128)"),
+        ("TABLESPACE_NAME", "VARCHAR2(30)"),
+        ("CLUSTER_NAME", "VARCHAR2(128)"),
+        ("IOT_NAME", "VARCHAR2(128)"),
+        ("STATUS", "VARCHAR2(8)"),
+        ("PCT_FREE", "NUMBER"),
+        ("LOGGING", "VARCHAR2(3)"),
+        ("NUM_ROWS", "NUMBER"),
+        ("BLOCKS", "NUMBER"),
+        ("EMPTY_BLOCKS", "NUMBER"),
+        ("AVG_ROW_LEN", "NUMBER"),
+        ("SAMPLE_SIZE", "NUMBER"),
+        ("LAST_ANALYZED", "DATE"),
+        ("PARTITIONED", "VARCHAR2(3)"),
+        ("IOT_TYPE", "VARCHAR2(12)"),
+        ("TEMPORARY", "VARCHAR2(1)"),
+        ("NESTED", "VARCHAR2(3)"),
+        ("COMPRESSION", "VARCHAR2(8)"),
+        ("DROPPED", "VARCHAR2(3)"),
+        ("READ_ONLY", "VARCHAR2(3)"),
+        ("SEGMENT_CREATED", "VARCHAR2(3)"),
+    ),
+    "DBA_INDEXES": (
+        ("OWNER", "VARCHAR2(128)"),
+        ("INDEX_NAME", "VARCHAR2(128)"),
+        ("INDEX_TYPE", "VARCHAR2(27)"),
+        ("TABLE_OWNER", "VARCHAR2(128)"),
+        ("TABLE_NAME", "VARCHAR2(128)"),
+        ("TABLE_TYPE", "VARCHAR2(11)"),
+        ("UNIQUENESS", "VARCHAR2(9)"),
+        ("COMPRESSION", "VARCHAR2(13)"),
+        ("TABLESPACE_NAME", "VARCHAR2(30)"),
+        ("STATUS", "VARCHAR2(8)"),
+        ("NUM_ROWS", "NUMBER"),
+        ("LAST_ANALYZED", "DATE"),
+        ("PARTITIONED", "VARCHAR2(3)"),
+        ("TEMPORARY", "VARCHAR2(1)"),
+        ("GENERATED", "VARCHAR2(1)"),
+        ("DROPPED", "VARCHAR2(3)"),
+        ("SEGMENT_CREATED", "VARCHAR2(3)"),
+    ),
+    "DBA_LOBS": (
+        ("OWNER", "VARCHAR2(128)"),
+        ("TABLE_NAME", "VARCHAR2(128)"),
+        ("COLUMN_NAME", "VARCHAR2(4000)"),
+        ("SEGMENT_NAME", "VARCHAR2(128)"),
+        ("TABLESPACE_NAME", "VARCHAR2(30)"),
+        ("INDEX_NAME", "VARCHAR2(128)"),
+        ("CHUNK", "NUMBER"),
+        ("PCTVERSION", "NUMBER"),
+        ("RETENTION", "NUMBER"),
+        ("FREEPOOLS", "NUMBER"),
+        ("CACHE", "VARCHAR2(10)"),
+        ("LOGGING", "VARCHAR2(7)"),
+        ("ENCRYPT", "VARCHAR2(4)"),
+        ("COMPRESSION", "VARCHAR2(6)"),
+        ("DEDUPLICATION", "VARCHAR2(15)"),
+        ("IN_ROW", "VARCHAR2(3)"),
+        ("FORMAT", "VARCHAR2(15)"),
+        ("PARTITIONED", "VARCHAR2(3)"),
+        ("SECUREFILE", "VARCHAR2(3)"),
+        ("SEGMENT_CREATED", "VARCHAR2(3)"),
+        ("RETENTION_TYPE", "VARCHAR2(7)"),
+        ("RETENTION_VALUE", "NUMBER"),
+    ),
 }
 _ORACLE_11G_COLUMNS = {
     "DBA_USERS": (
@@ -1994,6 +2505,30 @@ _ORACLE_11G_COLUMNS = {
         "GRANTEE", "OWNER", "TABLE_NAME", "COLUMN_NAME", "GRANTOR", "PRIVILEGE", "GRANTABLE",
     ),
     "V$PWFILE_USERS": ("USERNAME", "SYSDBA", "SYSOPER", "SYSASM"),
+    "DBA_TABLESPACES": (
+        "TABLESPACE_NAME", "BLOCK_SIZE", "INITIAL_EXTENT", "NEXT_EXTENT", "MIN_EXTENTS",
+        "MAX_EXTENTS", "MAX_SIZE", "PCT_INCREASE", "MIN_EXTLEN", "STATUS", "CONTENTS",
+        "LOGGING", "FORCE_LOGGING", "EXTENT_MANAGEMENT", "ALLOCATION_TYPE", "PLUGGED_IN",
+        "SEGMENT_SPACE_MANAGEMENT", "DEF_TAB_COMPRESSION", "RETENTION", "BIGFILE",
+        "PREDICATE_EVALUATION", "ENCRYPTED", "COMPRESS_FOR",
+    ),
+    "DBA_DATA_FILES": (
+        "FILE_NAME", "FILE_ID", "TABLESPACE_NAME", "BYTES", "BLOCKS", "STATUS", "RELATIVE_FNO",
+        "AUTOEXTENSIBLE", "MAXBYTES", "MAXBLOCKS", "INCREMENT_BY", "USER_BYTES", "USER_BLOCKS",
+        "ONLINE_STATUS",
+    ),
+    "DBA_TEMP_FILES": (
+        "FILE_NAME", "FILE_ID", "TABLESPACE_NAME", "BYTES", "BLOCKS", "STATUS", "RELATIVE_FNO",
+        "AUTOEXTENSIBLE", "MAXBYTES", "MAXBLOCKS", "INCREMENT_BY", "USER_BYTES", "USER_BLOCKS",
+    ),
+    "DBA_SEGMENTS": tuple(column for column, _type in _ORACLE_19C_VIEWS["DBA_SEGMENTS"]),
+    "DBA_TABLES": tuple(column for column, _type in _ORACLE_19C_VIEWS["DBA_TABLES"]),
+    "DBA_INDEXES": tuple(column for column, _type in _ORACLE_19C_VIEWS["DBA_INDEXES"]),
+    "DBA_LOBS": tuple(
+        column
+        for column, _type in _ORACLE_19C_VIEWS["DBA_LOBS"]
+        if column not in {"RETENTION_TYPE", "RETENTION_VALUE"}
+    ),
 }  # fmt: skip
 _ORACLE_PWFILE_PRIVILEGES = ("SYSDBA", "SYSOPER", "SYSASM", "SYSBACKUP", "SYSDG", "SYSKM")
 # Oracle's own accounts and roles in a fresh 19c database (a subset), with their statuses.
@@ -2013,17 +2548,33 @@ _ORACLE_MAINTAINED_ROLES = (
 )  # fmt: skip
 _ORACLE_CREATED = datetime.datetime(2019, 4, 17, 0, 56, 2)
 _DICTIONARY_READERS = {"SELECT_CATALOG_ROLE", "DBA"}
+_ORACLE_BLOCK = 8192
+_MIB = 1024 * 1024
+# The tablespaces of a fresh 19c database (DBCA's general-purpose template), with the
+# sizes of their files.
+_ORACLE_TABLESPACES = (
+    ("SYSTEM", "PERMANENT", 900 * _MIB),
+    ("SYSAUX", "PERMANENT", 630 * _MIB),
+    ("UNDOTBS1", "UNDO", 340 * _MIB),
+    ("TEMP", "TEMPORARY", 32 * _MIB),
+    ("USERS", "PERMANENT", 5 * _MIB),
+)
+_TABLE_SEGMENT_TYPES = ("TABLE", "TABLE PARTITION", "TABLE SUBPARTITION")
+_LOB_SEGMENT_TYPES = ("LOBSEGMENT", "LOB PARTITION", "LOB SUBPARTITION")
+_INDEX_SEGMENT_TYPES = ("INDEX", "INDEX PARTITION", "INDEX SUBPARTITION", "LOBINDEX")
 
 
 class OracleCatalog:
     """The data dictionary of a fake Oracle database, built by a test like the database
     would be (CREATE USER, ALTER USER, CREATE ROLE, GRANT, REVOKE, quotas, the password
-    file), for ``release`` "19c" or "11g" (the views' columns differ).
+    file, CREATE TABLESPACE, ADD DATAFILE, CREATE TABLE / INDEX with their segments), for
+    ``release`` "19c" or "11g" (the views' columns differ). A new catalog holds the
+    tablespaces of a fresh database: SYSTEM, SYSAUX, UNDOTBS1, TEMP and USERS.
 
     :meth:`OracleFake.use_catalog` makes the fake answer plain projections of these views
-    (``SELECT col, … FROM view``) for the user the engine connected as: without
-    SELECT_CATALOG_ROLE (or SELECT ANY DICTIONARY) the views do not exist for it
-    (ORA-00942), and a column the release lacks is ORA-00904."""
+    (``SELECT col, … FROM view``), and the engine's size statements, for the user the
+    engine connected as: without SELECT_CATALOG_ROLE (or SELECT ANY DICTIONARY) the views
+    do not exist for it (ORA-00942), and a column the release lacks is ORA-00904."""
 
     def __init__(self, release: str = "19c") -> None:
         self.release = release
@@ -2040,6 +2591,8 @@ class OracleCatalog:
         return self.views[name.upper()]
 
     def _seed(self) -> None:
+        for name, contents, size in _ORACLE_TABLESPACES:
+            self.create_tablespace(name, contents=contents, file_bytes=(size,))
         for name, status, tablespace in _ORACLE_MAINTAINED_USERS:
             self.create_user(
                 name, status=status, default_tablespace=tablespace, oracle_maintained=True
@@ -2251,6 +2804,220 @@ class OracleCatalog:
                 **flags,
             )
 
+    # Tablespaces, files and segments --------------------------------------------------------
+
+    def create_tablespace(
+        self, name: str, *, contents: str = "PERMANENT", file_bytes: tuple[int, ...] = (100 * _MIB,)
+    ) -> dict[str, Any]:
+        """CREATE [TEMPORARY | UNDO] TABLESPACE name DATAFILE (TEMPFILE) … SIZE …, one file
+        per entry of ``file_bytes``."""
+        temporary, undo = contents == "TEMPORARY", contents == "UNDO"
+        row = self.view("DBA_TABLESPACES").insert(
+            known_only=True,
+            tablespace_name=name,
+            block_size=_ORACLE_BLOCK,
+            initial_extent=_MIB if temporary else 65536,
+            next_extent=_MIB if temporary else None,
+            min_extents=1,
+            max_extents=None if temporary else 2147483645,
+            max_size=2147483645,
+            pct_increase=0 if temporary else None,
+            min_extlen=_MIB if temporary else 65536,
+            status="ONLINE",
+            contents=contents,
+            logging="NOLOGGING" if temporary else "LOGGING",
+            force_logging="NO",
+            extent_management="LOCAL",
+            allocation_type="UNIFORM" if temporary else "SYSTEM",
+            plugged_in="NO",
+            segment_space_management="MANUAL" if temporary or undo else "AUTO",
+            def_tab_compression="DISABLED",
+            retention="NOGUARANTEE" if undo else "NOT APPLY",
+            bigfile="NO",
+            predicate_evaluation="HOST",
+            encrypted="NO",
+            shared="SHARED",
+            lost_write_protect="OFF",
+            chunk_tablespace="N",
+        )
+        for size in file_bytes:
+            self.add_file(name, size)
+        return row
+
+    def add_file(self, tablespace: str, size: int | None) -> dict[str, Any]:
+        """ALTER TABLESPACE … ADD DATAFILE (TEMPFILE for a temporary tablespace) … SIZE
+        ``size``; ``None`` is a file the database cannot read (BYTES and BLOCKS NULL)."""
+        contents = self.view("DBA_TABLESPACES").get(tablespace_name=tablespace)["CONTENTS"]
+        temporary = contents == "TEMPORARY"
+        view = self.view("DBA_TEMP_FILES" if temporary else "DBA_DATA_FILES")
+        file_id = 1 + max((row["FILE_ID"] for row in view.rows), default=0)
+        ordinal = len(view.find(tablespace_name=tablespace)) + 1
+        blocks = None if size is None else size // _ORACLE_BLOCK
+        return view.insert(
+            known_only=True,
+            file_name=f"/opt/oracle/oradata/ORCLCDB/{tablespace.lower()}{ordinal:02}.dbf",
+            file_id=file_id,
+            tablespace_name=tablespace,
+            bytes=size,
+            blocks=blocks,
+            status="ONLINE" if temporary else ("AVAILABLE" if size is not None else "INVALID"),
+            relative_fno=file_id,
+            autoextensible="YES",
+            maxbytes=34359721984,
+            maxblocks=4194302,
+            increment_by=160,
+            user_bytes=None if size is None else size - _MIB,
+            user_blocks=None if blocks is None else blocks - 128,
+            online_status="ONLINE" if size is not None else "RECOVER",
+            lost_write_protect="OFF",
+            shared="SHARED",
+        )
+
+    def drop_tablespace(self, name: str) -> None:
+        """DROP TABLESPACE … INCLUDING CONTENTS AND DATAFILES."""
+        for view in ("DBA_TABLESPACES", "DBA_DATA_FILES", "DBA_TEMP_FILES", "DBA_SEGMENTS"):
+            self.view(view).delete(tablespace_name=name)
+
+    def _segment(
+        self,
+        owner: str,
+        name: str,
+        segment_type: str,
+        tablespace: str,
+        size: int,
+        partition: str | None = None,
+    ) -> dict[str, Any]:
+        blocks = size // _ORACLE_BLOCK
+        return self.view("DBA_SEGMENTS").insert(
+            known_only=True,
+            owner=owner,
+            segment_name=name,
+            partition_name=partition,
+            segment_type=segment_type,
+            segment_subtype="SECUREFILE" if segment_type.startswith("LOB") else "ASSM",
+            tablespace_name=tablespace,
+            header_file=self._tablespace_file(tablespace),
+            header_block=130 + self._new_id(),
+            bytes=size,
+            blocks=blocks,
+            extents=max(1, blocks // 8),
+            initial_extent=65536,
+            next_extent=_MIB,
+            min_extents=1,
+            max_extents=2147483645,
+            max_size=2147483645,
+            pct_increase=None,
+            freelists=None,
+            freelist_groups=None,
+            relative_fno=self._tablespace_file(tablespace),
+            buffer_pool="DEFAULT",
+            flash_cache="DEFAULT",
+            cell_flash_cache="DEFAULT",
+        )
+
+    def _tablespace_file(self, tablespace: str) -> int:
+        return self.view("DBA_DATA_FILES").find(tablespace_name=tablespace)[0]["FILE_ID"]
+
+    def create_table(
+        self,
+        table: str,
+        *,
+        tablespace: str = "USERS",
+        size: int = 65536,
+        num_rows: int | None = None,
+        partitions: tuple[int, ...] = (),
+    ) -> dict[str, Any]:
+        """CREATE TABLE owner.name … TABLESPACE ``tablespace``: one segment of ``size``
+        bytes, or one per partition of the sizes ``partitions`` lists; ``num_rows`` as the
+        gathered optimizer statistics (None: never gathered)."""
+        owner, _, name = table.partition(".")
+        for index, partition_size in enumerate(partitions, start=1):
+            self._segment(owner, name, "TABLE PARTITION", tablespace, partition_size, f"P{index}")
+        if not partitions:
+            self._segment(owner, name, "TABLE", tablespace, size)
+        return self.view("DBA_TABLES").insert(
+            known_only=True,
+            owner=owner,
+            table_name=name,
+            tablespace_name=None if partitions else tablespace,
+            status="VALID",
+            pct_free=10,
+            logging="YES",
+            num_rows=num_rows,
+            last_analyzed=_ORACLE_CREATED if num_rows is not None else None,
+            partitioned="YES" if partitions else "NO",
+            temporary="N",
+            nested="NO",
+            compression="DISABLED",
+            dropped="NO",
+            read_only="NO",
+            segment_created="YES",
+        )
+
+    def create_index(
+        self,
+        index: str,
+        *,
+        on: str,
+        tablespace: str = "USERS",
+        size: int = 65536,
+        index_type: str = "NORMAL",
+    ) -> dict[str, Any]:
+        """CREATE INDEX owner.name ON owner.table … TABLESPACE ``tablespace``."""
+        owner, _, name = index.partition(".")
+        table_owner, _, table = on.partition(".")
+        self._segment(owner, name, "LOBINDEX" if index_type == "LOB" else "INDEX", tablespace, size)
+        return self.view("DBA_INDEXES").insert(
+            known_only=True,
+            owner=owner,
+            index_name=name,
+            index_type=index_type,
+            table_owner=table_owner,
+            table_name=table,
+            table_type="TABLE",
+            uniqueness="UNIQUE" if index_type == "LOB" else "NONUNIQUE",
+            compression="DISABLED",
+            tablespace_name=tablespace,
+            status="VALID",
+            partitioned="NO",
+            temporary="N",
+            generated="Y" if index_type == "LOB" else "N",
+            dropped="NO",
+            segment_created="YES",
+        )
+
+    def add_lob(
+        self, table: str, column: str, *, tablespace: str = "USERS", size: int = 65536
+    ) -> dict[str, Any]:
+        """A LOB column of ``table`` stored out of line in ``tablespace``: its LOB segment
+        of ``size`` bytes and its LOB index (SYS_LOB… and SYS_IL… as Oracle names them)."""
+        owner, _, name = table.partition(".")
+        suffix = f"{self._new_id():010}C00002$$"
+        segment, index = f"SYS_LOB{suffix}", f"SYS_IL{suffix}"
+        self._segment(owner, segment, "LOBSEGMENT", tablespace, size)
+        self.create_index(f"{owner}.{index}", on=table, tablespace=tablespace, index_type="LOB")
+        return self.view("DBA_LOBS").insert(
+            known_only=True,
+            owner=owner,
+            table_name=name,
+            column_name=column,
+            segment_name=segment,
+            tablespace_name=tablespace,
+            index_name=index,
+            chunk=8192,
+            cache="NO",
+            logging="YES",
+            encrypt="NO",
+            compression="NO",
+            deduplication="NO",
+            in_row="YES",
+            format="ENDIAN NEUTRAL",
+            partitioned="NO",
+            securefile="YES",
+            segment_created="YES",
+            retention_type="DEFAULT",
+        )
+
     # Statements ---------------------------------------------------------------------------
 
     def _roles_of(self, grantee: str) -> set[str]:
@@ -2292,14 +3059,99 @@ class OracleCatalog:
             columns.append(column)
         return Result(tuple(columns), tuple(tuple(row[c] for c in columns) for row in view.rows))
 
+    def answer_tablespace_sizes(self, user: str | None) -> Result:
+        """SUM(bytes) of DBA_DATA_FILES, then of DBA_TEMP_FILES, grouped by tablespace."""
+        if not self.reads_dictionary(user):
+            raise oracle_table_missing()
+        rows = []
+        for view in ("DBA_DATA_FILES", "DBA_TEMP_FILES"):
+            sizes: dict[str, list[int]] = {}
+            for row in self.view(view).rows:
+                sizes.setdefault(row["TABLESPACE_NAME"], [])
+                if row["BYTES"] is not None:
+                    sizes[row["TABLESPACE_NAME"]].append(row["BYTES"])
+            # SUM over NULLs only is NULL
+            rows += [(name, sum(values) if values else None) for name, values in sizes.items()]
+        return Result(("TABLESPACE_NAME", "BYTES"), tuple(rows))
+
+    def answer_table_sizes(self, params: Any, user: str | None) -> Result:
+        """The segments of one tablespace summed under their table (see the statement)."""
+        if not isinstance(params, dict) or "tablespace" not in params:
+            raise oracle_server_error(1008, "not all variables bound")
+        if not self.reads_dictionary(user):
+            raise oracle_table_missing()
+        tablespace = params["tablespace"]
+        lobs = {
+            (r["OWNER"], r["SEGMENT_NAME"]): r["TABLE_NAME"] for r in self.view("DBA_LOBS").rows
+        }
+        indexes = {
+            (r["OWNER"], r["INDEX_NAME"]): (r["TABLE_OWNER"], r["TABLE_NAME"])
+            for r in self.view("DBA_INDEXES").rows
+        }
+        sizes: dict[tuple[str, str], list[int]] = {}
+        for segment in self.view("DBA_SEGMENTS").find(tablespace_name=tablespace):
+            key = (segment["OWNER"], segment["SEGMENT_NAME"])
+            kind = segment["SEGMENT_TYPE"]
+            if kind in _TABLE_SEGMENT_TYPES:
+                table, data, index = key, segment["BYTES"], 0
+            elif kind in _LOB_SEGMENT_TYPES and key in lobs:
+                table, data, index = (segment["OWNER"], lobs[key]), segment["BYTES"], 0
+            elif kind in _INDEX_SEGMENT_TYPES and key in indexes:
+                table, data, index = indexes[key], 0, segment["BYTES"]
+            else:
+                continue
+            totals = sizes.setdefault(table, [0, 0])
+            totals[0] += data
+            totals[1] += index
+        num_rows = {
+            (r["OWNER"], r["TABLE_NAME"]): r["NUM_ROWS"] for r in self.view("DBA_TABLES").rows
+        }
+        return Result(
+            ("OWNER", "TABLE_NAME", "NUM_ROWS", "DATA_BYTES", "INDEX_BYTES"),
+            tuple(
+                (owner, table, num_rows.get((owner, table)), data, index)
+                for (owner, table), (data, index) in sizes.items()
+            ),
+        )
+
 
 # A plain projection of one dictionary view, the only shape of statement the engine sends to
 # the dictionary; the view must be one the catalog holds.
 _DICTIONARY_QUERY = (
     r"^SELECT (?P<columns>[\w$#]+(?:, [\w$#]+)*) "
     r"FROM (?P<view>dba_users|dba_roles|dba_role_privs|dba_sys_privs|dba_ts_quotas"
-    r"|dba_tab_privs|dba_col_privs|v\$pwfile_users)$"
+    r"|dba_tab_privs|dba_col_privs|v\$pwfile_users|dba_tablespaces|dba_data_files"
+    r"|dba_temp_files|dba_segments|dba_tables|dba_indexes|dba_lobs)$"
 )
+_TABLESPACE_SIZES_QUERY = """
+SELECT tablespace_name, SUM(bytes) AS bytes FROM dba_data_files GROUP BY tablespace_name
+UNION ALL
+SELECT tablespace_name, SUM(bytes) AS bytes FROM dba_temp_files GROUP BY tablespace_name
+"""
+_TABLE_SIZES_QUERY = """
+SELECT x.owner, x.table_name, t.num_rows,
+       SUM(x.data_bytes) AS data_bytes, SUM(x.index_bytes) AS index_bytes
+FROM (
+    SELECT g.owner, g.segment_name AS table_name, g.bytes AS data_bytes, 0 AS index_bytes
+    FROM dba_segments g
+    WHERE g.tablespace_name = :tablespace
+      AND g.segment_type IN ('TABLE', 'TABLE PARTITION', 'TABLE SUBPARTITION')
+    UNION ALL
+    SELECT l.owner, l.table_name, g.bytes, 0
+    FROM dba_segments g
+    JOIN dba_lobs l ON l.owner = g.owner AND l.segment_name = g.segment_name
+    WHERE g.tablespace_name = :tablespace
+      AND g.segment_type IN ('LOBSEGMENT', 'LOB PARTITION', 'LOB SUBPARTITION')
+    UNION ALL
+    SELECT i.table_owner, i.table_name, 0, g.bytes
+    FROM dba_segments g
+    JOIN dba_indexes i ON i.owner = g.owner AND i.index_name = g.segment_name
+    WHERE g.tablespace_name = :tablespace
+      AND g.segment_type IN ('INDEX', 'INDEX PARTITION', 'INDEX SUBPARTITION', 'LOBINDEX')
+) x
+LEFT JOIN dba_tables t ON t.owner = x.owner AND t.table_name = x.table_name
+GROUP BY x.owner, x.table_name, t.num_rows
+"""
 
 
 _V_VERSION_QUERY = (
@@ -2332,6 +3184,14 @@ class OracleFake(FakeServer):
         self.on(
             _DICTIONARY_QUERY,
             lambda match, _params: catalog.answer_select(match, self.session_user),
+        )
+        self.on(
+            exact(_TABLESPACE_SIZES_QUERY),
+            lambda _match, _params: catalog.answer_tablespace_sizes(self.session_user),
+        )
+        self.on(
+            exact(_TABLE_SIZES_QUERY),
+            lambda _match, params: catalog.answer_table_sizes(params, self.session_user),
         )
         return catalog
 

@@ -260,6 +260,13 @@ WHALEFALL_RUN_RETENTION_DAYS = env.int("WHALEFALL_RUN_RETENTION_DAYS", default=1
 WHALEFALL_RUN_ITEM_RETRIES = env.int("WHALEFALL_RUN_ITEM_RETRIES", default=3)
 WHALEFALL_RUN_RETRY_DELAY = env.int("WHALEFALL_RUN_RETRY_DELAY", default=30)
 
+# --- Capacity ---------------------------------------------------------------------------
+
+# Monthly partitions of the daily size tables created ahead of the current month.
+WHALEFALL_CAPACITY_PARTITIONS_AHEAD = env.int("WHALEFALL_CAPACITY_PARTITIONS_AHEAD", default=3)
+# Months of daily sizes kept; older whole months are dropped by the maintenance job.
+WHALEFALL_CAPACITY_RETENTION_MONTHS = env.int("WHALEFALL_CAPACITY_RETENTION_MONTHS", default=24)
+
 # --- Credentials ------------------------------------------------------------------------
 
 _credential_keys = env.str("WHALEFALL_CREDENTIAL_KEYS", default="")
@@ -391,6 +398,24 @@ WHALEFALL_SYSTEM_ACCOUNTS = {
 for _entry in env.list("WHALEFALL_EXTRA_SYSTEM_ACCOUNTS", default=[]):
     _engine, _, _pattern = _entry.partition(":")
     WHALEFALL_SYSTEM_ACCOUNTS.setdefault(_engine.strip(), []).append(_pattern.strip())
+
+# System databases never inventoried (Oracle: tablespaces), as LIKE patterns per engine.
+# Oracle's USERS tablespace holds users' data and is not one of them.
+# WHALEFALL_EXTRA_SYSTEM_DATABASES adds "engine:pattern" entries, comma-separated.
+# fmt: off
+WHALEFALL_SYSTEM_DATABASES = {
+    "mysql": [
+        "information\\_schema", "performance\\_schema", "mysql", "sys", "tmp\\_%", "temp\\_%",
+        "#sql%", "#mysql50#%",
+    ],
+    "postgresql": ["template0", "template1", "postgres", "pg\\_%", "rdsadmin"],
+    "sqlserver": ["master", "model", "msdb", "tempdb", "ReportServer%"],
+    "oracle": ["SYSTEM", "SYSAUX", "SYS%"],
+}
+# fmt: on
+for _entry in env.list("WHALEFALL_EXTRA_SYSTEM_DATABASES", default=[]):
+    _engine, _, _pattern = _entry.partition(":")
+    WHALEFALL_SYSTEM_DATABASES.setdefault(_engine.strip(), []).append(_pattern.strip())
 
 # --- Logging ----------------------------------------------------------------------------
 

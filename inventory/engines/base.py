@@ -175,6 +175,52 @@ def is_system_account(engine: str, name: str) -> bool:
 
 
 @dataclass(frozen=True)
+class DatabaseRecord:
+    """A database as an instance lists it, in its real case; on Oracle, a tablespace."""
+
+    name: str
+    # "database"; Oracle: "tablespace", "temporary tablespace" or "undo tablespace"
+    kind: str = "database"
+
+
+@dataclass(frozen=True)
+class DatabaseSize:
+    """The files of one database (Oracle: tablespace) in bytes: data, log and their total.
+
+    Log bytes are those of the database's own log files (SQL Server); engines whose logs
+    belong to the whole server (MySQL binlog and redo, PostgreSQL WAL, Oracle redo) report 0.
+    """
+
+    name: str
+    data_bytes: int
+    log_bytes: int = 0
+    total_bytes: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "total_bytes", self.data_bytes + self.log_bytes)
+
+
+@dataclass(frozen=True)
+class TableSize:
+    """The latest size of one table: the server's row estimate (None when it has none),
+    data and index bytes, and the total the table takes (at least data plus index)."""
+
+    schema: str  # MySQL: the database; Oracle: the owner
+    table: str
+    rows: int | None
+    data_bytes: int
+    index_bytes: int
+    total_bytes: int
+
+
+def is_system_database(engine: str, name: str) -> bool:
+    """Whether ``name`` is a system database (Oracle: tablespace) of ``engine``, by the LIKE
+    patterns of ``WHALEFALL_SYSTEM_DATABASES``."""
+    patterns = tuple(settings.WHALEFALL_SYSTEM_DATABASES.get(engine, ()))
+    return _like_regex(patterns).fullmatch(name) is not None
+
+
+@dataclass(frozen=True)
 class ConnectionTarget:
     """Everything needed to open one connection; the secret never shows in its repr."""
 

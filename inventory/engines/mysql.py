@@ -4,12 +4,16 @@ Monitoring account — read-only access to the grant tables and the catalog::
 
     CREATE USER 'whalefall'@'%' IDENTIFIED BY '…';
     GRANT SELECT ON mysql.* TO 'whalefall'@'%';          -- accounts and privileges
-    GRANT SELECT, SHOW VIEW, PROCESS ON *.* TO 'whalefall'@'%';  -- database and table sizes
+    GRANT SHOW VIEW ON *.* TO 'whalefall'@'%';           -- databases, database and table sizes
     -- MySQL 8 only, to read role edges: GRANT SELECT ON performance_schema.* is not needed;
     -- mysql.role_edges and mysql.default_roles are covered by SELECT ON mysql.*.
 
 Any account that can read ``mysql.*`` can read password hashes: WhaleFall never reads or
-stores ``authentication_string``. Timeouts: ``connect_timeout`` bounds the TCP connect and
+stores ``authentication_string``. ``information_schema`` shows a schema or a table only to
+an account with some privilege on it: ``SHOW VIEW ON *.*`` makes every one visible without
+letting the account read a single row. The global grant must be the account's own (not a
+role's): the engine checks it with ``SHOW GRANTS`` and refuses to report a partial
+inventory without it. Timeouts: ``connect_timeout`` bounds the TCP connect and
 handshake; ``read_timeout``/``write_timeout`` bound every network read and write, and the
 session's ``max_statement_time`` (MariaDB, seconds) or ``max_execution_time`` (MySQL,
 milliseconds) stops a statement on the server.
@@ -17,6 +21,7 @@ milliseconds) stops a statement on the server.
 
 import functools
 import json
+import re
 from collections import defaultdict
 from datetime import UTC, datetime
 
@@ -25,15 +30,19 @@ import MySQLdb
 from inventory.engines.base import (
     AccountRecord,
     AuthenticationFailed,
+    DatabaseRecord,
+    DatabaseSize,
     Engine,
     EngineError,
     EngineFailure,
     InsufficientPrivileges,
+    TableSize,
     Timeout,
     TlsError,
     Unreachable,
     VersionInfo,
     is_system_account,
+    is_system_database,
     parse_version,
     without_names,
 )
@@ -517,5 +526,112 @@ class MySQLAccountsMixin:
                     grants.admin_roles[key].add(role)
 
 
-class MySQLEngine(MySQLAccountsMixin, _MySQLConnection):
-    """MySQL and MariaDB: connection, version, accounts and privileges."""
+# --- Databases and sizes ----------------------------------------------------------------
+
+# Any of these granted ON *.* shows every schema and table in information_schema.
+_TABLE_PRIVILEGES = {
+    "ALL", "ALL PRIVILEGES", "SELECT", "INSERT", "UPDATE", "DELETE", "CREATE", "DROP",
+    "REFERENCES", "INDEX", "ALTER", "CREATE VIEW", "SHOW VIEW", "TRIGGER", "DELETE HISTORY",
+}  # fmt: skip
+_GLOBAL_GRANT = re.compile(r"^GRANT (?P<privileges>.+?) ON \*\.\* TO ", re.I)
+SCHEMATA_SQL = "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA"
+# Databases without tables are kept (LEFT JOIN) and weigh 0; views have NULL lengths.
+SCHEMA_SIZES_SQL = """
+SELECT s.SCHEMA_NAME, SUM(t.DATA_LENGTH), SUM(t.INDEX_LENGTH)
+FROM information_schema.SCHEMATA AS s
+LEFT JOIN information_schema.TABLES AS t ON t.TABLE_SCHEMA = s.SCHEMA_NAME
+GROUP BY s.SCHEMA_NAME
+"""
+# One row per table, or one row with a NULL table for a database without tables; no row
+# at all when the database does not exist.
+TABLE_SIZES_SQL = """
+SELECT t.TABLE_NAME, t.TABLE_ROWS, t.DATA_LENGTH, t.INDEX_LENGTH
+FROM information_schema.SCHEMATA AS s
+LEFT JOIN information_schema.TABLES AS t
+       ON t.TABLE_SCHEMA = s.SCHEMA_NAME AND t.TABLE_TYPE IN ('BASE TABLE', 'SYSTEM VERSIONED')
+WHERE s.SCHEMA_NAME = %s
+"""
+
+
+def _bytes(value) -> int:
+    return int(value) if value is not None else 0
+
+
+class MySQLCapacityMixin:
+    """Databases (schemas) and their sizes from ``information_schema``: one statement for
+    the list, one for every database's size, one for a database's tables, after a check of
+    the account's global grants once per session."""
+
+    def _check_catalog_visibility(self) -> None:
+        """Refuse to go on unless every schema and table is visible to the account."""
+        if getattr(self, "_catalog_visible", False):
+            return
+        privileges: set[str] = set()
+        for (line,) in self.query("SHOW GRANTS"):
+            # The line may carry the password hash: only the privilege list is looked at.
+            match = _GLOBAL_GRANT.match(_text(line))
+            if match:
+                privileges |= {p.strip().upper() for p in match["privileges"].split(",")}
+        if not privileges & _TABLE_PRIVILEGES:
+            raise InsufficientPrivileges(
+                f"{InsufficientPrivileges.label}: information_schema shows the monitoring "
+                "account only the schemas and tables it has privileges on (GRANT SHOW VIEW "
+                "ON *.* TO it)"
+            )
+        if not self._is_mariadb():
+            major = self.parse_version(self._version).major_minor.split(".")[0]
+            if major.isdigit() and int(major) >= 8:
+                # MySQL 8 caches table statistics for a day by default.
+                self.query("SET SESSION information_schema_stats_expiry = 0")
+        self._catalog_visible = True
+
+    def list_databases(self) -> list[DatabaseRecord]:
+        self._check_catalog_visibility()
+        names = (_text(name) for (name,) in self.query(SCHEMATA_SQL))
+        return [
+            DatabaseRecord(name=name)
+            for name in sorted(names)
+            if not is_system_database("mysql", name)
+        ]
+
+    def database_sizes(self, names) -> list[DatabaseSize]:
+        """Data and index bytes of the tables of each database in ``names``, in one
+        statement; a database without tables weighs 0, one that no longer exists is left out."""
+        wanted = set(names)
+        if not wanted:
+            return []
+        self._check_catalog_visibility()
+        sizes = []
+        for name, data, index in self.query(SCHEMA_SIZES_SQL):
+            name = _text(name)
+            if name in wanted:
+                sizes.append(DatabaseSize(name=name, data_bytes=_bytes(data) + _bytes(index)))
+        return sorted(sizes, key=lambda size: size.name)
+
+    def table_sizes(self, database: str) -> list[TableSize]:
+        """Tables of ``database`` with the server's row estimate (exact for MyISAM and
+        Aria, sampled for InnoDB) and data and index lengths."""
+        self._check_catalog_visibility()
+        rows = self.query(TABLE_SIZES_SQL, (database,))
+        if not rows:
+            raise EngineFailure(f"{EngineFailure.label}: no database named {database!r}")
+        tables = []
+        for table, estimate, data, index in rows:
+            if table is None:
+                continue
+            data, index = _bytes(data), _bytes(index)
+            tables.append(
+                TableSize(
+                    schema=database,
+                    table=_text(table),
+                    rows=int(estimate) if estimate is not None else None,
+                    data_bytes=data,
+                    index_bytes=index,
+                    total_bytes=data + index,
+                )
+            )
+        return sorted(tables, key=lambda size: size.table)
+
+
+class MySQLEngine(MySQLAccountsMixin, MySQLCapacityMixin, _MySQLConnection):
+    """MySQL and MariaDB: connection, version, accounts and privileges, databases and sizes."""

@@ -6,7 +6,9 @@ Monitoring account — dictionary read access only::
     GRANT CREATE SESSION TO whalefall;
     GRANT SELECT_CATALOG_ROLE TO whalefall;   -- DBA_USERS, DBA_ROLES, DBA_ROLE_PRIVS,
                                               -- DBA_SYS_PRIVS, DBA_TS_QUOTAS, DBA_TAB_PRIVS,
-                                              -- DBA_COL_PRIVS, DBA_DATA_FILES, DBA_SEGMENTS,
+                                              -- DBA_COL_PRIVS, DBA_TABLESPACES,
+                                              -- DBA_DATA_FILES, DBA_TEMP_FILES, DBA_SEGMENTS,
+                                              -- DBA_TABLES, DBA_INDEXES, DBA_LOBS,
                                               -- V$PWFILE_USERS, V$VERSION
     -- or, narrower: GRANT SELECT ON each of those views TO whalefall;
 
@@ -50,6 +52,17 @@ refuses the ORACLE_MAINTAINED column).
 
 Grants to ``PUBLIC`` apply to everyone and are not copied onto every account.
 
+Tablespaces and sizes
+---------------------
+Tablespaces are the "databases" (``DBA_TABLESPACES``): permanent, undo and temporary
+ones, USERS included; SYSTEM, SYSAUX and ``SYS%`` are Oracle's own. A tablespace's size is
+the sum of its data files (``DBA_DATA_FILES``) or temp files (``DBA_TEMP_FILES``), all in
+one statement; redo logs belong to the whole database, so log bytes are 0. Table sizes of a
+tablespace come from the segments stored in it (``DBA_SEGMENTS``): table, partition and LOB
+segments as data, index segments (through ``DBA_INDEXES``, LOB indexes included) as index,
+each under the table it belongs to, with ``DBA_TABLES.NUM_ROWS`` (the optimizer statistics,
+None before the first gathering) as the row estimate.
+
 Attributes: ``account_status`` as Oracle reports it (``OPEN``, ``LOCKED``,
 ``EXPIRED & LOCKED``, ``EXPIRED(GRACE)``…), ``locked`` (any status other than ``OPEN``),
 ``expired`` (the status says EXPIRED), ``profile``, ``default_tablespace``,
@@ -68,15 +81,19 @@ import oracledb
 from inventory.engines.base import (
     AccountRecord,
     AuthenticationFailed,
+    DatabaseRecord,
+    DatabaseSize,
     Engine,
     EngineError,
     EngineFailure,
     InsufficientPrivileges,
+    TableSize,
     Timeout,
     TlsError,
     Unreachable,
     VersionInfo,
     is_system_account,
+    is_system_database,
     parse_version,
 )
 
@@ -95,6 +112,12 @@ _TLS_MARKERS = ("ssl", "certificate", "tls", "tcps")
 _VERSION_5 = r"(\d+)\.(\d+)\.(\d+)\.(\d+)\.(\d+)"
 # DPY-6005 carries a random base64 id that can spell "ssl" or "tls" by chance.
 _CONNECTION_ID = re.compile(r"\(CONNECTION_ID=[^)]*\)")
+_NO_ACCESS_CODES = {"ORA-00942", "ORA-01031"}  # no such table or view / insufficient privileges
+
+
+def _error_code(exc: BaseException) -> str:
+    error = exc.args[0] if exc.args else None
+    return getattr(error, "full_code", "") or ""
 
 
 def unverified_tls_context() -> ssl.SSLContext:
@@ -210,6 +233,18 @@ class _OracleConnection(Engine):
             return Timeout(f"{Timeout.label}: the server did not answer in time")
         return super().translate_error(exc)
 
+    def _dictionary(self, sql: str, view: str, params: dict | None = None) -> list[tuple]:
+        """Rows of a dictionary view; a view the account may not read is refused loudly."""
+        try:
+            return self.query(sql, params)
+        except oracledb.DatabaseError as exc:
+            if _error_code(exc) in _NO_ACCESS_CODES:
+                raise InsufficientPrivileges(
+                    f"{InsufficientPrivileges.label}: the monitoring account cannot read "
+                    f"{view} (GRANT SELECT_CATALOG_ROLE TO {self.target.username})"
+                ) from None
+            raise
+
 
 # --- Accounts and privileges ------------------------------------------------------------
 
@@ -238,17 +273,11 @@ COL_PRIVS_SQL = (
     "SELECT grantee, owner, table_name, column_name, privilege, grantable FROM dba_col_privs"
 )
 
-_NO_ACCESS_CODES = {"ORA-00942", "ORA-01031"}  # no such table or view / insufficient privileges
 _INVALID_IDENTIFIER = "ORA-00904"
 PUBLIC = "PUBLIC"
 OPEN = "OPEN"
 CREATE_SESSION = "CREATE SESSION"
 UNLIMITED = -1
-
-
-def _error_code(exc: BaseException) -> str:
-    error = exc.args[0] if exc.args else None
-    return getattr(error, "full_code", "") or ""
 
 
 def _yes(value) -> bool:
@@ -274,18 +303,6 @@ def _closure(granted: dict[str, set[str]], grantee: str) -> set[str]:
 class OracleAccountsMixin:
     """Users, roles and privileges read from the DBA_* views, one statement per view for
     all accounts at once (never a statement per account)."""
-
-    def _dictionary(self, sql: str, view: str) -> list[tuple]:
-        """Rows of a dictionary view; a view the account may not read is refused loudly."""
-        try:
-            return self.query(sql)
-        except oracledb.DatabaseError as exc:
-            if _error_code(exc) in _NO_ACCESS_CODES:
-                raise InsufficientPrivileges(
-                    f"{InsufficientPrivileges.label}: the monitoring account cannot read "
-                    f"{view} (GRANT SELECT_CATALOG_ROLE TO {self.target.username})"
-                ) from None
-            raise
 
     def _account_rows(self) -> tuple[list[tuple], list[tuple]]:
         """(users, roles) as read from DBA_USERS and DBA_ROLES, once per session."""
@@ -420,5 +437,109 @@ def _user_attributes(row: tuple, create_session: bool) -> dict:
     }
 
 
-class OracleEngine(OracleAccountsMixin, _OracleConnection):
-    """Oracle: connection, version, users, roles and privileges."""
+# --- Tablespaces and sizes ---------------------------------------------------------------
+
+TABLESPACES_SQL = "SELECT tablespace_name, contents FROM dba_tablespaces"
+TABLESPACE_KINDS = {
+    "PERMANENT": "tablespace",
+    "TEMPORARY": "temporary tablespace",
+    "UNDO": "undo tablespace",
+}
+# A file the database cannot read has a NULL size: it counts for nothing.
+TABLESPACE_SIZES_SQL = """
+SELECT tablespace_name, SUM(bytes) AS bytes FROM dba_data_files GROUP BY tablespace_name
+UNION ALL
+SELECT tablespace_name, SUM(bytes) AS bytes FROM dba_temp_files GROUP BY tablespace_name
+"""
+# Every segment of the tablespace under the table it belongs to: the table's own segments
+# and its LOB segments are data, its indexes' (LOB indexes included) are index.
+TABLE_SIZES_SQL = """
+SELECT x.owner, x.table_name, t.num_rows,
+       SUM(x.data_bytes) AS data_bytes, SUM(x.index_bytes) AS index_bytes
+FROM (
+    SELECT g.owner, g.segment_name AS table_name, g.bytes AS data_bytes, 0 AS index_bytes
+    FROM dba_segments g
+    WHERE g.tablespace_name = :tablespace
+      AND g.segment_type IN ('TABLE', 'TABLE PARTITION', 'TABLE SUBPARTITION')
+    UNION ALL
+    SELECT l.owner, l.table_name, g.bytes, 0
+    FROM dba_segments g
+    JOIN dba_lobs l ON l.owner = g.owner AND l.segment_name = g.segment_name
+    WHERE g.tablespace_name = :tablespace
+      AND g.segment_type IN ('LOBSEGMENT', 'LOB PARTITION', 'LOB SUBPARTITION')
+    UNION ALL
+    SELECT i.table_owner, i.table_name, 0, g.bytes
+    FROM dba_segments g
+    JOIN dba_indexes i ON i.owner = g.owner AND i.index_name = g.segment_name
+    WHERE g.tablespace_name = :tablespace
+      AND g.segment_type IN ('INDEX', 'INDEX PARTITION', 'INDEX SUBPARTITION', 'LOBINDEX')
+) x
+LEFT JOIN dba_tables t ON t.owner = x.owner AND t.table_name = x.table_name
+GROUP BY x.owner, x.table_name, t.num_rows
+"""
+
+
+class OracleCapacityMixin:
+    """Tablespaces and their sizes in one statement each, whatever their number; the
+    tables of one tablespace in one more."""
+
+    def _tablespaces(self) -> list[tuple]:
+        rows = self._dictionary(TABLESPACES_SQL, "DBA_TABLESPACES")
+        if not rows:
+            # SYSTEM always exists: an empty DBA_TABLESPACES means the account sees nothing.
+            raise InsufficientPrivileges(
+                f"{InsufficientPrivileges.label}: DBA_TABLESPACES looks empty to the "
+                f"monitoring account (GRANT SELECT_CATALOG_ROLE TO {self.target.username})"
+            )
+        return rows
+
+    def list_databases(self) -> list[DatabaseRecord]:
+        return [
+            DatabaseRecord(name=name, kind=TABLESPACE_KINDS.get(contents, "tablespace"))
+            for name, contents in sorted(self._tablespaces())
+            if not is_system_database("oracle", name)
+        ]
+
+    def database_sizes(self, names) -> list[DatabaseSize]:
+        """Data or temp files of each tablespace in ``names``; a tablespace that no longer
+        exists is left out."""
+        wanted = set(names)
+        if not wanted:
+            return []
+        rows = self._dictionary(TABLESPACE_SIZES_SQL, "DBA_DATA_FILES and DBA_TEMP_FILES")
+        return sorted(
+            (
+                DatabaseSize(name=name, data_bytes=int(size or 0))
+                for name, size in rows
+                if name in wanted
+            ),
+            key=lambda size: size.name,
+        )
+
+    def table_sizes(self, database: str) -> list[TableSize]:
+        """Tables with segments in tablespace ``database``, by owner."""
+        if database not in {name for name, _contents in self._tablespaces()}:
+            raise EngineFailure(f"{EngineFailure.label}: no tablespace named {database!r}")
+        rows = self._dictionary(
+            TABLE_SIZES_SQL,
+            "DBA_SEGMENTS, DBA_LOBS, DBA_INDEXES and DBA_TABLES",
+            {"tablespace": database},
+        )
+        tables = []
+        for owner, table, num_rows, data, index in rows:
+            data, index = int(data or 0), int(index or 0)
+            tables.append(
+                TableSize(
+                    schema=owner,
+                    table=table,
+                    rows=int(num_rows) if num_rows is not None else None,
+                    data_bytes=data,
+                    index_bytes=index,
+                    total_bytes=data + index,
+                )
+            )
+        return sorted(tables, key=lambda size: (size.schema, size.table))
+
+
+class OracleEngine(OracleAccountsMixin, OracleCapacityMixin, _OracleConnection):
+    """Oracle: connection, version, users, roles and privileges, tablespaces and sizes."""

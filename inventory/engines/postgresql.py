@@ -9,7 +9,10 @@ Monitoring account — read-only, no superuser::
     -- GRANT USAGE ON SCHEMA <schema> TO whalefall;  (in each database)
 
 Role attributes, memberships and database ACLs come from ``pg_roles``, ``pg_auth_members``
-and ``pg_database``, which every role can read. Timeouts: libpq's ``connect_timeout``
+and ``pg_database``, which every role can read. ``pg_database_size`` needs CONNECT on the
+database or ``pg_read_all_stats`` (CONNECT is granted to PUBLIC unless revoked); table
+sizes connect to the database itself (CONNECT) and read ``pg_class``, which every role can
+read, with the size functions, which check no privilege. Timeouts: libpq's ``connect_timeout``
 bounds connection set-up including authentication; ``statement_timeout`` is set for the
 session, and every session is read-only (``default_transaction_read_only``).
 """
@@ -23,15 +26,19 @@ from psycopg import errors as pg_errors
 from inventory.engines.base import (
     AccountRecord,
     AuthenticationFailed,
+    DatabaseRecord,
+    DatabaseSize,
     Engine,
     EngineError,
     EngineFailure,
     InsufficientPrivileges,
+    TableSize,
     Timeout,
     TlsError,
     Unreachable,
     VersionInfo,
     is_system_account,
+    is_system_database,
     parse_version,
     without_names,
 )
@@ -52,6 +59,10 @@ _UNREACHABLE_MARKERS = (
     "no route to host",
     "network is unreachable",
     "could not connect to server",
+    # the session was lost after connecting: server shutdown, terminated backend, network
+    "terminating connection",
+    "server closed the connection unexpectedly",
+    "the connection is closed",
 )
 _TLS_MARKERS = ("ssl", "certificate", "tls")
 
@@ -60,9 +71,15 @@ class _PostgreSQLConnection(Engine):
     name = "postgresql"
     default_database = "postgres"
 
+    # Databases this engine connected to, besides the target's: the server's errors quote
+    # their names, which must not decide how an error is classified.
+    _other_databases: frozenset[str] = frozenset()
+
     def connect_to(self, database: str) -> psycopg.Connection:
         """A new session on ``database`` of the same server, with the same limits."""
         target = self.target
+        if database != self.database:
+            self._other_databases = self._other_databases | {database}
         timeout_ms = max(1, round(target.query_timeout * 1000))
         return psycopg.connect(
             host=target.host,
@@ -107,7 +124,7 @@ class _PostgreSQLConnection(Engine):
         if isinstance(exc, pg_errors.ConnectionTimeout | pg_errors.QueryCanceled):
             return Timeout
         message = without_names(
-            str(exc), self.target.host, self.target.username, self.database
+            str(exc), self.target.host, self.target.username, self.database, *self._other_databases
         ).lower()
         if getattr(exc, "sqlstate", None) in _AUTH_STATES or any(
             marker in message for marker in _AUTH_MARKERS
@@ -295,5 +312,95 @@ class PostgreSQLAccountsMixin:
                     )
 
 
-class PostgreSQLEngine(PostgreSQLAccountsMixin, _PostgreSQLConnection):
-    """PostgreSQL: connection, version, roles and privileges."""
+# --- Databases and sizes ----------------------------------------------------------------
+
+# Templates are not databases anyone stores data in; a database whose DROP was interrupted
+# (datconnlimit -2, PostgreSQL 15.4 and later) cannot be sized or entered.
+DATABASE_LIST_SQL = """
+SELECT datname FROM pg_database WHERE NOT datistemplate AND datconnlimit <> -2
+"""
+DATABASE_SIZES_SQL = """
+SELECT datname, pg_database_size(oid) FROM pg_database WHERE datname = ANY(%s)
+"""
+# Tables, their partitions and materialized views outside the system schemas (TOAST tables
+# are counted with their table, temporary tables belong to other sessions); partitioned
+# parents hold no data of their own. reltuples is -1 before the first VACUUM or ANALYZE.
+TABLE_SIZES_SQL = """
+SELECT n.nspname, c.relname, c.reltuples::bigint, pg_table_size(c.oid),
+       pg_indexes_size(c.oid), pg_total_relation_size(c.oid)
+FROM pg_class AS c
+JOIN pg_namespace AS n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('r', 'm') AND c.relpersistence <> 't'
+  AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+"""
+_NO_CONNECT_PRIVILEGE = "permission denied for database"
+
+
+class PostgreSQLCapacityMixin:
+    """Databases and their sizes from ``pg_database`` (one statement each, whatever the
+    number of databases); table sizes from a session on the database itself."""
+
+    def list_databases(self) -> list[DatabaseRecord]:
+        return [
+            DatabaseRecord(name=name)
+            for (name,) in sorted(self.query(DATABASE_LIST_SQL))
+            if not is_system_database("postgresql", name)
+        ]
+
+    def database_sizes(self, names) -> list[DatabaseSize]:
+        """``pg_database_size`` of each database in ``names`` (PostgreSQL's WAL belongs to
+        the whole server: log bytes are 0); a database that no longer exists is left out."""
+        wanted = sorted(set(names))
+        if not wanted:
+            return []
+        try:
+            rows = self.query(DATABASE_SIZES_SQL, (wanted,))
+        except pg_errors.InsufficientPrivilege:
+            raise InsufficientPrivileges(
+                f"{InsufficientPrivileges.label}: the monitoring role may not size every "
+                f"database (GRANT pg_read_all_stats TO {self.target.username})"
+            ) from None
+        return sorted(
+            (
+                DatabaseSize(name=name, data_bytes=int(size))
+                for name, size in rows
+                if size is not None
+            ),
+            key=lambda size: size.name,
+        )
+
+    def table_sizes(self, database: str) -> list[TableSize]:
+        """Tables of ``database`` (their own session): ``reltuples`` as the row estimate,
+        the table with its TOAST data, its indexes, and both together."""
+        try:
+            connection = self.connect_to(database)
+        except psycopg.OperationalError as exc:
+            # A refused connection carries no SQLSTATE, only the server's text.
+            if _NO_CONNECT_PRIVILEGE in str(exc):
+                raise InsufficientPrivileges(
+                    f"{InsufficientPrivileges.label}: cannot connect to database "
+                    f"{database!r} (GRANT CONNECT ON DATABASE to the monitoring role)"
+                ) from None
+            raise
+        with connection, self.remote(), connection.cursor() as cursor:
+            cursor.execute(TABLE_SIZES_SQL)
+            rows = cursor.fetchall()
+        return sorted(
+            (
+                TableSize(
+                    schema=schema,
+                    table=table,
+                    rows=estimate if estimate >= 0 else None,
+                    data_bytes=data,
+                    index_bytes=index,
+                    total_bytes=total,
+                )
+                for schema, table, estimate, data, index, total in rows
+                if total is not None  # dropped while the statement ran
+            ),
+            key=lambda size: (size.schema, size.table),
+        )
+
+
+class PostgreSQLEngine(PostgreSQLAccountsMixin, PostgreSQLCapacityMixin, _PostgreSQLConnection):
+    """PostgreSQL: connection, version, roles and privileges, databases and sizes."""

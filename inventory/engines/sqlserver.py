@@ -3,18 +3,22 @@
 Monitoring login — server-wide read of metadata, nothing else::
 
     CREATE LOGIN whalefall WITH PASSWORD = '…', CHECK_POLICY = ON;
-    GRANT VIEW SERVER STATE TO whalefall;          -- sizes, sessions
-    GRANT VIEW ANY DEFINITION TO whalefall;        -- logins, roles, permissions, principals
-    GRANT CONNECT ANY DATABASE TO whalefall;       -- per-database principals and permissions
-    -- SQL Server 2022+: VIEW SERVER SECURITY STATE and VIEW ANY SECURITY DEFINITION
-    -- may replace VIEW ANY DEFINITION. Before SQL Server 2014 (no CONNECT ANY DATABASE),
-    -- create a user for the login in every database instead.
+    GRANT VIEW ANY DEFINITION TO whalefall;        -- logins, roles, permissions, principals;
+                                                   -- database files, tables and their sizes
+    GRANT CONNECT ANY DATABASE TO whalefall;       -- per-database principals, permissions
+                                                   -- and table sizes
+    -- VIEW ANY DATABASE (sys.databases) is granted to public by default; keep it.
+    -- SQL Server 2022+: VIEW ANY SECURITY DEFINITION may replace VIEW ANY DEFINITION for
+    -- accounts, not for sizes. Before SQL Server 2014 (no CONNECT ANY DATABASE), create a
+    -- user for the login in every database instead.
 
-Without VIEW ANY DEFINITION, ``sys.server_principals`` silently shows only the caller, and
-the permissions of a database the login cannot enter would silently go missing: the engine
-checks both before reading and raises "insufficient privileges" instead of returning a
-partial listing. Timeouts: the driver's login timeout bounds connection set-up;
-``Connection.timeout`` bounds every statement.
+Without VIEW ANY DEFINITION, ``sys.server_principals`` silently shows only the caller and
+``sys.master_files`` and each database's catalog hide what the login has no permission on;
+without VIEW ANY DATABASE, ``sys.databases`` shows only master, tempdb and the databases
+the login owns; and the permissions of a database the login cannot enter would silently go
+missing: the engine checks these permissions before reading and raises "insufficient
+privileges" instead of returning a partial listing. Timeouts: the driver's login timeout
+bounds connection set-up; ``Connection.timeout`` bounds every statement.
 
 Accounts
 --------
@@ -55,6 +59,15 @@ Permissions of database roles and of ``public`` reach members through membership
 not copied onto every member. Offline, restoring, single-user and restricted-user
 databases cannot be read and contribute nothing until they are back in multi-user mode.
 
+Databases and sizes
+-------------------
+Databases from ``sys.databases`` (snapshots left out: their files are sparse and mirror
+their source's size), whatever their state. Sizes from ``sys.master_files`` in one
+statement for all databases: data bytes are the ROWS files (type 0), log bytes the LOG
+files (type 1), 8 KB pages each. Table sizes, for one database through three-part names,
+follow ``sp_spaceused``: rows of the heap or clustered index, data pages, used pages
+beyond data as index, and reserved pages as the total.
+
 Attributes: ``login_type`` (``SQL_LOGIN``, ``WINDOWS_LOGIN``, ``WINDOWS_GROUP``,
 ``EXTERNAL_LOGIN``, ``EXTERNAL_GROUP``, ``SERVER_ROLE``), ``default_database``,
 ``disabled``, ``locked_out``, ``password_expired``, ``must_change_password``,
@@ -70,15 +83,19 @@ import mssql_python
 from inventory.engines.base import (
     AccountRecord,
     AuthenticationFailed,
+    DatabaseRecord,
+    DatabaseSize,
     Engine,
     EngineError,
     EngineFailure,
     InsufficientPrivileges,
+    TableSize,
     Timeout,
     TlsError,
     Unreachable,
     VersionInfo,
     is_system_account,
+    is_system_database,
     parse_version,
 )
 
@@ -513,5 +530,135 @@ def _attributes(row: tuple, connect_denied: bool) -> dict:
     }
 
 
-class SQLServerEngine(SQLServerAccountsMixin, _SQLServerConnection):
-    """SQL Server: connection, version, logins and privileges."""
+# --- Databases and sizes ----------------------------------------------------------------
+
+PAGE_BYTES = 8192
+DATA_FILE = 0
+LOG_FILE = 1
+CAPACITY_VISIBILITY_SQL = """
+SELECT HAS_PERMS_BY_NAME(NULL, NULL, 'VIEW ANY DATABASE'),
+       HAS_PERMS_BY_NAME(NULL, NULL, 'VIEW ANY DEFINITION')
+"""
+DATABASE_LIST_SQL = """
+SELECT d.name FROM sys.databases AS d WHERE d.source_database_id IS NULL
+"""
+DATABASE_FILES_SQL = """
+SELECT d.name,
+       SUM(CASE WHEN f.type = 0 THEN CAST(f.size AS bigint) ELSE 0 END) AS data_pages,
+       SUM(CASE WHEN f.type = 1 THEN CAST(f.size AS bigint) ELSE 0 END) AS log_pages
+FROM sys.databases AS d
+JOIN sys.master_files AS f ON f.database_id = d.database_id
+WHERE d.source_database_id IS NULL
+GROUP BY d.name
+"""
+DATABASE_STATE_SQL = """
+SELECT d.state_desc, HAS_DBACCESS(d.name) AS has_access
+FROM sys.databases AS d
+WHERE d.name = ?
+"""
+# sp_spaceused on the catalog views: IN_ROW_DATA and ROW_OVERFLOW_DATA units belong to a
+# hobt, LOB_DATA units to a partition; rows are counted once, on the in-row unit of the
+# heap or clustered index.
+TABLE_SIZES_SQL = """
+SELECT s.name AS schema_name, t.name AS table_name,
+       SUM(CASE WHEN p.index_id < 2 AND a.type = 1 THEN p.rows ELSE 0 END) AS row_count,
+       SUM(CASE WHEN a.type <> 1 THEN a.used_pages
+                WHEN p.index_id < 2 THEN a.data_pages ELSE 0 END) AS data_pages,
+       SUM(a.used_pages) AS used_pages, SUM(a.total_pages) AS total_pages
+FROM {database}.sys.tables AS t
+JOIN {database}.sys.schemas AS s ON s.schema_id = t.schema_id
+JOIN {database}.sys.partitions AS p ON p.object_id = t.object_id
+JOIN {database}.sys.allocation_units AS a
+  ON (a.type IN (1, 3) AND a.container_id = p.hobt_id)
+  OR (a.type = 2 AND a.container_id = p.partition_id)
+WHERE t.is_ms_shipped = 0
+GROUP BY s.name, t.name
+"""
+
+
+class SQLServerCapacityMixin:
+    """Databases and their data and log files in one statement each, whatever the number
+    of databases; the tables of one database in one more, after checking the database."""
+
+    def _check_capacity_visibility(self) -> None:
+        if getattr(self, "_capacity_visible", False):
+            return
+        any_database, any_definition = self.query(CAPACITY_VISIBILITY_SQL)[0]
+        missing = [
+            permission
+            for permission, held in (
+                ("VIEW ANY DATABASE", any_database),
+                ("VIEW ANY DEFINITION", any_definition),
+            )
+            if held != 1
+        ]
+        if missing:
+            raise InsufficientPrivileges(
+                f"{InsufficientPrivileges.label}: the monitoring login sees only part of the "
+                f"databases and their files (GRANT {', '.join(missing)} TO "
+                f"{quote_name(self.target.username)})"
+            )
+        self._capacity_visible = True
+
+    def list_databases(self) -> list[DatabaseRecord]:
+        self._check_capacity_visibility()
+        return [
+            DatabaseRecord(name=name)
+            for (name,) in sorted(self.query(DATABASE_LIST_SQL))
+            if not is_system_database("sqlserver", name)
+        ]
+
+    def database_sizes(self, names) -> list[DatabaseSize]:
+        """Data (ROWS) and log files of each database in ``names``; a database that no
+        longer exists is left out."""
+        wanted = set(names)
+        if not wanted:
+            return []
+        self._check_capacity_visibility()
+        return sorted(
+            (
+                DatabaseSize(
+                    name=name,
+                    data_bytes=int(data_pages) * PAGE_BYTES,
+                    log_bytes=int(log_pages) * PAGE_BYTES,
+                )
+                for name, data_pages, log_pages in self.query(DATABASE_FILES_SQL)
+                if name in wanted
+            ),
+            key=lambda size: size.name,
+        )
+
+    def table_sizes(self, database: str) -> list[TableSize]:
+        """User tables of ``database``, read through three-part names."""
+        self._check_capacity_visibility()
+        state = self.query(DATABASE_STATE_SQL, (database,))
+        if not state:
+            raise EngineFailure(f"{EngineFailure.label}: no database named {database!r}")
+        (state_desc, has_access), *_ = state
+        if state_desc != "ONLINE":
+            raise EngineFailure(f"{EngineFailure.label}: database {database!r} is {state_desc}")
+        if has_access != 1:
+            raise InsufficientPrivileges(
+                f"{InsufficientPrivileges.label}: the monitoring login cannot enter database "
+                f"{database!r} (GRANT CONNECT ANY DATABASE TO "
+                f"{quote_name(self.target.username)})"
+            )
+        rows = self.query(TABLE_SIZES_SQL.format(database=quote_name(database)))
+        return sorted(
+            (
+                TableSize(
+                    schema=schema,
+                    table=table,
+                    rows=int(row_count),
+                    data_bytes=int(data_pages) * PAGE_BYTES,
+                    index_bytes=max(int(used_pages) - int(data_pages), 0) * PAGE_BYTES,
+                    total_bytes=int(total_pages) * PAGE_BYTES,
+                )
+                for schema, table, row_count, data_pages, used_pages, total_pages in rows
+            ),
+            key=lambda size: (size.schema, size.table),
+        )
+
+
+class SQLServerEngine(SQLServerAccountsMixin, SQLServerCapacityMixin, _SQLServerConnection):
+    """SQL Server: connection, version, logins and privileges, databases and sizes."""

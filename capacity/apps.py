@@ -7,3 +7,9 @@ class CapacityConfig(AppConfig):
 
     name = "capacity"
     verbose_name = _("Capacity")
+
+    def ready(self) -> None:
+        from capacity.partitions import partition_status
+        from whalefall.health import register_detail
+
+        register_detail("partitions")(partition_status)

@@ -82,6 +82,26 @@ DEFAULT_SCHEDULE: tuple[ScheduledJob, ...] = (
         crontab="0 2",
     ),
     ScheduledJob(
+        name="Capacity partition maintenance",
+        task="syncjobs.maintain_partitions",
+        description="Creates the coming months' partitions of the daily size tables and drops "
+        "those past WHALEFALL_CAPACITY_RETENTION_MONTHS.",
+        crontab="30 0",
+    ),
+    ScheduledJob(
+        name="Capacity collection",
+        task="syncjobs.collect_capacity_all",
+        description="Collects the databases and their sizes of every active instance.",
+        crontab="0 3",
+    ),
+    ScheduledJob(
+        name="Capacity aggregation",
+        task="syncjobs.aggregate_capacity",
+        description="Computes the weekly, monthly and quarterly size statistics of the last "
+        "complete periods.",
+        crontab="0 4",
+    ),
+    ScheduledJob(
         name="Run reaper",
         task="syncjobs.reap_runs",
         description="Fails run items whose worker stopped responding and closes their runs.",
@@ -209,6 +229,7 @@ RUN_HANDLERS: dict[str, str] = {
     # Classification follows every account sync of an instance.
     RunKind.ACCOUNTS: "classification.services.account_sync_and_classify",
     RunKind.CLASSIFICATION: "classification.services.classification_classify_instance",
+    RunKind.CAPACITY: "capacity.services.capacity_collect_instance",
 }
 
 OUTCOME_COUNTS = ("created", "changed", "removed", "unchanged")

@@ -14,6 +14,8 @@ from celery import shared_task
 from celery.utils.time import get_exponential_backoff_interval
 from django.conf import settings
 
+from capacity.partitions import partitions_maintain
+from capacity.services import aggregates_compute_all
 from classification.services import statistics_compute
 from syncjobs import services
 from syncjobs.models import RunKind, RunTrigger
@@ -148,3 +150,66 @@ def classify_instances(
 def classification_statistics(day: str | None = None) -> None:
     """Count today's (or ``day``'s, ISO date) matches per rule and classification."""
     statistics_compute(day=date.fromisoformat(day) if day else None)
+
+
+@shared_task(
+    bind=True,
+    name="syncjobs.collect_capacity_all",
+    acks_late=True,
+    ignore_result=True,
+    time_limit=300,
+    soft_time_limit=240,
+)
+def collect_capacity_all(self, user_id: int | None = None) -> None:
+    """Start a capacity collection of every active instance (those ``user_id`` may sync)."""
+    structlog.contextvars.bind_contextvars(user_id=user_id)
+    services.run_start(
+        kind=RunKind.CAPACITY,
+        trigger=RunTrigger.MANUAL if user_id is not None else RunTrigger.SCHEDULED,
+        user_id=user_id,
+        task_id=self.request.id or "",
+    )
+
+
+@shared_task(
+    bind=True,
+    name="syncjobs.collect_capacity_instances",
+    acks_late=True,
+    ignore_result=True,
+    time_limit=300,
+    soft_time_limit=240,
+)
+def collect_capacity_instances(self, instance_ids: list[int], user_id: int | None = None) -> None:
+    """Start a manual capacity collection of the given instances (those ``user_id`` may sync)."""
+    structlog.contextvars.bind_contextvars(user_id=user_id)
+    services.run_start(
+        kind=RunKind.CAPACITY,
+        trigger=RunTrigger.MANUAL,
+        user_id=user_id,
+        instance_ids=instance_ids,
+        task_id=self.request.id or "",
+    )
+
+
+@shared_task(
+    name="syncjobs.aggregate_capacity",
+    acks_late=True,
+    ignore_result=True,
+    time_limit=3600,
+    soft_time_limit=3300,
+)
+def aggregate_capacity(current: bool = False, day: str | None = None) -> None:
+    """Aggregate the last complete week, month and quarter (``current``: the open ones)."""
+    aggregates_compute_all(day=date.fromisoformat(day) if day else None, current=current)
+
+
+@shared_task(
+    name="syncjobs.maintain_partitions",
+    acks_late=True,
+    ignore_result=True,
+    time_limit=900,
+    soft_time_limit=840,
+)
+def maintain_partitions() -> None:
+    """Create the coming months' sample partitions and drop those past the retention."""
+    partitions_maintain()

@@ -1,1 +1,443 @@
-"""Admin pages of the capacity app (the admin is WhaleFall's user interface)."""
+"""Admin pages of capacity: the database ledger, instance capacity, trend charts, forecasts,
+table sizes and the top growers on the dashboard.
+
+The ledger reads the latest size kept on each database row; growth for the rows of one page
+comes from one query over the last 30 days of their samples, never from scanning history.
+"""
+
+from collections import defaultdict
+from datetime import timedelta
+from functools import partial
+
+from django.contrib import admin, messages
+from django.contrib.admin.views.main import ChangeList
+from django.core.exceptions import PermissionDenied
+from django.db import connection, transaction
+from django.db.models import F
+from django.http import HttpRequest
+from django.shortcuts import redirect
+from django.template.defaultfilters import filesizeformat
+from django.urls import path
+from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
+from import_export import fields
+from import_export.admin import ExportActionMixin
+
+from accounts.admin import (
+    EngineFilter,
+    FormulaSafeResource,
+    TagFilter,
+    VisibleInstanceFilter,
+)
+from capacity import forecast, services
+from capacity.models import (
+    AggregatePeriod,
+    Database,
+    DatabaseSizeAggregate,
+    DatabaseSizeSample,
+    InstanceCapacity,
+    InstanceSizeAggregate,
+    InstanceSizeSample,
+    TableSizeSnapshot,
+)
+from capacity.partitions import partition_status
+from inventory.admin import instance_permitted, visible_instance_ids
+from inventory.engines.base import EngineError
+from syncjobs.tasks import aggregate_capacity
+from whalefall.charts import Series, line_chart
+from whalefall.paginator import EstimatedCountPaginator
+from whalefall.sites import DashboardPanel
+
+GROWTH_DAYS = 30
+CHART_DAYS = 90
+TOP_GROWERS = 10
+CHART_COLOURS = ["#2563eb", "#dc2626", "#16a34a", "#d97706", "#7c3aed", "#0891b2", "#db2777"]
+
+
+def _size(value) -> str:
+    return "—" if value is None else filesizeformat(value)
+
+
+def _growth(value: float | None) -> str:
+    if value is None:
+        return "—"
+    sign = "+" if value >= 0 else "−"
+    return f"{sign}{filesizeformat(abs(value))}/{_('day')}"
+
+
+def _bytes_axis(value: float) -> str:
+    return filesizeformat(value)
+
+
+def _growth_by_database(ids: list[int], *, today) -> dict[int, float | None]:
+    """Least-squares growth over the last 30 days for each database, in one query.
+
+    PostgreSQL fits the lines itself (``regr_slope``), returning one row per database;
+    elsewhere the page's samples are fitted here.
+    """
+    since = today - timedelta(days=GROWTH_DAYS)
+    if connection.vendor == "postgresql":
+        table = connection.ops.quote_name(DatabaseSizeSample._meta.db_table)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT database_id, regr_slope(total_bytes, day - %s::date) FROM {table} "  # noqa: S608
+                "WHERE database_id = ANY(%s) AND day > %s AND day <= %s GROUP BY database_id",
+                [since, list(ids), since, today],
+            )
+            slopes = dict(cursor.fetchall())
+        return {pk: slopes.get(pk) for pk in ids}
+    points = defaultdict(list)
+    rows = DatabaseSizeSample.objects.filter(
+        database_id__in=ids, day__gt=since, day__lte=today
+    ).values_list("database_id", "day", "total_bytes")
+    for database_id, day, total in rows:
+        points[database_id].append((day, total))
+    return {pk: forecast.growth_per_day(points.get(pk, ())) for pk in ids}
+
+
+class LedgerChangeList(ChangeList):
+    """The page's rows get their 30-day growth and projected limit date in one query."""
+
+    def get_results(self, request):
+        super().get_results(request)
+        today = timezone.localdate()
+        growth = _growth_by_database([row.pk for row in self.result_list], today=today)
+        for row in self.result_list:
+            row.growth = growth.get(row.pk)
+            row.limit_date = None
+            if row.growth and row.growth > 0 and row.capacity_limit_bytes and row.total_bytes:
+                remaining = row.capacity_limit_bytes - row.total_bytes
+                days = max(0, int(remaining / row.growth) + 1)
+                row.limit_date = today + timedelta(days=days) if days < 36500 else None
+
+
+class PresenceFilter(admin.SimpleListFilter):
+    title = _("presence")
+    parameter_name = "presence"
+
+    def lookups(self, request, model_admin):
+        return [("present", _("Present")), ("removed", _("Removed")), ("all", _("All"))]
+
+    def choices(self, changelist):
+        for lookup, title in self.lookup_choices:
+            yield {
+                "selected": (self.value() or "present") == lookup,
+                "query_string": changelist.get_query_string({self.parameter_name: lookup}),
+                "display": title,
+            }
+
+    def queryset(self, request, queryset):
+        value = self.value() or "present"
+        if value == "present":
+            return queryset.filter(removed_at__isnull=True)
+        if value == "removed":
+            return queryset.filter(removed_at__isnull=False)
+        return queryset
+
+
+class DatabaseResource(FormulaSafeResource):
+    instance = fields.Field(attribute="instance__name", column_name="instance")
+    engine = fields.Field(attribute="instance__engine", column_name="engine")
+    host = fields.Field(attribute="instance__host", column_name="host")
+
+    class Meta:
+        model = Database
+        fields = [
+            "instance", "engine", "host", "name", "total_bytes", "data_bytes", "log_bytes",
+            "capacity_limit_bytes", "collected_at", "first_seen_at", "last_seen_at", "removed_at",
+        ]  # fmt: skip
+        export_order = fields
+
+
+class InstanceScopedAdmin(admin.ModelAdmin):
+    """Rows hanging off an instance: only those of the instances the user may see."""
+
+    instance_field = "instance"
+
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request)
+        ids = visible_instance_ids(request)
+        return queryset if ids is None else queryset.filter(**{f"{self.instance_field}__in": ids})
+
+    def _visible(self, request, obj) -> bool:
+        ids = visible_instance_ids(request)
+        return ids is None or getattr(obj, f"{self.instance_field}_id") in ids
+
+    def has_view_permission(self, request, obj=None):
+        allowed = super().has_view_permission(request, obj)
+        return allowed and (obj is None or self._visible(request, obj))
+
+    def has_change_permission(self, request, obj=None):
+        allowed = super().has_change_permission(request, obj)
+        return allowed and (obj is None or self._visible(request, obj))
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+def _chart(series: list[Series], *, today, title: str):
+    start = today - timedelta(days=CHART_DAYS - 1)
+    return line_chart(series, start=start, end=today, title=title, value_format=_bytes_axis)
+
+
+def _aggregate_rows(queryset):
+    rows = {}
+    for period in AggregatePeriod.values:
+        rows[period] = list(queryset.filter(period_type=period).order_by("-period_start")[:4])
+    return rows
+
+
+@admin.register(Database)
+class DatabaseAdmin(ExportActionMixin, InstanceScopedAdmin):
+    """The database ledger."""
+
+    resource_classes = [DatabaseResource]
+    change_form_template = "admin/capacity/database/change_form.html"
+    list_display = [
+        "name",
+        "instance",
+        "engine",
+        "size",
+        "growth_30d",
+        "limit_forecast",
+        "collected_at",
+    ]
+    list_filter = [PresenceFilter, EngineFilter, TagFilter, VisibleInstanceFilter]
+    list_select_related = ["instance"]
+    search_fields = ["^name"]
+    ordering = ["instance__name", "name"]
+    paginator = EstimatedCountPaginator
+    show_full_result_count = False
+    list_per_page = 50
+    fields = [
+        "instance",
+        "name",
+        "size",
+        "data_size",
+        "log_size",
+        "capacity_limit_bytes",
+        "collected_at",
+        "first_seen_at",
+        "last_seen_at",
+        "removed_at",
+    ]
+    readonly_fields = [f for f in fields if f != "capacity_limit_bytes"]
+
+    def get_changelist(self, request, **kwargs):
+        return LedgerChangeList
+
+    @admin.display(description=_("engine"), ordering="instance__engine")
+    def engine(self, obj: Database) -> str:
+        return obj.instance.get_engine_display()
+
+    @admin.display(description=_("size"), ordering=F("total_bytes").desc(nulls_last=True))
+    def size(self, obj: Database) -> str:
+        return _size(obj.total_bytes)
+
+    @admin.display(description=_("data"))
+    def data_size(self, obj: Database) -> str:
+        return _size(obj.data_bytes)
+
+    @admin.display(description=_("log"))
+    def log_size(self, obj: Database) -> str:
+        return _size(obj.log_bytes)
+
+    @admin.display(description=_("growth (30 days)"))
+    def growth_30d(self, obj: Database) -> str:
+        return _growth(getattr(obj, "growth", None))
+
+    @admin.display(description=_("limit reached"))
+    def limit_forecast(self, obj: Database) -> str:
+        if not obj.capacity_limit_bytes:
+            return "—"
+        when = getattr(obj, "limit_date", None)
+        return format_html("{} ({})", when or _("not growing"), _size(obj.capacity_limit_bytes))
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        database = self.get_object(request, object_id)
+        extra_context = extra_context or {}
+        if database is not None:
+            today = timezone.localdate()
+            points = list(
+                DatabaseSizeSample.objects.filter(
+                    database=database, day__gt=today - timedelta(days=CHART_DAYS), day__lte=today
+                )
+                .order_by("day")
+                .values_list("day", "total_bytes")
+            )
+            extra_context |= {
+                "chart": _chart(
+                    [Series(database.name, CHART_COLOURS[0], points)],
+                    today=today,
+                    title=str(database),
+                ),
+                "forecast": services.forecast_database(database),
+                "aggregates": _aggregate_rows(
+                    DatabaseSizeAggregate.objects.filter(database=database)
+                ),
+                "tables": TableSizeSnapshot.objects.filter(database=database).order_by(
+                    "-total_bytes", "schema_name", "table_name"
+                )[:200],
+                "can_refresh_tables": instance_permitted(request, "sync", database.instance),
+            }
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def get_urls(self):
+        return [
+            path(
+                "<path:object_id>/table-sizes/",
+                self.admin_site.admin_view(self.table_sizes_view),
+                name="capacity_database_table_sizes",
+            ),
+            *super().get_urls(),
+        ]
+
+    def table_sizes_view(self, request, object_id):
+        """Read the table sizes of one database now (a remote read, then a replace)."""
+        if request.method != "POST":
+            return redirect("admin:capacity_database_change", object_id)
+        database = self.get_object(request, object_id)
+        if database is None or not self.has_view_permission(request, database):
+            raise PermissionDenied
+        if not instance_permitted(request, "sync", database.instance):
+            raise PermissionDenied
+        try:
+            count = services.table_sizes_refresh(database=database)
+        except EngineError as exc:  # the engine's error classes carry a safe message
+            self.message_user(request, _("Table sizes could not be read: %s") % exc, messages.ERROR)
+        else:
+            self.message_user(request, _("%d table sizes read.") % count)
+        return redirect("admin:capacity_database_change", object_id)
+
+
+@admin.register(InstanceCapacity)
+class InstanceCapacityAdmin(InstanceScopedAdmin):
+    """Size per instance, with the trend of its largest databases."""
+
+    change_form_template = "admin/capacity/instancecapacity/change_form.html"
+    change_list_template = "admin/capacity/instancecapacity/change_list.html"
+    list_display = ["instance", "engine", "size", "database_count", "limit", "collected_at"]
+    list_filter = [EngineFilter, TagFilter]
+    list_select_related = ["instance"]
+    search_fields = ["^instance__name"]
+    ordering = ["instance__name"]
+    fields = ["instance", "size", "database_count", "capacity_limit_bytes", "collected_at"]
+    readonly_fields = ["instance", "size", "database_count", "collected_at"]
+
+    @admin.display(description=_("engine"), ordering="instance__engine")
+    def engine(self, obj: InstanceCapacity) -> str:
+        return obj.instance.get_engine_display()
+
+    @admin.display(description=_("size"), ordering=F("total_bytes").desc(nulls_last=True))
+    def size(self, obj: InstanceCapacity) -> str:
+        return _size(obj.total_bytes)
+
+    @admin.display(description=_("capacity limit"), ordering="capacity_limit_bytes")
+    def limit(self, obj: InstanceCapacity) -> str:
+        return _size(obj.capacity_limit_bytes)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        capacity = self.get_object(request, object_id)
+        extra_context = extra_context or {}
+        if capacity is not None:
+            extra_context |= self._trend_context(capacity)
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def _trend_context(self, capacity: InstanceCapacity) -> dict:
+        """The instance total and its largest databases over 90 days: two queries."""
+        instance, today = capacity.instance, timezone.localdate()
+        since = today - timedelta(days=CHART_DAYS)
+        totals = list(
+            InstanceSizeSample.objects.filter(instance=instance, day__gt=since, day__lte=today)
+            .order_by("day")
+            .values_list("day", "total_bytes")
+        )
+        largest = list(
+            Database.objects.filter(instance=instance, removed_at__isnull=True)
+            .order_by(F("total_bytes").desc(nulls_last=True))
+            .values_list("pk", "name")[: len(CHART_COLOURS) - 1]
+        )
+        per_database = defaultdict(list)
+        for database_id, day, total in DatabaseSizeSample.objects.filter(
+            database_id__in=[pk for pk, _name in largest], day__gt=since, day__lte=today
+        ).values_list("database_id", "day", "total_bytes"):
+            per_database[database_id].append((day, total))
+        series = [Series(str(_("instance total")), CHART_COLOURS[0], totals)] + [
+            Series(name, colour, sorted(per_database[pk]))
+            for (pk, name), colour in zip(largest, CHART_COLOURS[1:], strict=False)
+        ]
+        return {
+            "chart": _chart(series, today=today, title=str(instance)),
+            "legend": [(s.label, s.colour) for s in series],
+            "forecast": services.forecast_instance(instance),
+            "aggregates": _aggregate_rows(InstanceSizeAggregate.objects.filter(instance=instance)),
+            "databases_url_query": f"instance={instance.pk}",
+        }
+
+    # "Aggregate now": the current open periods, for every instance.
+
+    def get_urls(self):
+        return [
+            path(
+                "aggregate/",
+                self.admin_site.admin_view(self.aggregate_view),
+                name="capacity_instancecapacity_aggregate",
+            ),
+            *super().get_urls(),
+        ]
+
+    def has_aggregate_permission(self, request) -> bool:
+        # Aggregates span the whole estate: only those who may sync every instance.
+        return request.user.has_perm("inventory.sync")
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {
+            **(extra_context or {}),
+            "can_aggregate": self.has_aggregate_permission(request),
+            "partitions": partition_status(),
+        }
+        return super().changelist_view(request, extra_context)
+
+    def aggregate_view(self, request):
+        if request.method != "POST":
+            return redirect("admin:capacity_instancecapacity_changelist")
+        if not self.has_aggregate_permission(request):
+            raise PermissionDenied
+        transaction.on_commit(partial(aggregate_capacity.delay, current=True))
+        self.message_user(request, _("Aggregation of the current week, month and quarter queued."))
+        return redirect("admin:capacity_instancecapacity_changelist")
+
+
+# --- Dashboard --------------------------------------------------------------------------
+
+
+@admin.site.register_panel
+def top_growers_panel(request: HttpRequest) -> DashboardPanel | None:
+    """The databases that grew most over the last complete month, among the visible ones."""
+    if not request.user.has_perm("capacity.view_database"):
+        return None
+    latest = (
+        DatabaseSizeAggregate.objects.filter(period_type=AggregatePeriod.MONTH)
+        .order_by("-period_start")
+        .values_list("period_start", flat=True)
+        .first()
+    )
+    rows = []
+    if latest is not None:
+        rows = DatabaseSizeAggregate.objects.filter(
+            period_type=AggregatePeriod.MONTH, period_start=latest, change_bytes__gt=0
+        ).select_related("database__instance")
+        ids = visible_instance_ids(request)
+        if ids is not None:
+            rows = rows.filter(database__instance_id__in=ids)
+        rows = rows.order_by("-change_bytes")[:TOP_GROWERS]
+    return DashboardPanel(
+        title=_("Top growing databases"),
+        template="admin/panels/top_growers.html",
+        context={"rows": rows, "period_start": latest},
+        order=20,
+    )

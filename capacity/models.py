@@ -133,6 +133,8 @@ class Database(models.Model):
         indexes = [
             models.Index(fields=["instance", "removed_at"], name="capacity_database_present_idx"),
             models.Index(fields=["name"], name="capacity_database_name_idx"),
+            # The ledger sorted by size, largest first.
+            models.Index(F("total_bytes").desc(nulls_last=True), name="capacity_database_size_idx"),
         ]
 
     def __str__(self) -> str:

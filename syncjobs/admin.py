@@ -409,7 +409,12 @@ class RunItemAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 class SyncableInstanceAdmin(InstanceAdmin):
     """The inventory's instance admin plus the actions that start runs (syncjobs owns runs)."""
 
-    actions = [*InstanceAdmin.actions, "sync_accounts_now", "classify_accounts_now"]
+    actions = [
+        *InstanceAdmin.actions,
+        "sync_accounts_now",
+        "classify_accounts_now",
+        "collect_capacity_now",
+    ]
 
     def has_sync_permission(self, request, obj=None):
         return instance_permitted(request, "sync", obj)
@@ -421,6 +426,10 @@ class SyncableInstanceAdmin(InstanceAdmin):
     @admin.action(description=_("Classify accounts now"), permissions=["sync"])
     def classify_accounts_now(self, request, queryset):
         self._start_run(request, queryset, RunKind.CLASSIFICATION)
+
+    @admin.action(description=_("Collect capacity now"), permissions=["sync"])
+    def collect_capacity_now(self, request, queryset):
+        self._start_run(request, queryset, RunKind.CAPACITY)
 
     def _start_run(self, request, queryset, kind: str) -> None:
         ids = _sync_scope(request)

@@ -36,6 +36,17 @@ _CLASSIFICATION_STATS = (
     "classification.classificationdailystat",
 )
 
+_CAPACITY_READ = {
+    model: READ
+    for model in (
+        "capacity.database",
+        "capacity.instancecapacity",
+        "capacity.databasesizeaggregate",
+        "capacity.instancesizeaggregate",
+        "capacity.tablesizesnapshot",
+    )
+}
+
 ROLE_PERMISSIONS: dict[str, str | dict[str, tuple[str, ...]]] = {
     ADMINISTRATORS: ALL_PERMISSIONS,
     DBAS: {
@@ -50,6 +61,10 @@ ROLE_PERMISSIONS: dict[str, str | dict[str, tuple[str, ...]]] = {
         "classification.rule": EDIT,
         "classification.assignment": EDIT,
         **{model: READ for model in _CLASSIFICATION_STATS},
+        **_CAPACITY_READ,
+        # Capacity limits are the DBAs' to set.
+        "capacity.database": ("view", "change"),
+        "capacity.instancecapacity": ("view", "change"),
     },
     AUDITORS: {
         "accounts.account": ("view", "access_review"),
@@ -65,11 +80,13 @@ ROLE_PERMISSIONS: dict[str, str | dict[str, tuple[str, ...]]] = {
         "classification.rule": READ,
         "classification.assignment": READ,
         **{model: READ for model in _CLASSIFICATION_STATS},
+        **_CAPACITY_READ,
     },
     SCHEDULERS: {model: EDIT for model in _SCHEDULE_MODELS},
     VIEWERS: {
         "inventory.instance": READ,
         "inventory.tag": READ,
+        **_CAPACITY_READ,
     },
 }
 # Schedulers read the run history of the jobs they schedule.

@@ -57,7 +57,15 @@ def test_creates_the_five_role_groups_and_their_scoped_variants():
     assert {"change_user", "change_group", "view_logentry"} <= perms["Administrators"]
     assert perms["DBAs"] >= INSTANCE_PERMS
     assert {"view_instance", "view_logentry", "view_loginevent"} <= perms["Auditors"]
-    assert perms["Viewers"] == {"view_instance", "view_tag"}
+    assert perms["Viewers"] == {
+        "view_instance",
+        "view_tag",
+        "view_database",
+        "view_instancecapacity",
+        "view_databasesizeaggregate",
+        "view_instancesizeaggregate",
+        "view_tablesizesnapshot",
+    }
     assert {"view_run", "view_runitem", "cancel_run", "rerun_run"} <= perms["DBAs"]
     assert "view_all_runs" not in perms["DBAs"], "DBAs see the runs of the instances they see"
     assert {"view_run", "view_runitem"} <= perms["Auditors"]

@@ -133,8 +133,8 @@ class Database(models.Model):
         indexes = [
             models.Index(fields=["instance", "removed_at"], name="capacity_database_present_idx"),
             models.Index(fields=["name"], name="capacity_database_name_idx"),
-            # The ledger sorted by size, largest first.
-            models.Index(F("total_bytes").desc(nulls_last=True), name="capacity_database_size_idx"),
+            # Sorting the ledger by size uses capacity_database_size_idx, created on
+            # PostgreSQL only by migration 0002 (SQLite cannot index NULLS LAST).
         ]
 
     def __str__(self) -> str:

@@ -21,12 +21,13 @@ from classification.models import Assignment, Classification
 from inventory.admin import visible_instance_ids
 from inventory.models import Engine, Instance, Tag
 from inventory.services import formula_safe
+from whalefall.admin import QuickCheckboxMixin
 from whalefall.paginator import EstimatedCountPaginator
 
 # --- Scope and shared behaviour ---------------------------------------------------------
 
 
-class InstanceScopedReadOnlyAdmin(ExportActionMixin, admin.ModelAdmin):
+class InstanceScopedReadOnlyAdmin(QuickCheckboxMixin, ExportActionMixin, admin.ModelAdmin):
     """Rows that hang off an instance: filtered by the visible instances, never edited."""
 
     instance_field = "instance"

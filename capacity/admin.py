@@ -45,6 +45,7 @@ from capacity.partitions import partition_status
 from inventory.admin import instance_permitted, visible_instance_ids
 from inventory.engines.base import EngineError
 from syncjobs.tasks import aggregate_capacity
+from whalefall.admin import QuickCheckboxMixin
 from whalefall.charts import Series, line_chart
 from whalefall.paginator import EstimatedCountPaginator
 from whalefall.sites import DashboardPanel
@@ -192,7 +193,7 @@ def _aggregate_rows(queryset):
 
 
 @admin.register(Database)
-class DatabaseAdmin(ExportActionMixin, InstanceScopedAdmin):
+class DatabaseAdmin(QuickCheckboxMixin, ExportActionMixin, InstanceScopedAdmin):
     """The database ledger."""
 
     resource_classes = [DatabaseResource]

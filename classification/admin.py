@@ -33,6 +33,7 @@ from classification.models import (
 from classification.transfer import RulesImportError, rules_export, rules_import
 from inventory.admin import visible_instance_ids
 from inventory.models import Engine
+from whalefall.admin import QuickCheckboxMixin
 from whalefall.charts import Series, line_chart
 from whalefall.paginator import EstimatedCountPaginator
 
@@ -555,7 +556,7 @@ class AssignmentEngineFilter(admin.SimpleListFilter):
 
 
 @admin.register(Assignment)
-class AssignmentAdmin(admin.ModelAdmin):
+class AssignmentAdmin(QuickCheckboxMixin, admin.ModelAdmin):
     form = AssignmentForm
     list_display = [
         "account",

@@ -3,7 +3,9 @@
 from auditlog.admin import LogEntryAdmin as StockLogEntryAdmin
 from auditlog.models import LogEntry
 from django.contrib import admin
+from django.contrib.admin import helpers
 from django.http import HttpRequest
+from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from whalefall.health import run_checks
@@ -23,6 +25,19 @@ def system_health_panel(request: HttpRequest) -> DashboardPanel | None:
         context={"checks": run_checks()},
         order=0,
     )
+
+
+class QuickCheckboxMixin:
+    """The action checkbox of each row written directly, not rendered through the form
+    widget templates: the same markup at a fraction of the cost on long changelists."""
+
+    def action_checkbox(self, obj):
+        return format_html(
+            '<input type="checkbox" name="{}" value="{}" class="action-select" aria-label="{}">',
+            helpers.ACTION_CHECKBOX_NAME,
+            str(obj.pk),
+            format_html(_("Select this object for an action - {}"), str(obj)),
+        )
 
 
 class ReadOnlyAdminMixin:

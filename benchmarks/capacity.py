@@ -238,6 +238,10 @@ def refresh_latest(instance_ids: list[int], end: date) -> None:
         params = {"instances": instance_ids, "end": end}
         cursor.execute(_LATEST_DATABASES, params)
         cursor.execute(_LATEST_INSTANCES, params)
+    # As every collection does: the 30-day growth the ledger shows, stored on the rows.
+    from capacity.services import database_growth_refresh
+
+    database_growth_refresh(instance_ids=instance_ids, today=end)
 
 
 def vacuum_analyze() -> None:

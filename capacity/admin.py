@@ -1,10 +1,11 @@
 """Admin pages of capacity: the database ledger, instance capacity, trend charts, forecasts,
 table sizes and the top growers on the dashboard.
 
-The ledger reads the latest size kept on each database row; growth for the rows of one page
-comes from one query over the last 30 days of their samples, never from scanning history.
+The ledger reads the latest size and the 30-day growth kept on each database row (refreshed
+by every collection), never the sample history.
 """
 
+import math
 from collections import defaultdict
 from datetime import timedelta
 from functools import partial
@@ -12,7 +13,7 @@ from functools import partial
 from django.contrib import admin, messages
 from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import F
 from django.http import HttpRequest
 from django.shortcuts import redirect
@@ -30,7 +31,7 @@ from accounts.admin import (
     TagFilter,
     VisibleInstanceFilter,
 )
-from capacity import forecast, services
+from capacity import services
 from capacity.models import (
     AggregatePeriod,
     Database,
@@ -50,7 +51,6 @@ from whalefall.charts import Series, line_chart
 from whalefall.paginator import EstimatedCountPaginator
 from whalefall.sites import DashboardPanel
 
-GROWTH_DAYS = 30
 CHART_DAYS = 90
 TOP_GROWERS = 10
 CHART_COLOURS = ["#2563eb", "#dc2626", "#16a34a", "#d97706", "#7c3aed", "#0891b2", "#db2777"]
@@ -71,45 +71,18 @@ def _bytes_axis(value: float) -> str:
     return filesizeformat(value)
 
 
-def _growth_by_database(ids: list[int], *, today) -> dict[int, float | None]:
-    """Least-squares growth over the last 30 days for each database, in one query.
-
-    PostgreSQL fits the lines itself (``regr_slope``), returning one row per database;
-    elsewhere the page's samples are fitted here.
-    """
-    since = today - timedelta(days=GROWTH_DAYS)
-    if connection.vendor == "postgresql":
-        table = connection.ops.quote_name(DatabaseSizeSample._meta.db_table)
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"SELECT database_id, regr_slope(total_bytes, day - %s::date) FROM {table} "  # noqa: S608
-                "WHERE database_id = ANY(%s) AND day > %s AND day <= %s GROUP BY database_id",
-                [since, list(ids), since, today],
-            )
-            slopes = dict(cursor.fetchall())
-        return {pk: slopes.get(pk) for pk in ids}
-    points = defaultdict(list)
-    rows = DatabaseSizeSample.objects.filter(
-        database_id__in=ids, day__gt=since, day__lte=today
-    ).values_list("database_id", "day", "total_bytes")
-    for database_id, day, total in rows:
-        points[database_id].append((day, total))
-    return {pk: forecast.growth_per_day(points.get(pk, ())) for pk in ids}
-
-
 class LedgerChangeList(ChangeList):
-    """The page's rows get their 30-day growth and projected limit date in one query."""
+    """The page's rows get the day their capacity limit is reached at their growth."""
 
     def get_results(self, request):
         super().get_results(request)
         today = timezone.localdate()
-        growth = _growth_by_database([row.pk for row in self.result_list], today=today)
         for row in self.result_list:
-            row.growth = growth.get(row.pk)
             row.limit_date = None
-            if row.growth and row.growth > 0 and row.capacity_limit_bytes and row.total_bytes:
+            growth = row.growth_bytes_per_day
+            if growth and growth > 0 and row.capacity_limit_bytes and row.total_bytes:
                 remaining = row.capacity_limit_bytes - row.total_bytes
-                days = max(0, int(remaining / row.growth) + 1)
+                days = max(0, math.ceil(remaining / growth))
                 row.limit_date = today + timedelta(days=days) if days < 36500 else None
 
 
@@ -247,9 +220,12 @@ class DatabaseAdmin(QuickCheckboxMixin, ExportActionMixin, InstanceScopedAdmin):
     def log_size(self, obj: Database) -> str:
         return _size(obj.log_bytes)
 
-    @admin.display(description=_("growth (30 days)"))
+    @admin.display(
+        description=_("growth (30 days)"),
+        ordering=F("growth_bytes_per_day").desc(nulls_last=True),
+    )
     def growth_30d(self, obj: Database) -> str:
-        return _growth(getattr(obj, "growth", None))
+        return _growth(obj.growth_bytes_per_day)
 
     @admin.display(description=_("limit reached"))
     def limit_forecast(self, obj: Database) -> str:

@@ -110,6 +110,16 @@ class Database(models.Model):
         _("Optional size limit in bytes; the forecast tells when it will be reached."),
         null=True,
     )
+    growth_bytes_per_day = models.FloatField(
+        _("growth per day"),
+        null=True,
+        blank=True,
+        editable=False,
+        help_text=_(
+            "Least-squares growth over the last 30 days, refreshed by every collection; "
+            "empty with fewer than two days of samples."
+        ),
+    )
 
     objects = DatabaseQuerySet.as_manager()
 

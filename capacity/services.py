@@ -105,6 +105,7 @@ def capacity_collect_instance(*, instance: Instance, run_id: int | None = None) 
     partition_ensure(day)
     outcome = _write(instance=instance, names=names, sizes=sizes, now=now, day=day)
     outcome.remote_queries = queries
+    database_growth_refresh(instance_ids=[instance.pk], today=day)
     log.info(
         "capacity_collect_finished",
         instance_id=instance.pk,
@@ -454,6 +455,46 @@ def aggregates_compute_all(
 
 
 # --- Forecast ---------------------------------------------------------------------------
+
+GROWTH_DAYS = 30
+
+
+def database_growth_refresh(*, instance_ids: list[int], today: date | None = None) -> int:
+    """Store each database's 30-day least-squares growth on its row (the ledger reads it).
+
+    One UPDATE on PostgreSQL (``regr_slope`` per database); elsewhere the samples are fitted
+    here. Databases without two days of samples get none. Returns the rows updated.
+    """
+    today = today or timezone.localdate()
+    since = today - timedelta(days=GROWTH_DAYS)
+    databases = Database.objects.filter(instance_id__in=instance_ids)
+    connection = connections[DEFAULT_DB_ALIAS]
+    if connection.vendor == "postgresql":
+        quote = connection.ops.quote_name
+        sample = quote(DatabaseSizeSample._meta.db_table)
+        table = quote(Database._meta.db_table)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {table} AS d SET growth_bytes_per_day = ("  # noqa: S608
+                f"SELECT regr_slope(s.total_bytes, s.day - %s::date) FROM {sample} AS s "
+                "WHERE s.database_id = d.id AND s.day > %s AND s.day <= %s) "
+                "WHERE d.instance_id = ANY(%s)",
+                [since, since, today, list(instance_ids)],
+            )
+            return cursor.rowcount
+    points: dict[int, list[tuple[date, int]]] = {
+        pk: [] for pk in databases.values_list("pk", flat=True)
+    }
+    for database_id, day, total in DatabaseSizeSample.objects.filter(
+        database_id__in=list(points), day__gt=since, day__lte=today
+    ).values_list("database_id", "day", "total_bytes"):
+        points[database_id].append((day, total))
+    rows = [
+        Database(pk=pk, growth_bytes_per_day=forecast.growth_per_day(samples))
+        for pk, samples in points.items()
+    ]
+    Database.objects.bulk_update(rows, ["growth_bytes_per_day"], batch_size=1000)
+    return len(rows)
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from django.utils import timezone
 from guardian.shortcuts import assign_perm
 
 from capacity.models import AggregatePeriod, Database, TableSizeSnapshot
+from capacity.services import database_growth_refresh
 from inventory.engines.base import Unreachable
 from syncjobs.models import Run, RunKind
 from tests.capacity.factories import (
@@ -45,6 +46,7 @@ def estate():
         day = today - timedelta(days=age)
         DatabaseSizeSampleFactory(database=shop, day=day, total_bytes=12 * GIB - age * 100 * MIB)
         InstanceSizeSampleFactory(instance=a, day=day, total_bytes=15 * GIB - age * 100 * MIB)
+    database_growth_refresh(instance_ids=[a.pk, b.pk])
     InstanceCapacityFactory(instance=a, total_bytes=15 * GIB, database_count=1)
     InstanceCapacityFactory(instance=b, total_bytes=3 * GIB, database_count=1)
     return {"a": a, "b": b, "shop": shop, "logs": logs}
@@ -89,10 +91,10 @@ def test_ledger_shows_size_growth_and_forecast(client, user_with_role, estate):
     client.force_login(user_with_role("Auditors"))
     response = client.get("/admin/capacity/database/")
     rows = {row.name: row for row in response.context["cl"].result_list}
-    assert rows["Shop"].growth == pytest.approx(100 * MIB)
+    assert rows["Shop"].growth_bytes_per_day == pytest.approx(100 * MIB)
     # 8 GiB left at 100 MiB a day: 82 more days.
     assert rows["Shop"].limit_date == timezone.localdate() + timedelta(days=82)
-    assert rows["logs"].growth is None
+    assert rows["logs"].growth_bytes_per_day is None
     page = response.content.decode()
     assert "12.0\xa0GB" in page
     assert "+100.0\xa0MB/day" in page
@@ -271,3 +273,9 @@ def test_ledger_export(client, user_with_role, estate):
     assert response["Content-Type"].startswith("text/csv")
     assert "Shop" in body
     assert str(12 * GIB) in body
+
+
+def test_ledger_sorts_by_growth(client, user_with_role, estate):
+    client.force_login(user_with_role("Auditors"))
+    response = client.get("/admin/capacity/database/?o=5")
+    assert [d.name for d in response.context["cl"].result_list] == ["Shop", "logs"]

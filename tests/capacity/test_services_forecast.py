@@ -95,3 +95,33 @@ def test_instance_without_capacity_row_has_no_limit():
     result = forecast_instance(instance, today=TODAY)
 
     assert (result.growth_30d, result.limit_bytes, result.projected_date) == (GIB, None, None)
+
+
+@pytest.mark.django_db
+def test_growth_is_stored_on_the_database_rows():
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from capacity.models import Database
+    from capacity.services import database_growth_refresh
+    from tests.capacity.factories import DatabaseFactory, DatabaseSizeSampleFactory
+
+    today = timezone.localdate()
+    growing = DatabaseFactory(total_bytes=1000)
+    flat = DatabaseFactory(instance=growing.instance, total_bytes=500)
+    lonely = DatabaseFactory(instance=growing.instance, total_bytes=1)
+    old = DatabaseFactory(instance=growing.instance, total_bytes=1)
+    for age in range(10):
+        day = today - timedelta(days=age)
+        DatabaseSizeSampleFactory(database=growing, day=day, total_bytes=1000 - 7 * age)
+        DatabaseSizeSampleFactory(database=flat, day=day, total_bytes=500)
+    DatabaseSizeSampleFactory(database=lonely, day=today, total_bytes=1)
+    for age in (40, 41):  # outside the 30-day window
+        DatabaseSizeSampleFactory(database=old, day=today - timedelta(days=age), total_bytes=age)
+    database_growth_refresh(instance_ids=[growing.instance_id], today=today)
+    growth = dict(Database.objects.values_list("name", "growth_bytes_per_day"))
+    assert growth[growing.name] == pytest.approx(7)
+    assert growth[flat.name] == pytest.approx(0)
+    assert growth[lonely.name] is None
+    assert growth[old.name] is None

@@ -10,7 +10,7 @@ from django.utils import timezone
 from capacity.models import Database, DatabaseSizeSample, InstanceSizeSample
 from capacity.partitions import samples_upsert
 from capacity.periods import Period, previous_window
-from capacity.services import aggregates_compute
+from capacity.services import aggregates_compute, database_growth_refresh
 
 
 class Command(BaseCommand):
@@ -79,6 +79,7 @@ class Command(BaseCommand):
                 if (instance_id, day) not in instance_days
             ]
         )
+        database_growth_refresh(instance_ids=list({d.instance_id for d in databases}))
         periods = 0
         for period in (Period.WEEK, Period.MONTH, Period.QUARTER):
             day = today

@@ -5,7 +5,6 @@ The ledger reads the latest size and the 30-day growth kept on each database row
 by every collection), never the sample history.
 """
 
-import math
 from collections import defaultdict
 from datetime import timedelta
 from functools import partial
@@ -31,7 +30,7 @@ from accounts.admin import (
     TagFilter,
     VisibleInstanceFilter,
 )
-from capacity import services
+from capacity import forecast, services
 from capacity.models import (
     AggregatePeriod,
     Database,
@@ -79,11 +78,14 @@ class LedgerChangeList(ChangeList):
         today = timezone.localdate()
         for row in self.result_list:
             row.limit_date = None
-            growth = row.growth_bytes_per_day
-            if growth and growth > 0 and row.capacity_limit_bytes and row.total_bytes:
-                remaining = row.capacity_limit_bytes - row.total_bytes
-                days = max(0, math.ceil(remaining / growth))
-                row.limit_date = today + timedelta(days=days) if days < 36500 else None
+            if row.total_bytes is not None and row.collected_at is not None:
+                row.limit_date = forecast.date_reached(
+                    timezone.localdate(row.collected_at),
+                    row.total_bytes,
+                    row.growth_bytes_per_day,
+                    row.capacity_limit_bytes,
+                    today=today,
+                )
 
 
 class PresenceFilter(admin.SimpleListFilter):

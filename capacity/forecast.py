@@ -29,20 +29,32 @@ def growth_per_day(points: Iterable[Point]) -> float | None:
 
 def projected_date(points: Iterable[Point], limit_bytes: int | None, *, today: date) -> date | None:
     """The day the size reaches ``limit_bytes`` at the fitted growth, counted from the latest
-    point; None without a limit, without growth, or beyond the calendar.
-
-    A limit the latest point already reached gives that point's day; a projection that
-    falls before ``today`` gives ``today``, since it was not observed reached.
-    """
+    point; None without a limit, without growth, or beyond the calendar."""
     if limit_bytes is None:
         return None
     points = sorted(points)
     growth = growth_per_day(points)
-    if growth is None or growth <= 0:
+    if growth is None:
         return None
     last_day, last_size = points[-1]
+    return date_reached(last_day, last_size, growth, limit_bytes, today=today)
+
+
+def date_reached(
+    last_day: date, last_size: int, growth: float | None, limit_bytes: int | None, *, today: date
+) -> date | None:
+    """The day a size of ``last_size`` on ``last_day`` reaches ``limit_bytes`` at ``growth``
+    bytes per day; None without a limit, without growth, or beyond the calendar.
+
+    A limit already reached gives ``last_day``; a projection that falls before ``today``
+    gives ``today``, since it was not observed reached.
+    """
+    if limit_bytes is None or growth is None:
+        return None
     if last_size >= limit_bytes:
         return last_day
+    if growth <= 0:
+        return None
     days = math.ceil((limit_bytes - last_size) / growth)
     if days > (date.max - last_day).days:
         return None

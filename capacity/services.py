@@ -456,8 +456,6 @@ def aggregates_compute_all(
 
 # --- Forecast ---------------------------------------------------------------------------
 
-GROWTH_DAYS = 30
-
 
 def database_growth_refresh(*, instance_ids: list[int], today: date | None = None) -> int:
     """Store each database's 30-day least-squares growth on its row (the ledger reads it).
@@ -466,7 +464,7 @@ def database_growth_refresh(*, instance_ids: list[int], today: date | None = Non
     here. Databases without two days of samples get none. Returns the rows updated.
     """
     today = today or timezone.localdate()
-    since = today - timedelta(days=GROWTH_DAYS)
+    since = today - timedelta(days=FORECAST_DAYS[0])
     databases = Database.objects.filter(instance_id__in=instance_ids)
     connection = connections[DEFAULT_DB_ALIAS]
     if connection.vendor == "postgresql":

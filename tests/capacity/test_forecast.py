@@ -75,3 +75,15 @@ def test_a_projection_already_past_is_today():
 )
 def test_no_projected_date(points, limit):
     assert projected_date(points, limit, today=START) is None
+
+
+def test_date_reached_from_a_latest_size_and_growth():
+    from capacity.forecast import date_reached
+
+    day = date(2026, 1, 10)
+    assert date_reached(day, 800, 100.0, 1000, today=day) == date(2026, 1, 12)
+    assert date_reached(day, 1000, 0.0, 1000, today=day) == day  # already there
+    assert date_reached(day, 800, 0.0, 1000, today=day) is None  # not growing
+    assert date_reached(day, 800, None, 1000, today=day) is None
+    assert date_reached(day, 800, 100.0, None, today=day) is None
+    assert date_reached(day, 800, 100.0, 1000, today=date(2026, 2, 1)) == date(2026, 2, 1)

@@ -12,35 +12,35 @@ from django.urls import path
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
-from import_export import fields, resources
+from import_export import fields
 from import_export.admin import ExportActionMixin
 
 from accounts.models import Account, AccountChange, ChangeType
 from accounts.reports import access_review, group_grants
 from classification.models import Assignment, Classification
-from inventory.admin import visible_instance_ids
-from inventory.models import Engine, Instance, Tag
-from inventory.services import formula_safe
+from inventory.admin import (
+    EngineFilter,
+    FormulaSafeResource,
+    InstanceScopedMixin,
+    TagFilter,
+    VisibleInstanceFilter,
+    visible_instance_ids,
+)
+from inventory.models import Instance, Tag
 from whalefall.admin import QuickCheckboxMixin
 from whalefall.paginator import EstimatedCountPaginator
 
 # --- Scope and shared behaviour ---------------------------------------------------------
 
 
-class InstanceScopedReadOnlyAdmin(QuickCheckboxMixin, ExportActionMixin, admin.ModelAdmin):
+class InstanceScopedReadOnlyAdmin(
+    InstanceScopedMixin, QuickCheckboxMixin, ExportActionMixin, admin.ModelAdmin
+):
     """Rows that hang off an instance: filtered by the visible instances, never edited."""
 
-    instance_field = "instance"
     paginator = EstimatedCountPaginator
     show_full_result_count = False
     list_per_page = 50
-
-    def get_queryset(self, request):
-        queryset = super().get_queryset(request)
-        ids = visible_instance_ids(request)
-        if ids is None:
-            return queryset
-        return queryset.filter(**{f"{self.instance_field}__in": ids})
 
     def has_add_permission(self, request):
         return False
@@ -51,16 +51,6 @@ class InstanceScopedReadOnlyAdmin(QuickCheckboxMixin, ExportActionMixin, admin.M
     def has_delete_permission(self, request, obj=None):
         return False
 
-    def has_view_permission(self, request, obj=None):
-        if not super().has_view_permission(request, obj):
-            return False
-        ids = visible_instance_ids(request)
-        if ids is None:
-            return True
-        if obj is None:
-            return bool(ids)
-        return getattr(obj, f"{self.instance_field}_id") in ids
-
     def has_export_permission(self, request):
         return self.has_view_permission(request)
 
@@ -68,55 +58,7 @@ class InstanceScopedReadOnlyAdmin(QuickCheckboxMixin, ExportActionMixin, admin.M
         return self.get_queryset(request).values_list("pk", flat=True)
 
 
-class VisibleInstanceFilter(admin.SimpleListFilter):
-    """Instances the user may see (from the small instance table, not a DISTINCT scan)."""
-
-    title = _("instance")
-    parameter_name = "instance"
-
-    def lookups(self, request, model_admin):
-        ids = visible_instance_ids(request)
-        instances = Instance.objects.all() if ids is None else Instance.objects.filter(pk__in=ids)
-        return [(str(pk), name) for pk, name in instances.values_list("pk", "name")]
-
-    def queryset(self, request, queryset):
-        if self.value():
-            return queryset.filter(instance_id=self.value())
-        return queryset
-
-
-class EngineFilter(admin.SimpleListFilter):
-    title = _("engine")
-    parameter_name = "engine"
-
-    def lookups(self, request, model_admin):
-        return Engine.choices
-
-    def queryset(self, request, queryset):
-        if self.value():
-            return queryset.filter(instance__engine=self.value())
-        return queryset
-
-
-class TagFilter(admin.SimpleListFilter):
-    title = _("tag")
-    parameter_name = "tag"
-
-    def lookups(self, request, model_admin):
-        return [(t.slug, t.name) for t in Tag.objects.order_by("name")]
-
-    def queryset(self, request, queryset):
-        if self.value():
-            return queryset.filter(instance__tags__slug=self.value())
-        return queryset
-
-
 # --- Exports ----------------------------------------------------------------------------
-
-
-class FormulaSafeResource(resources.ModelResource):
-    def export_field(self, field, instance, **kwargs):
-        return formula_safe(super().export_field(field, instance, **kwargs))
 
 
 class AccountResource(FormulaSafeResource):

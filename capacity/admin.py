@@ -24,12 +24,6 @@ from django.utils.translation import gettext_lazy as _
 from import_export import fields
 from import_export.admin import ExportActionMixin
 
-from accounts.admin import (
-    EngineFilter,
-    FormulaSafeResource,
-    TagFilter,
-    VisibleInstanceFilter,
-)
 from capacity import forecast, services
 from capacity.models import (
     AggregatePeriod,
@@ -42,7 +36,15 @@ from capacity.models import (
     TableSizeSnapshot,
 )
 from capacity.partitions import partition_status
-from inventory.admin import instance_permitted, visible_instance_ids
+from inventory.admin import (
+    EngineFilter,
+    FormulaSafeResource,
+    InstanceScopedMixin,
+    TagFilter,
+    VisibleInstanceFilter,
+    instance_permitted,
+    visible_instance_ids,
+)
 from inventory.engines.base import EngineError
 from syncjobs.tasks import aggregate_capacity
 from whalefall.admin import QuickCheckboxMixin
@@ -126,27 +128,8 @@ class DatabaseResource(FormulaSafeResource):
         export_order = fields
 
 
-class InstanceScopedAdmin(admin.ModelAdmin):
-    """Rows hanging off an instance: only those of the instances the user may see."""
-
-    instance_field = "instance"
-
-    def get_queryset(self, request):
-        queryset = super().get_queryset(request)
-        ids = visible_instance_ids(request)
-        return queryset if ids is None else queryset.filter(**{f"{self.instance_field}__in": ids})
-
-    def _visible(self, request, obj) -> bool:
-        ids = visible_instance_ids(request)
-        return ids is None or getattr(obj, f"{self.instance_field}_id") in ids
-
-    def has_view_permission(self, request, obj=None):
-        allowed = super().has_view_permission(request, obj)
-        return allowed and (obj is None or self._visible(request, obj))
-
-    def has_change_permission(self, request, obj=None):
-        allowed = super().has_change_permission(request, obj)
-        return allowed and (obj is None or self._visible(request, obj))
+class InstanceScopedAdmin(InstanceScopedMixin, admin.ModelAdmin):
+    """Capacity rows: visible per instance, never added or deleted by hand."""
 
     def has_add_permission(self, request):
         return False

@@ -31,7 +31,7 @@ from classification.models import (
     Rule,
 )
 from classification.transfer import RulesImportError, rules_export, rules_import
-from inventory.admin import visible_instance_ids
+from inventory.admin import EngineFilter, visible_instance_ids
 from inventory.models import Engine
 from whalefall.admin import QuickCheckboxMixin
 from whalefall.charts import Series, line_chart
@@ -542,13 +542,7 @@ class AssignmentForm(forms.ModelForm):
         return cleaned
 
 
-class AssignmentEngineFilter(admin.SimpleListFilter):
-    title = _("engine")
-    parameter_name = "engine"
-
-    def lookups(self, request, model_admin):
-        return Engine.choices
-
+class AssignmentEngineFilter(EngineFilter):
     def queryset(self, request, queryset):
         if self.value():
             return queryset.filter(account__instance__engine=self.value())

@@ -15,10 +15,12 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 from django.views.decorators.debug import sensitive_post_parameters
 from guardian.admin import GuardedModelAdminMixin
+from import_export import resources
 from import_export.admin import ExportActionMixin, ImportExportMixin
 
 from inventory import services
-from inventory.models import Credential, Instance, Tag
+from inventory.models import Credential, Engine, Instance, Tag
+from inventory.services import formula_safe
 
 # --- Per-instance scope -----------------------------------------------------------------
 
@@ -66,6 +68,86 @@ def can_manage_object_permissions(request: HttpRequest) -> bool:
         for verb in ("view", "add", "change", "delete")
         for model in ("user", "group")
     )
+
+
+# --- Rows hanging off an instance (accounts, capacity, …) --------------------------------
+
+
+class FormulaSafeResource(resources.ModelResource):
+    """Exports whose cells can never be read as spreadsheet formulas."""
+
+    def export_field(self, field, instance, **kwargs):
+        return formula_safe(super().export_field(field, instance, **kwargs))
+
+
+class InstanceScopedMixin:
+    """Admin of rows that hang off an instance: only those of the instances the user may see,
+    through the request's cached :func:`visible_instance_ids`."""
+
+    instance_field = "instance"
+
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request)
+        ids = visible_instance_ids(request)
+        return queryset if ids is None else queryset.filter(**{f"{self.instance_field}__in": ids})
+
+    def on_visible_instance(self, request, obj) -> bool:
+        """Whether ``obj`` (or, without one, at least one instance) is visible."""
+        ids = visible_instance_ids(request)
+        if ids is None:
+            return True
+        return bool(ids) if obj is None else getattr(obj, f"{self.instance_field}_id") in ids
+
+    def has_view_permission(self, request, obj=None):
+        allowed = super().has_view_permission(request, obj)
+        return allowed and self.on_visible_instance(request, obj)
+
+    def has_change_permission(self, request, obj=None):
+        allowed = super().has_change_permission(request, obj)
+        return allowed and self.on_visible_instance(request, obj)
+
+
+class VisibleInstanceFilter(admin.SimpleListFilter):
+    """Instances the user may see (from the small instance table, not a DISTINCT scan)."""
+
+    title = _("instance")
+    parameter_name = "instance"
+
+    def lookups(self, request, model_admin):
+        ids = visible_instance_ids(request)
+        instances = Instance.objects.all() if ids is None else Instance.objects.filter(pk__in=ids)
+        return [(str(pk), name) for pk, name in instances.values_list("pk", "name")]
+
+    def queryset(self, request, queryset):
+        if self.value():
+            return queryset.filter(instance_id=self.value())
+        return queryset
+
+
+class EngineFilter(admin.SimpleListFilter):
+    title = _("engine")
+    parameter_name = "engine"
+
+    def lookups(self, request, model_admin):
+        return Engine.choices
+
+    def queryset(self, request, queryset):
+        if self.value():
+            return queryset.filter(instance__engine=self.value())
+        return queryset
+
+
+class TagFilter(admin.SimpleListFilter):
+    title = _("tag")
+    parameter_name = "tag"
+
+    def lookups(self, request, model_admin):
+        return [(t.slug, t.name) for t in Tag.objects.order_by("name")]
+
+    def queryset(self, request, queryset):
+        if self.value():
+            return queryset.filter(instance__tags__slug=self.value())
+        return queryset
 
 
 # --- Instances --------------------------------------------------------------------------

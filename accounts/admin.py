@@ -27,14 +27,14 @@ from inventory.admin import (
     visible_instance_ids,
 )
 from inventory.models import Instance, Tag
-from whalefall.admin import QuickCheckboxMixin
+from whalefall.admin import FastChangeListMixin
 from whalefall.paginator import EstimatedCountPaginator
 
 # --- Scope and shared behaviour ---------------------------------------------------------
 
 
 class InstanceScopedReadOnlyAdmin(
-    InstanceScopedMixin, QuickCheckboxMixin, ExportActionMixin, admin.ModelAdmin
+    InstanceScopedMixin, FastChangeListMixin, ExportActionMixin, admin.ModelAdmin
 ):
     """Rows that hang off an instance: filtered by the visible instances, never edited."""
 

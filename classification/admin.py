@@ -33,7 +33,7 @@ from classification.models import (
 from classification.transfer import RulesImportError, rules_export, rules_import
 from inventory.admin import EngineFilter, visible_instance_ids
 from inventory.models import Engine
-from whalefall.admin import QuickCheckboxMixin
+from whalefall.admin import FastChangeListMixin
 from whalefall.charts import Series, line_chart
 from whalefall.paginator import EstimatedCountPaginator
 
@@ -550,7 +550,7 @@ class AssignmentEngineFilter(EngineFilter):
 
 
 @admin.register(Assignment)
-class AssignmentAdmin(QuickCheckboxMixin, admin.ModelAdmin):
+class AssignmentAdmin(FastChangeListMixin, admin.ModelAdmin):
     form = AssignmentForm
     list_display = [
         "account",

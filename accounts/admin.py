@@ -27,19 +27,16 @@ from inventory.admin import (
     visible_instance_ids,
 )
 from inventory.models import Instance, Tag
-from whalefall.admin import FastChangeListMixin
-from whalefall.paginator import EstimatedCountPaginator
+from whalefall.admin import BigTableMixin, FastChangeListMixin
 
 # --- Scope and shared behaviour ---------------------------------------------------------
 
 
 class InstanceScopedReadOnlyAdmin(
-    InstanceScopedMixin, FastChangeListMixin, ExportActionMixin, admin.ModelAdmin
+    BigTableMixin, InstanceScopedMixin, FastChangeListMixin, ExportActionMixin, admin.ModelAdmin
 ):
     """Rows that hang off an instance: filtered by the visible instances, never edited."""
 
-    paginator = EstimatedCountPaginator
-    show_full_result_count = False
     list_per_page = 50
 
     def has_add_permission(self, request):

@@ -48,9 +48,8 @@ from inventory.admin import (
 from inventory.engines.base import EngineError
 from inventory.models import Engine
 from syncjobs.tasks import aggregate_capacity
-from whalefall.admin import FastChangeListMixin
+from whalefall.admin import BigTableMixin, FastChangeListMixin
 from whalefall.charts import Series, line_chart
-from whalefall.paginator import EstimatedCountPaginator
 from whalefall.sites import DashboardPanel
 
 CHART_DAYS = 90
@@ -159,7 +158,7 @@ def _aggregate_rows(queryset):
 
 
 @admin.register(Database)
-class DatabaseAdmin(FastChangeListMixin, ExportActionMixin, InstanceScopedAdmin):
+class DatabaseAdmin(BigTableMixin, FastChangeListMixin, ExportActionMixin, InstanceScopedAdmin):
     """The database ledger."""
 
     resource_classes = [DatabaseResource]
@@ -177,8 +176,6 @@ class DatabaseAdmin(FastChangeListMixin, ExportActionMixin, InstanceScopedAdmin)
     list_select_related = ["instance"]
     search_fields = ["^name"]
     ordering = ["instance__name", "name"]
-    paginator = EstimatedCountPaginator
-    show_full_result_count = False
     list_per_page = 50
     fields = [
         "instance",

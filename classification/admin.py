@@ -33,9 +33,8 @@ from classification.models import (
 from classification.transfer import RulesImportError, rules_export, rules_import
 from inventory.admin import EngineFilter, visible_instance_ids
 from inventory.models import Engine
-from whalefall.admin import FastChangeListMixin
+from whalefall.admin import BigTableMixin, FastChangeListMixin
 from whalefall.charts import Series, line_chart
-from whalefall.paginator import EstimatedCountPaginator
 
 STATISTICS_DAYS = 90
 
@@ -550,7 +549,7 @@ class AssignmentEngineFilter(EngineFilter):
 
 
 @admin.register(Assignment)
-class AssignmentAdmin(FastChangeListMixin, admin.ModelAdmin):
+class AssignmentAdmin(BigTableMixin, FastChangeListMixin, admin.ModelAdmin):
     form = AssignmentForm
     list_display = [
         "account",
@@ -565,8 +564,6 @@ class AssignmentAdmin(FastChangeListMixin, admin.ModelAdmin):
     list_select_related = ["account__instance", "classification", "rule"]
     search_fields = ["^account__name"]
     autocomplete_fields = ["account"]
-    paginator = EstimatedCountPaginator
-    show_full_result_count = False
     list_per_page = 50
 
     def get_queryset(self, request):

@@ -24,8 +24,7 @@ from inventory.admin import InstanceAdmin, instance_permitted, visible_instance_
 from inventory.models import Instance
 from syncjobs import services
 from syncjobs.models import RUN_ACTIVE, ItemStatus, Run, RunItem, RunKind, RunStatus, RunTrigger
-from whalefall.admin import ReadOnlyAdminMixin
-from whalefall.paginator import EstimatedCountPaginator
+from whalefall.admin import BigTableMixin, ReadOnlyAdminMixin
 
 # Items listed on a run's page; the run items list shows the rest.
 RUN_PAGE_ITEMS = 200
@@ -66,7 +65,7 @@ def _sync_scope(request: HttpRequest) -> set[int] | None:
 
 
 @admin.register(Run)
-class RunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class RunAdmin(BigTableMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     change_form_template = "admin/syncjobs/run/change_form.html"
     list_display = [
         "id",
@@ -83,8 +82,6 @@ class RunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_filter = ["kind", "status", "trigger", ("created_at", admin.DateFieldListFilter)]
     list_select_related = ["requested_by"]
     list_per_page = 50
-    paginator = EstimatedCountPaginator
-    show_full_result_count = False
     fieldsets = [
         (
             None,
@@ -329,7 +326,7 @@ class RunKindFilter(admin.SimpleListFilter):
 
 
 @admin.register(RunItem)
-class RunItemAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class RunItemAdmin(BigTableMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = [
         "id",
         "run_link",
@@ -349,8 +346,6 @@ class RunItemAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_select_related = ["run", "instance"]
     search_fields = ["^instance__name"]
     list_per_page = 100
-    paginator = EstimatedCountPaginator
-    show_full_result_count = False
     fieldsets = [
         (None, {"fields": ["run", "instance", "status", "error", "skip_reason"]}),
         (

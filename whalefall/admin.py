@@ -47,6 +47,15 @@ class FastChangeListMixin(QuickCheckboxMixin):
     change_list_template = "admin/whalefall_change_list.html"
 
 
+class BigTableMixin:
+    """Changelists of tables that grow without bound: counted from statistics or up to a cap,
+    never in full, and no facet counts (one more COUNT for every filter choice)."""
+
+    paginator = EstimatedCountPaginator
+    show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER
+
+
 class ReadOnlyAdminMixin:
     """A record nobody edits or deletes through the admin, not even a superuser."""
 
@@ -64,7 +73,7 @@ admin.site.unregister(LogEntry)
 
 
 @admin.register(LogEntry)
-class AuditLogAdmin(ReadOnlyAdminMixin, StockLogEntryAdmin):
+class AuditLogAdmin(BigTableMixin, ReadOnlyAdminMixin, StockLogEntryAdmin):
     """Who changed what, when and from which request: read-only for everyone."""
 
     list_filter = [
@@ -75,8 +84,6 @@ class AuditLogAdmin(ReadOnlyAdminMixin, StockLogEntryAdmin):
     ]
     # Exact or prefix matches only: the audit log grows without bound.
     search_fields = ["=object_pk", "object_repr__startswith", "=actor__username", "=cid"]
-    paginator = EstimatedCountPaginator
-    show_full_result_count = False
     actions = None
 
     def has_delete_permission(self, request, obj=None):
@@ -84,13 +91,11 @@ class AuditLogAdmin(ReadOnlyAdminMixin, StockLogEntryAdmin):
 
 
 @admin.register(LoginEvent)
-class LoginEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class LoginEventAdmin(BigTableMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["created_at", "kind", "username", "user", "ip_address", "request_id"]
     list_filter = ["kind", "created_at"]
     search_fields = ["=username", "=ip_address", "=request_id"]
     date_hierarchy = "created_at"
     list_select_related = ["user"]
-    paginator = EstimatedCountPaginator
-    show_full_result_count = False
     actions = None
     readonly_fields = [f.name for f in LoginEvent._meta.fields]

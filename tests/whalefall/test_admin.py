@@ -61,3 +61,29 @@ def test_role_matrix(client, user_with_role, role, page):
 def test_non_staff_users_cannot_enter_the_admin(client, user_with_role):
     client.force_login(user_with_role("Administrators", is_staff=False))
     assert client.get("/admin/").status_code == 302
+
+
+def big_table_admins():
+    from django.contrib import admin as django_admin
+
+    from whalefall.admin import BigTableMixin
+
+    return [ma for ma in django_admin.site._registry.values() if isinstance(ma, BigTableMixin)]
+
+
+@pytest.mark.parametrize("model_admin", big_table_admins(), ids=lambda ma: ma.opts.label)
+def test_big_tables_are_never_counted_in_full_even_with_facets_asked(
+    client, admin_user, model_admin
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    opts = model_admin.opts
+    client.force_login(admin_user)
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(f"/admin/{opts.app_label}/{opts.model_name}/?_facets=True")
+    assert response.status_code == 200
+    table = f'"{opts.db_table}"'
+    counts = [q["sql"] for q in queries if "COUNT(" in q["sql"] and table in q["sql"]]
+    assert all("LIMIT" in sql for sql in counts), counts
+    assert "Show counts" not in response.content.decode()

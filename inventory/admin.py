@@ -108,15 +108,34 @@ class InstanceScopedMixin:
 
 
 class VisibleInstanceFilter(admin.SimpleListFilter):
-    """Instances the user may see (from the small instance table, not a DISTINCT scan)."""
+    """Instances the user may see (from the small instance table, not a DISTINCT scan): a
+    link each for a few, a drop-down for an estate (a link per instance is a long page of
+    links, and a query string built for each)."""
 
     title = _("instance")
     parameter_name = "instance"
+    links_up_to = 15
+
+    def __init__(self, request, params, model, model_admin):
+        super().__init__(request, params, model, model_admin)
+        if len(self.lookup_choices) > self.links_up_to:
+            self.template = "admin/whalefall_select_filter.html"
 
     def lookups(self, request, model_admin):
         ids = visible_instance_ids(request)
         instances = Instance.objects.all() if ids is None else Instance.objects.filter(pk__in=ids)
         return [(str(pk), name) for pk, name in instances.values_list("pk", "name")]
+
+    def choices(self, changelist):
+        if self.template != "admin/whalefall_select_filter.html":
+            yield from super().choices(changelist)
+            return
+        current = self.value()
+        # The drop-down's form resubmits every other parameter of the page but its number.
+        keep = [(k, v) for k, v in changelist.params.items() if k != self.parameter_name]
+        yield {"value": "", "display": _("All"), "selected": current is None, "keep": keep}
+        for value, display in self.lookup_choices:
+            yield {"value": value, "display": display, "selected": value == current}
 
     def queryset(self, request, queryset):
         if self.value():

@@ -279,3 +279,36 @@ def test_ledger_sorts_by_growth(client, user_with_role, estate):
     client.force_login(user_with_role("Auditors"))
     response = client.get("/admin/capacity/database/?o=5")
     assert [d.name for d in response.context["cl"].result_list] == ["Shop", "logs"]
+
+
+def test_instance_filter_is_a_drop_down_for_an_estate(client, admin_user):
+    from inventory.admin import VisibleInstanceFilter
+
+    instances = [
+        InstanceFactory(name=f"db-{n:02d} <&>")
+        for n in range(VisibleInstanceFilter.links_up_to + 1)
+    ]  # fmt: skip
+    for instance in instances:
+        DatabaseFactory(instance=instance, name="shop", total_bytes=GIB)
+    client.force_login(admin_user)
+    chosen = instances[3]
+    page = client.get(f"/admin/capacity/database/?engine=mysql&o=2&p=2&instance={chosen.pk}")
+    html = page.content.decode()
+    form = html[html.index('<form method="get" class="wf-select-filter">') :]
+    form = form[: form.index("</form>")]
+    assert '<select name="instance" aria-label="instance">' in form
+    assert f'<option value="{chosen.pk}" selected>db-03 &lt;&amp;&gt;</option>' in form
+    assert '<option value="">All</option>' in form
+    # The form keeps the other parameters but not the page number.
+    assert '<input type="hidden" name="engine" value="mysql">' in form
+    assert '<input type="hidden" name="o" value="2">' in form
+    assert 'name="p"' not in form
+    assert '<input type="hidden" name="instance"' not in form
+    assert [d.instance_id for d in page.context["cl"].result_list] == [chosen.pk]
+
+
+def test_instance_filter_links_a_few_instances(client, admin_user, estate):
+    client.force_login(admin_user)
+    html = client.get("/admin/capacity/database/").content.decode()
+    assert '<select name="instance"' not in html
+    assert f'href="?instance={estate["a"].pk}"' in html

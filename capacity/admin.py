@@ -61,6 +61,12 @@ def _size(value) -> str:
     return "—" if value is None else filesizeformat(value)
 
 
+def _timestamp(value) -> str:
+    """A compact local time (2026-12-04 03:00): quick to scan down a long column, and a
+    fraction of the cost of the localized long format on every row of the ledger."""
+    return "—" if value is None else timezone.localtime(value).strftime("%Y-%m-%d %H:%M")
+
+
 def _growth(value: float | None) -> str:
     if value is None:
         return "—"
@@ -170,7 +176,7 @@ class DatabaseAdmin(BigTableMixin, FastChangeListMixin, ExportActionMixin, Insta
         "size",
         "growth_30d",
         "limit_forecast",
-        "collected_at",
+        "collected",
     ]
     list_filter = [PresenceFilter, EngineFilter, TagFilter, VisibleInstanceFilter]
     list_select_related = ["instance"]
@@ -216,6 +222,10 @@ class DatabaseAdmin(BigTableMixin, FastChangeListMixin, ExportActionMixin, Insta
     )
     def growth_30d(self, obj: Database) -> str:
         return _growth(obj.growth_bytes_per_day)
+
+    @admin.display(description=_("collected at"), ordering="collected_at")
+    def collected(self, obj: Database) -> str:
+        return _timestamp(obj.collected_at)
 
     @admin.display(description=_("limit reached"))
     def limit_forecast(self, obj: Database) -> str:

@@ -20,6 +20,7 @@ from django.contrib.admin.utils import display_for_field, display_for_value, quo
 from django.core.exceptions import FieldDoesNotExist
 from django.db import models
 from django.urls import NoReverseMatch, reverse
+from django.utils.functional import Promise
 from django.utils.html import conditional_escape, escape
 from django.utils.http import RFC3986_SUBDELIMS
 from django.utils.safestring import mark_safe
@@ -120,6 +121,9 @@ def _compile_column(cl, name, *, link: str | None, tag: str):
         value = method(obj)
         if isinstance(value, str) and value.strip() == "":
             value = ""
+        elif isinstance(value, Promise):
+            # Once, not once for each comparison display_for_value makes with it.
+            value = str(value)
         shown = display_for_value(value, empty, boolean)
         return cell(obj, shown, isinstance(value, (date, time)))
 

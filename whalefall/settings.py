@@ -335,6 +335,10 @@ SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = True
 SESSION_COOKIE_AGE = env.int("WHALEFALL_SESSION_AGE", default=8 * 3600)
+# Sessions are read from the cache and written through to the database: one query fewer on
+# every admin page. The cache is Redis, shared by all web processes, in production; the
+# per-process local-memory cache elsewhere serves the one local web process.
+SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_SECURE = WHALEFALL_HTTPS

@@ -384,7 +384,9 @@ class InstanceCapacityAdmin(InstanceScopedAdmin):
             return redirect("admin:capacity_instancecapacity_changelist")
         if not self.has_aggregate_permission(request):
             raise PermissionDenied
-        transaction.on_commit(partial(aggregate_capacity.delay, current=True))
+        transaction.on_commit(
+            partial(aggregate_capacity.delay, current=True, user_id=request.user.pk)
+        )
         self.message_user(request, _("Aggregation of the current week, month and quarter queued."))
         return redirect("admin:capacity_instancecapacity_changelist")
 

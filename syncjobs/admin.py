@@ -148,6 +148,8 @@ class RunAdmin(BigTableMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.display(description=_("progress"))
     def progress(self, obj: Run) -> str:
+        if not obj.items_total:
+            return "—"  # one job for the whole estate (aggregation, maintenance)
         return format_html(
             '<progress value="{}" max="{}" style="width: 6em"></progress> {}/{}',
             obj.items_done,

@@ -10,7 +10,8 @@ overwriting a finished item.
 
 import json
 import secrets
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
@@ -404,6 +405,58 @@ def run_create(
     return run
 
 
+@contextmanager
+def job_run(
+    *, kind: str, trigger: str = RunTrigger.SCHEDULED, user_id: int | None = None, task_id: str = ""
+) -> Iterator[dict[str, Any]]:
+    """Record work done once for the whole estate (aggregation, partition maintenance) as a
+    run without items: running while the block runs, then succeeded with the summary the
+    block fills in, or failed with the error that ended it, which is raised again.
+
+    A worker killed mid-block leaves the run running; the reaper fails it once it is older
+    than ``WHALEFALL_RUN_STALE_MINUTES``. A task delivered again (``task_id``) runs again
+    under its first run: the jobs are idempotent.
+    """
+    fields = {
+        "kind": kind,
+        "trigger": trigger,
+        "status": RunStatus.RUNNING,
+        "requested_by_id": user_id,
+        "started_at": timezone.now(),
+        "finished_at": None,
+        "error": "",
+    }
+    if task_id:
+        run, _ = Run.objects.update_or_create(task_id=task_id, defaults=fields)
+    else:
+        run = Run.objects.create(**fields)
+    structlog.contextvars.bind_contextvars(run_id=run.pk)
+    log.info("run_created", run_id=run.pk, kind=kind, trigger=trigger, items=0)
+    summary: dict[str, Any] = {}
+    try:
+        yield summary
+    except BaseException as exc:
+        Run.objects.filter(pk=run.pk).update(
+            status=RunStatus.FAILED,
+            finished_at=timezone.now(),
+            summary=_json_safe(summary),
+            error=_failure_message(exc),
+        )
+        log.error(
+            "run_finished", run_id=run.pk, status=RunStatus.FAILED, error_type=type(exc).__name__
+        )
+        raise
+    Run.objects.filter(pk=run.pk).update(
+        status=RunStatus.SUCCEEDED, finished_at=timezone.now(), summary=_json_safe(summary)
+    )
+    log.info("run_finished", run_id=run.pk, status=RunStatus.SUCCEEDED)
+
+
+def _json_safe(value: Any) -> Any:
+    """``value`` with dates and other non-JSON scalars written as text."""
+    return json.loads(json.dumps(value, default=str))
+
+
 def _items_enqueue(*, run_id: int, items: list[tuple[int, int]]) -> None:
     """Send one ``syncjobs.run_item`` task per item; fail the items the broker refused."""
     from syncjobs.tasks import run_item
@@ -646,7 +699,10 @@ def run_cancel(*, run: Run, requested_by=None) -> int:
     Returns the number of items cancelled now.
     """
     by = requested_by.get_username() if requested_by is not None else None
-    flagged = Run.objects.filter(pk=run.pk, status__in=RUN_ACTIVE).update(cancel_requested=True)
+    # A run without items (one job for the whole estate) has nothing to stop between.
+    flagged = Run.objects.filter(pk=run.pk, status__in=RUN_ACTIVE, items_total__gt=0).update(
+        cancel_requested=True
+    )
     if not flagged:
         return 0
     if by:
@@ -721,10 +777,21 @@ def runs_reap(*, now: datetime | None = None) -> int:
             error=message,
         )
 
+    # Jobs run once for the whole estate (running runs without items, see job_run) whose
+    # worker is gone.
+    jobs = Run.objects.filter(status=RunStatus.RUNNING, items_total=0)
+    stale_jobs = jobs.filter(started_at__lt=stale_cutoff).update(
+        status=RunStatus.FAILED,
+        finished_at=now,
+        error=f"worker stopped responding (still running after {stale_minutes} minutes)",
+    )
+
     # Runs whose items have all finished but that were never closed (a worker died between
     # the two, or instances were deleted) are closed too.
-    unclosed = Run.objects.filter(status__in=RUN_ACTIVE).exclude(
-        Exists(RunItem.objects.filter(run=OuterRef("pk"), status__in=ITEM_ACTIVE))
+    unclosed = (
+        Run.objects.filter(status__in=RUN_ACTIVE)
+        .exclude(pk__in=jobs.values("pk"))
+        .exclude(Exists(RunItem.objects.filter(run=OuterRef("pk"), status__in=ITEM_ACTIVE)))
     )
     runs = (
         set(stale_items.values()) | set(never_started) | set(unclosed.values_list("pk", flat=True))
@@ -732,8 +799,10 @@ def runs_reap(*, now: datetime | None = None) -> int:
     for run_id in sorted(runs):
         run_finalise(run_id=run_id)
     WorkLock.objects.filter(expires_at__lte=now).delete()
-    if failed or runs:
-        log.warning("runs_reaped", items_failed=failed, runs_closed=len(runs))
+    if failed or runs or stale_jobs:
+        log.warning(
+            "runs_reaped", items_failed=failed, runs_closed=len(runs), jobs_failed=stale_jobs
+        )
     return failed
 
 

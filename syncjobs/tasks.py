@@ -192,24 +192,36 @@ def collect_capacity_instances(self, instance_ids: list[int], user_id: int | Non
 
 
 @shared_task(
+    bind=True,
     name="syncjobs.aggregate_capacity",
     acks_late=True,
     ignore_result=True,
     time_limit=3600,
     soft_time_limit=3300,
 )
-def aggregate_capacity(current: bool = False, day: str | None = None) -> None:
+def aggregate_capacity(
+    self, current: bool = False, day: str | None = None, user_id: int | None = None
+) -> None:
     """Aggregate the last complete week, month and quarter (``current``: the open ones)."""
-    aggregates_compute_all(day=date.fromisoformat(day) if day else None, current=current)
+    with services.job_run(
+        kind=RunKind.AGGREGATION,
+        trigger=RunTrigger.MANUAL if user_id is not None else RunTrigger.SCHEDULED,
+        user_id=user_id,
+        task_id=self.request.id or "",
+    ) as summary:
+        day_ = date.fromisoformat(day) if day else None
+        summary.update(aggregates_compute_all(day=day_, current=current))
 
 
 @shared_task(
+    bind=True,
     name="syncjobs.maintain_partitions",
     acks_late=True,
     ignore_result=True,
     time_limit=900,
     soft_time_limit=840,
 )
-def maintain_partitions() -> None:
+def maintain_partitions(self) -> None:
     """Create the coming months' sample partitions and drop those past the retention."""
-    partitions_maintain()
+    with services.job_run(kind=RunKind.MAINTENANCE, task_id=self.request.id or "") as summary:
+        summary.update(partitions=partitions_maintain())

@@ -234,7 +234,7 @@ def test_aggregate_now_is_for_those_who_sync_everything(
     assert "Aggregate now" in client.get("/admin/capacity/instancecapacity/").content.decode()
     with django_capture_on_commit_callbacks(execute=True):
         client.post("/admin/capacity/instancecapacity/aggregate/")
-    assert sent == [{"current": True}]
+    assert sent == [{"current": True, "user_id": int(client.session["_auth_user_id"])}]
     scoped = user_with_role("DBAs (scoped)")
     assign_perm("inventory.sync", scoped, estate["a"])
     client.force_login(scoped)

@@ -1,6 +1,6 @@
 """The capacity tasks and their default schedule: names, the runs and work they start."""
 
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
 from django.conf import settings
@@ -10,7 +10,7 @@ from django_celery_beat.models import PeriodicTask
 from capacity.models import DatabaseSizeAggregate, InstanceSizeAggregate
 from syncjobs import tasks
 from syncjobs.models import Run, RunKind, RunTrigger
-from syncjobs.services import schedule_install_defaults
+from syncjobs.services import run_cancel, runs_health, runs_reap, schedule_install_defaults
 from tests.capacity.factories import DatabaseSizeSampleFactory
 from tests.inventory.factories import InstanceFactory
 
@@ -98,8 +98,76 @@ def test_aggregate_computes_the_last_complete_or_the_current_periods():
     assert not InstanceSizeAggregate.objects.exists()
 
 
+def test_aggregation_is_recorded_as_a_run(admin_user):
+    sample = DatabaseSizeSampleFactory(day=date(2024, 5, 15))
+    tasks.aggregate_capacity.apply(kwargs={"day": "2024-05-22"}, task_id="agg-1")
+    tasks.aggregate_capacity.apply(
+        kwargs={"current": True, "day": "2024-05-22", "user_id": admin_user.pk}
+    )
+    scheduled, manual = Run.objects.filter(kind=RunKind.AGGREGATION).order_by("pk")
+    assert (scheduled.trigger, scheduled.status) == (RunTrigger.SCHEDULED, "succeeded")
+    assert scheduled.task_id == "agg-1"
+    assert scheduled.summary["week"] == {
+        "period": "week", "start": "2024-05-13", "end": "2024-05-19",
+        "previous_start": "2024-05-06", "previous_end": "2024-05-12",
+        "databases": 1, "instances": 0,
+    }  # fmt: skip
+    assert scheduled.started_at <= scheduled.finished_at
+    assert (manual.trigger, manual.status) == (RunTrigger.MANUAL, "succeeded")
+    assert manual.requested_by == admin_user
+    assert manual.summary["quarter"]["databases"] == 1
+    assert runs_health()["last_succeeded"]["aggregation"]["id"] == manual.pk
+    assert sample.database.size_aggregates.count() == 3
+
+
+def test_a_failed_aggregation_is_a_failed_run_and_the_error_is_raised(monkeypatch):
+    def broken(**kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(tasks, "aggregates_compute_all", broken)
+    result = tasks.aggregate_capacity.apply(task_id="agg-2")
+    assert isinstance(result.result, RuntimeError)
+    run = Run.objects.get(task_id="agg-2")
+    assert (run.status, run.error) == ("failed", "RuntimeError: disk full")
+    assert run.finished_at is not None
+    # Delivered again (acks_late), the same task runs again under its run.
+    monkeypatch.undo()
+    tasks.aggregate_capacity.apply(task_id="agg-2")
+    run.refresh_from_db()
+    assert (run.status, run.error) == ("succeeded", "")
+    assert Run.objects.filter(kind=RunKind.AGGREGATION).count() == 1
+
+
 def test_maintain_partitions_runs_the_maintenance(monkeypatch):
     calls = []
-    monkeypatch.setattr(tasks, "partitions_maintain", lambda: calls.append(1))
+    outcome = {"created": ["capacity_databasesizesample_2024_06"], "dropped": [], "deleted_rows": 0}
+    monkeypatch.setattr(tasks, "partitions_maintain", lambda: calls.append(1) or outcome)
     tasks.maintain_partitions.apply()
     assert calls == [1]
+    run = Run.objects.get(kind=RunKind.MAINTENANCE)
+    assert (run.status, run.summary) == ("succeeded", {"partitions": outcome})
+
+
+def test_the_reaper_fails_a_job_whose_worker_died_and_leaves_a_live_one():
+    now = timezone.now()
+    stale = now - timedelta(minutes=settings.WHALEFALL_RUN_STALE_MINUTES + 1)
+    job = {"kind": RunKind.AGGREGATION, "trigger": RunTrigger.SCHEDULED, "status": "running"}
+    dead = Run.objects.create(**job, started_at=stale)
+    live = Run.objects.create(**job, started_at=now)
+    runs_reap(now=now)
+    dead.refresh_from_db()
+    live.refresh_from_db()
+    assert dead.status == "failed"
+    assert "stopped responding" in dead.error
+    assert live.status == "running"
+    assert live.finished_at is None
+
+
+def test_a_job_run_cannot_be_cancelled_halfway(admin_user):
+    live = Run.objects.create(
+        kind=RunKind.AGGREGATION, trigger=RunTrigger.MANUAL, status="running",
+        started_at=timezone.now(),
+    )  # fmt: skip
+    assert run_cancel(run=live, requested_by=admin_user) == 0
+    live.refresh_from_db()
+    assert (live.status, live.cancel_requested) == ("running", False)

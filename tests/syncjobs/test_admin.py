@@ -262,3 +262,23 @@ def test_run_page_query_count_does_not_grow_with_items(client, admin_user):
     few = queries_for(client, url)
     add_items(run, 30)
     assert queries_for(client, url) == few
+
+
+def test_jobs_for_the_whole_estate_are_listed_without_items(client, user_with_role):
+    from syncjobs.models import RunKind
+
+    with services.job_run(kind=RunKind.AGGREGATION) as summary:
+        summary["week"] = {"databases": 3}
+    job = Run.objects.get(kind=RunKind.AGGREGATION)
+    client.force_login(user_with_role("Auditors"))
+    listing = client.get("/admin/syncjobs/run/?kind__exact=aggregation").content.decode()
+    assert f"/admin/syncjobs/run/{job.pk}/change/" in listing
+    assert '<td class="field-progress">—</td>' in listing
+    page = client.get(f"/admin/syncjobs/run/{job.pk}/change/").content.decode()
+    assert "Capacity aggregation" in page
+    assert "databases" in page
+    # Scoped to instances, a person sees the runs touching them, not estate-wide jobs.
+    scoped = user_with_role("DBAs (scoped)")
+    assign_perm("inventory.view_instance", scoped, InstanceFactory())
+    client.force_login(scoped)
+    assert client.get(f"/admin/syncjobs/run/{job.pk}/change/").status_code == 404

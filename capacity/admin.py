@@ -144,6 +144,9 @@ class DatabaseResource(FormulaSafeResource):
 class InstanceScopedAdmin(InstanceScopedMixin, admin.ModelAdmin):
     """Capacity rows: visible per instance, never added or deleted by hand."""
 
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("instance")
+
     def has_add_permission(self, request):
         return False
 
@@ -234,34 +237,29 @@ class DatabaseAdmin(BigTableMixin, FastChangeListMixin, ExportActionMixin, Insta
         when = getattr(obj, "limit_date", None)
         return format_html("{} ({})", when or _("not growing"), _size(obj.capacity_limit_bytes))
 
-    def change_view(self, request, object_id, form_url="", extra_context=None):
-        database = self.get_object(request, object_id)
-        extra_context = extra_context or {}
-        if database is not None:
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        # The row Django read for the form: the page adds its chart, forecast and tables.
+        if obj is not None:
             today = timezone.localdate()
             points = list(
                 DatabaseSizeSample.objects.filter(
-                    database=database, day__gt=today - timedelta(days=CHART_DAYS), day__lte=today
+                    database=obj, day__gt=today - timedelta(days=CHART_DAYS), day__lte=today
                 )
                 .order_by("day")
                 .values_list("day", "total_bytes")
             )
-            extra_context |= {
+            context |= {
                 "chart": _chart(
-                    [Series(database.name, CHART_COLOURS[0], points)],
-                    today=today,
-                    title=str(database),
+                    [Series(obj.name, CHART_COLOURS[0], points)], today=today, title=str(obj)
                 ),
-                "forecast": services.forecast_database(database),
-                "aggregates": _aggregate_rows(
-                    DatabaseSizeAggregate.objects.filter(database=database)
-                ),
-                "tables": TableSizeSnapshot.objects.filter(database=database).order_by(
+                "forecast": services.forecast_database(obj),
+                "aggregates": _aggregate_rows(DatabaseSizeAggregate.objects.filter(database=obj)),
+                "tables": TableSizeSnapshot.objects.filter(database=obj).order_by(
                     "-total_bytes", "schema_name", "table_name"
                 )[:200],
-                "can_refresh_tables": instance_permitted(request, "sync", database.instance),
+                "can_refresh_tables": instance_permitted(request, "sync", obj.instance),
             }
-        return super().change_view(request, object_id, form_url, extra_context)
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
     def get_urls(self):
         return [
@@ -317,12 +315,10 @@ class InstanceCapacityAdmin(InstanceScopedAdmin):
     def limit(self, obj: InstanceCapacity) -> str:
         return _size(obj.capacity_limit_bytes)
 
-    def change_view(self, request, object_id, form_url="", extra_context=None):
-        capacity = self.get_object(request, object_id)
-        extra_context = extra_context or {}
-        if capacity is not None:
-            extra_context |= self._trend_context(capacity)
-        return super().change_view(request, object_id, form_url, extra_context)
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None:
+            context |= self._trend_context(obj)
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
     def _trend_context(self, capacity: InstanceCapacity) -> dict:
         """The instance total and its largest databases over 90 days: two queries."""

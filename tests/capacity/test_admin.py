@@ -312,3 +312,19 @@ def test_instance_filter_links_a_few_instances(client, admin_user, estate):
     html = client.get("/admin/capacity/database/").content.decode()
     assert '<select name="instance"' not in html
     assert f'href="?instance={estate["a"].pk}"' in html
+
+
+@pytest.mark.parametrize("page", ["instancecapacity", "database"])
+def test_detail_pages_read_their_row_once(client, admin_user, estate, page):
+    obj = estate["a"].capacity if page == "instancecapacity" else estate["shop"]
+    client.force_login(admin_user)
+    url = f"/admin/capacity/{page}/{obj.pk}/change/"
+    client.get(url)
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get(url).status_code == 200
+    table = f'"capacity_{page}"'
+    reads = [
+        q["sql"] for q in queries if q["sql"].startswith("SELECT") and f"FROM {table}" in q["sql"]
+    ]
+    assert len(reads) == 1, reads
+    assert not [q for q in queries if 'FROM "inventory_instance" WHERE' in q["sql"]]

@@ -36,6 +36,7 @@ from capacity.models import (
     TableSizeSnapshot,
 )
 from capacity.partitions import partition_status
+from capacity.templatetags.capacity_format import signed_size
 from inventory.admin import (
     EngineFilter,
     FormulaSafeResource,
@@ -68,10 +69,7 @@ def _timestamp(value) -> str:
 
 
 def _growth(value: float | None) -> str:
-    if value is None:
-        return "—"
-    sign = "+" if value >= 0 else "−"
-    return f"{sign}{filesizeformat(abs(value))}/{_('day')}"
+    return "—" if value is None else f"{signed_size(value)}/{_('day')}"
 
 
 def _bytes_axis(value: float) -> str:

@@ -46,10 +46,13 @@ def line_chart(
     value_format=_short,
 ) -> SafeString:
     """An SVG line chart of ``series`` over the days ``start``..``end`` (inclusive)."""
-    left, right, top, bottom = 48, 8, 8, 22
+    peak = max((v for s in series for _, v in s.points), default=0) or 1
+    ticks = [(tick, str(value_format(tick))) for tick in _ticks(peak)]
+    # Room on the left for the longest axis label (about 6.5 px a character at 11 px).
+    longest = max((len(label) for _, label in ticks), default=0)
+    left, right, top, bottom = max(48, round(longest * 6.5) + 10), 8, 8, 22
     plot_w, plot_h = width - left - right, height - top - bottom
     days = max((end - start).days, 1)
-    peak = max((v for s in series for _, v in s.points), default=0) or 1
 
     def x(day: date) -> float:
         return left + plot_w * (day - start).days / days
@@ -70,7 +73,7 @@ def line_chart(
     ]
     if title:
         parts.append(format_html("<title>{}</title>", title))
-    for tick in _ticks(peak):
+    for tick, label in ticks:
         parts.append(
             format_html(
                 '<line x1="{}" x2="{}" y1="{}" y2="{}" class="wf-chart-grid"/>'
@@ -81,7 +84,7 @@ def line_chart(
                 _n(y(tick)),
                 left - 4,
                 _n(y(tick) + 4),
-                value_format(tick),
+                label,
             )
         )
     for day in (start, end):

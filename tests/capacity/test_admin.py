@@ -134,7 +134,8 @@ def test_database_page_has_chart_forecast_aggregates_and_tables(client, user_wit
     page = client.get(f"/admin/capacity/database/{estate['shop'].pk}/change/").content.decode()
     assert '<svg class="wf-chart"' in page
     assert "<polyline" in page
-    assert "104857600 B/day" in page  # 100 MiB a day
+    assert "+100.0\xa0MB/day" in page  # the forecast's growth
+    assert "+3.0\xa0GB (" in page  # the month's change
     assert "orders" in page
     assert "Month" in page
     assert "Read table sizes now" not in page  # Viewers may not trigger remote reads

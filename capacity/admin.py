@@ -9,6 +9,7 @@ from collections import defaultdict
 from datetime import timedelta
 from functools import partial
 
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied
@@ -36,7 +37,7 @@ from capacity.models import (
     TableSizeSnapshot,
 )
 from capacity.partitions import partition_status
-from capacity.templatetags.capacity_format import signed_size
+from capacity.sizes import exact_size, parse_size, signed_size
 from inventory.admin import (
     EngineFilter,
     FormulaSafeResource,
@@ -139,6 +140,63 @@ class DatabaseResource(FormulaSafeResource):
         export_order = fields
 
 
+class SizeField(forms.CharField):
+    """A size typed as people write it ("500 GB", "1.5 TB" or bytes), stored in bytes and
+    shown back in the largest unit that keeps it exact."""
+
+    default_error_messages = {
+        "invalid": _("Enter a size such as 500 GB, 1.5 TB or a number of bytes."),
+    }
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault(
+            "help_text",
+            _(
+                "Optional; e.g. 500 GB or 2 TB (1 GB = 1024³ bytes). The forecast tells "
+                "when it will be reached."
+            ),
+        )
+        super().__init__(required=False, **kwargs)
+
+    def prepare_value(self, value):
+        return exact_size(value) if isinstance(value, int) else value
+
+    def to_python(self, value):
+        value = super().to_python(value)
+        if not value:
+            return None
+        try:
+            return parse_size(value)
+        except ValueError:
+            raise forms.ValidationError(self.error_messages["invalid"], code="invalid") from None
+
+    def has_changed(self, initial, data):
+        try:
+            return initial != self.to_python(data)
+        except forms.ValidationError:
+            return True
+
+
+class CapacityLimitForm(forms.ModelForm):
+    capacity_limit_bytes = SizeField(label=_("Capacity limit"))
+
+
+class CapacityLimitMixin:
+    """The capacity limit typed as a size; shown as one to those who may only read it."""
+
+    form = CapacityLimitForm
+
+    def get_fields(self, request, obj=None):
+        fields = super().get_fields(request, obj)
+        if obj is not None and not self.has_change_permission(request, obj):
+            return ["capacity_limit" if f == "capacity_limit_bytes" else f for f in fields]
+        return fields
+
+    @admin.display(description=_("capacity limit"))
+    def capacity_limit(self, obj) -> str:
+        return _size(obj.capacity_limit_bytes)
+
+
 class InstanceScopedAdmin(InstanceScopedMixin, admin.ModelAdmin):
     """Capacity rows: visible per instance, never added or deleted by hand."""
 
@@ -165,7 +223,9 @@ def _aggregate_rows(queryset):
 
 
 @admin.register(Database)
-class DatabaseAdmin(BigTableMixin, FastChangeListMixin, ExportActionMixin, InstanceScopedAdmin):
+class DatabaseAdmin(
+    BigTableMixin, FastChangeListMixin, CapacityLimitMixin, ExportActionMixin, InstanceScopedAdmin
+):
     """The database ledger."""
 
     resource_classes = [DatabaseResource]
@@ -288,7 +348,7 @@ class DatabaseAdmin(BigTableMixin, FastChangeListMixin, ExportActionMixin, Insta
 
 
 @admin.register(InstanceCapacity)
-class InstanceCapacityAdmin(InstanceScopedAdmin):
+class InstanceCapacityAdmin(CapacityLimitMixin, InstanceScopedAdmin):
     """Size per instance, with the trend of its largest databases."""
 
     change_form_template = "admin/capacity/instancecapacity/change_form.html"

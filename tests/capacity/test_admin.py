@@ -71,6 +71,7 @@ def test_viewers_see_capacity_but_no_accounts(client, user_with_role, estate):
     assert client.get("/admin/accounts/account/").status_code == 403
     page = client.get(f"/admin/capacity/database/{estate['shop'].pk}/change/").content.decode()
     assert 'name="capacity_limit_bytes"' not in page  # read-only for Viewers
+    assert "21474836480" not in page  # the limit is shown as a size
 
 
 def test_a_scoped_dba_sees_only_its_instances(client, user_with_role, estate):
@@ -167,6 +168,29 @@ def test_dbas_set_capacity_limits(client, user_with_role, estate):
     )
     estate["logs"].refresh_from_db()
     assert estate["logs"].capacity_limit_bytes == 5 * GIB
+
+
+@pytest.mark.parametrize("page", ["database", "instancecapacity"])
+def test_capacity_limits_are_typed_as_sizes(client, user_with_role, estate, page):
+    obj = estate["logs"] if page == "database" else estate["b"].capacity
+    url = f"/admin/capacity/{page}/{obj.pk}/change/"
+    client.force_login(user_with_role("DBAs"))
+    assert client.post(url, {"capacity_limit_bytes": "1.5 TB"}).status_code == 302
+    obj.refresh_from_db()
+    assert obj.capacity_limit_bytes == 1536 * GIB
+    # Shown back exactly, so that saving the form again changes nothing.
+    assert 'value="1536 GB"' in client.get(url).content.decode()
+
+    response = client.post(url, {"capacity_limit_bytes": "lots"})
+    assert response.status_code == 200
+    assert "Enter a size such as 500 GB, 1.5 TB or a number of bytes." in response.content.decode()
+    assert 'value="lots"' in response.content.decode()  # what was typed stays to be fixed
+    obj.refresh_from_db()
+    assert obj.capacity_limit_bytes == 1536 * GIB
+
+    client.post(url, {"capacity_limit_bytes": ""})
+    obj.refresh_from_db()
+    assert obj.capacity_limit_bytes is None
 
 
 def test_table_sizes_on_demand(client, user_with_role, estate, monkeypatch):

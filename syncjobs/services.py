@@ -114,6 +114,13 @@ DEFAULT_SCHEDULE: tuple[ScheduledJob, ...] = (
         description="Deletes runs older than WHALEFALL_RUN_RETENTION_DAYS, in batches.",
         crontab="0 5",
     ),
+    ScheduledJob(
+        name="Event log retention purge",
+        task="whalefall.purge_events",
+        description="Deletes application events older than WHALEFALL_EVENT_RETENTION_DAYS, "
+        "in batches.",
+        crontab="10 5",
+    ),
 )
 
 

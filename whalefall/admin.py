@@ -1,4 +1,5 @@
-"""Admin of the project package: dashboard panel, audit trail and login events."""
+"""Admin of the project package: dashboard panel, audit trail, login events and the
+application event log."""
 
 from auditlog.admin import LogEntryAdmin as StockLogEntryAdmin
 from auditlog.models import LogEntry
@@ -7,9 +8,11 @@ from django.contrib.admin import helpers
 from django.http import HttpRequest
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
+from import_export.admin import ExportActionMixin
 
+from inventory.admin import FormulaSafeResource
 from whalefall.health import run_checks
-from whalefall.models import LoginEvent
+from whalefall.models import EventLogEntry, LoginEvent
 from whalefall.paginator import EstimatedCountPaginator
 from whalefall.sites import DashboardPanel
 
@@ -99,3 +102,29 @@ class LoginEventAdmin(BigTableMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_select_related = ["user"]
     actions = None
     readonly_fields = [f.name for f in LoginEvent._meta.fields]
+
+
+class EventLogResource(FormulaSafeResource):
+    class Meta:
+        model = EventLogEntry
+        fields = [
+            "created_at", "level", "event", "logger", "request_id", "run_id", "instance_id",
+            "context",
+        ]  # fmt: skip
+        export_order = fields
+
+
+@admin.register(EventLogEntry)
+class EventLogAdmin(BigTableMixin, ReadOnlyAdminMixin, ExportActionMixin, admin.ModelAdmin):
+    """Warnings, errors and job events of the application: read-only, and only for those
+    who read the whole estate (Administrators and Auditors)."""
+
+    resource_classes = [EventLogResource]
+    list_display = ["created_at", "level", "event", "logger", "request_id", "run_id", "instance_id"]
+    list_filter = ["level", ("created_at", admin.DateFieldListFilter)]
+    # Prefix and exact matches only: the log grows without bound.
+    search_fields = ["event__startswith", "=request_id"]
+    readonly_fields = [f.name for f in EventLogEntry._meta.fields]
+
+    def has_export_permission(self, request):
+        return self.has_view_permission(request)

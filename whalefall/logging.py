@@ -137,9 +137,11 @@ def configure(config: Mapping[str, Any] | None = None) -> None:
                     "class": "logging.StreamHandler",
                     "stream": "ext://sys.stdout",
                     "formatter": "structlog",
-                }
+                },
+                # Warnings, errors and job events, also kept in the database (SPEC §8).
+                "events": {"()": "whalefall.events.EventLogHandler"},
             },
-            "root": {"handlers": ["stdout"], "level": level},
+            "root": {"handlers": ["stdout", "events"], "level": level},
             "loggers": {
                 # Django's own handlers would print a second, unstructured copy.
                 "django": {"handlers": [], "level": level, "propagate": True},

@@ -69,3 +69,58 @@ class LoginEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()}: {self.username} @ {self.created_at:%Y-%m-%d %H:%M:%S}"
+
+
+class EventLevel(models.TextChoices):
+    INFO = "info", _("Info")
+    WARNING = "warning", _("Warning")
+    ERROR = "error", _("Error")
+    CRITICAL = "critical", _("Critical")
+
+
+class EventLogEntry(models.Model):
+    """A warning, an error or a job event of the application, kept for review (SPEC §8)."""
+
+    created_at = models.DateTimeField(_("time"), db_index=True)
+    level = models.CharField(_("level"), max_length=10, choices=EventLevel.choices)
+    event = models.CharField(
+        _("event"), max_length=200, help_text=_("What happened, as a snake_case name.")
+    )
+    logger = models.CharField(
+        _("logger"), max_length=200, help_text=_("The module that logged it.")
+    )
+    request_id = models.CharField(
+        _("request id"), max_length=128, blank=True, help_text=_("The request it happened in.")
+    )
+    run_id = models.BigIntegerField(
+        _("run"), null=True, blank=True, help_text=_("The run it belongs to, if any.")
+    )
+    instance_id = models.BigIntegerField(
+        _("instance"), null=True, blank=True, help_text=_("The instance concerned, if any.")
+    )
+    context = models.JSONField(
+        _("details"),
+        default=dict,
+        blank=True,
+        help_text=_("The rest of the log line, with secrets masked."),
+    )
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = _("application event")
+        verbose_name_plural = _("application events")
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(level__in=EventLevel.values),
+                name="whalefall_eventlogentry_level_valid",
+            )
+        ]
+        indexes = [
+            models.Index(fields=["level", "-created_at"], name="whalefall_event_level_idx"),
+            models.Index(fields=["event", "-created_at"], name="whalefall_event_event_idx"),
+            models.Index(fields=["request_id"], name="whalefall_event_request_idx"),
+            models.Index(fields=["run_id"], name="whalefall_event_run_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.level} {self.event} @ {self.created_at:%Y-%m-%d %H:%M:%S}"

@@ -29,6 +29,8 @@ _SCHEDULE_MODELS = (
 # Permissions on these models are scoped per instance: held on the model they mean "every
 # instance"; held on single instances (guardian) they mean "these instances".
 INSTANCE_SCOPED_MODELS = ("inventory.instance",)
+# Records about the whole estate, which a member scoped to some instances must not read.
+ESTATE_WIDE_MODELS = ("whalefall.eventlogentry",)
 INSTANCE_MANAGE = ("view", "add", "change", "delete", "test_connection", "sync")
 
 _CLASSIFICATION_STATS = (
@@ -74,6 +76,7 @@ ROLE_PERMISSIONS: dict[str, str | dict[str, tuple[str, ...]]] = {
         "inventory.tag": READ,
         "auditlog.logentry": READ,
         "whalefall.loginevent": READ,
+        "whalefall.eventlogentry": READ,
         "syncjobs.run": READ,
         "syncjobs.runitem": READ,
         "classification.classification": READ,
@@ -105,7 +108,8 @@ def scoped_role_permissions(role: str) -> dict[str, tuple[str, ...]]:
     spec = ROLE_PERMISSIONS[role]
     if not isinstance(spec, dict):
         raise ValueError(f"{role} holds every permission; it has no scoped variant")
-    return {model: acts for model, acts in spec.items() if model not in INSTANCE_SCOPED_MODELS}
+    left_out = INSTANCE_SCOPED_MODELS + ESTATE_WIDE_MODELS
+    return {model: acts for model, acts in spec.items() if model not in left_out}
 
 
 ROLE_DESCRIPTIONS = {

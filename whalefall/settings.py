@@ -177,6 +177,16 @@ elif _db.get("ENGINE") == "django.db.backends.sqlite3":
         }
     )
 
+# The application event log writes through a connection of its own, so an event logged in
+# a transaction that then rolls back is kept (whalefall.events). Tests see the same
+# database. SQLite has one writer at a time: an event waits at most a second for another
+# process's transaction and is otherwise on stdout only.
+if _db:
+    DATABASES["events"] = {**_db, "TEST": {"MIRROR": "default"}}
+    if _db.get("ENGINE") == "django.db.backends.sqlite3":
+        DATABASES["events"]["OPTIONS"] = {**_db["OPTIONS"], "timeout": 1}
+        DATABASES["events"]["OPTIONS"].pop("transaction_mode", None)
+
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Broker and cache -------------------------------------------------------------------
@@ -255,6 +265,7 @@ WHALEFALL_RUN_STALE_MINUTES = env.int("WHALEFALL_RUN_STALE_MINUTES", default=70)
 WHALEFALL_RUN_QUEUED_MAX_MINUTES = env.int("WHALEFALL_RUN_QUEUED_MAX_MINUTES", default=360)
 # Runs older than this are deleted by the retention job.
 WHALEFALL_RUN_RETENTION_DAYS = env.int("WHALEFALL_RUN_RETENTION_DAYS", default=180)
+WHALEFALL_EVENT_RETENTION_DAYS = env.int("WHALEFALL_EVENT_RETENTION_DAYS", default=90)
 # Retries of an item after a transient failure (instance unreachable, timeout, database
 # connection lost), the first after this many seconds, doubling each time.
 WHALEFALL_RUN_ITEM_RETRIES = env.int("WHALEFALL_RUN_ITEM_RETRIES", default=3)

@@ -87,7 +87,11 @@ def test_scoped_variants_hold_the_role_without_instance_permissions():
     bootstrap()
     perms = group_permissions()
     for role in ("DBAs", "Auditors", "Viewers"):
-        assert perms[f"{role} (scoped)"] == perms[role] - INSTANCE_PERMS, role
+        estate_wide = {"view_eventlogentry"}
+        assert perms[f"{role} (scoped)"] == perms[role] - INSTANCE_PERMS - estate_wide, role
+    # The application event log speaks of every instance: not for scoped members.
+    assert "view_eventlogentry" in perms["Auditors"]
+    assert "view_eventlogentry" not in perms["Auditors (scoped)"]
 
 
 def test_is_idempotent():

@@ -14,6 +14,7 @@ import contextlib
 import json
 import logging
 import threading
+import time
 from datetime import datetime, timedelta
 from functools import partial
 
@@ -90,12 +91,22 @@ def entry_fields(data: dict) -> dict:
     }
 
 
+# After a failed write the log stays on stdout only for a while, so that a database that
+# is down does not make every log call wait for a connection attempt.
+PAUSE_AFTER_FAILURE_SECONDS = 30.0
+_paused_until = 0.0
+
+
 def _store(fields: dict) -> None:
     from whalefall.models import EventLogEntry
 
+    global _paused_until
     _storing.active = True
     try:
         EventLogEntry.objects.using(EVENTS_DB).create(**fields)
+    except Exception:
+        _paused_until = time.monotonic() + PAUSE_AFTER_FAILURE_SECONDS
+        raise
     finally:
         _storing.active = False
 
@@ -110,7 +121,9 @@ class EventLogHandler(logging.Handler):
         self.setFormatter(build_formatter(use_json=True))
 
     def emit(self, record: logging.LogRecord) -> None:
-        if getattr(_storing, "active", False) or not wanted(record):
+        if getattr(_storing, "active", False) or time.monotonic() < _paused_until:
+            return
+        if not wanted(record):
             return
         from django.apps import apps
 

@@ -183,7 +183,9 @@ elif _db.get("ENGINE") == "django.db.backends.sqlite3":
 # process's transaction and is otherwise on stdout only.
 if _db:
     DATABASES["events"] = {**_db, "TEST": {"MIRROR": "default"}}
-    if _db.get("ENGINE") == "django.db.backends.sqlite3":
+    if _db.get("ENGINE") == "django.db.backends.postgresql":
+        DATABASES["events"]["OPTIONS"] = {**_db["OPTIONS"], "connect_timeout": 2}
+    elif _db.get("ENGINE") == "django.db.backends.sqlite3":
         DATABASES["events"]["OPTIONS"] = {**_db["OPTIONS"], "timeout": 1}
         DATABASES["events"]["OPTIONS"].pop("transaction_mode", None)
 

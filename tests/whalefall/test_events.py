@@ -19,6 +19,12 @@ pytestmark = pytest.mark.django_db(databases=["default", "events"], transaction=
 log = structlog.get_logger("whalefall.tests")
 
 
+@pytest.fixture(autouse=True)
+def _not_paused(monkeypatch):
+    """Tests without database access fail their writes, which pauses the log a while."""
+    monkeypatch.setattr(events, "_paused_until", 0.0)
+
+
 def kept() -> list[EventLogEntry]:
     return list(EventLogEntry.objects.order_by("pk"))
 
@@ -151,3 +157,26 @@ def test_on_sqlite_an_entry_logged_in_a_transaction_waits_for_its_commit(monkeyp
     with pytest.raises(RuntimeError):
         rolled_back()
     assert [e.event for e in kept()] == ["inside_committed"]
+
+
+def test_after_a_failed_write_the_log_pauses_instead_of_waiting_on_a_dead_database(
+    monkeypatch,
+):
+    from whalefall import models
+
+    real_manager = models.EventLogEntry.objects
+
+    class Down:
+        def using(self, alias):
+            raise ConnectionError("database down")
+
+    monkeypatch.setattr(models.EventLogEntry, "objects", Down())
+    log.error("first_failure")  # tried once, failed, stays on stdout
+    monkeypatch.setattr(models.EventLogEntry, "objects", real_manager)
+    log.error("while_paused")
+    assert kept() == []
+    assert events._paused_until > 0
+
+    monkeypatch.setattr(events, "_paused_until", 0.0)  # the pause is over
+    log.error("after_the_pause")
+    assert [e.event for e in kept()] == ["after_the_pause"]

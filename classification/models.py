@@ -322,6 +322,8 @@ class Assignment(models.Model):
         ]
         indexes = [
             models.Index(fields=["classification", "source"], name="classif_assign_cls_idx"),
+            # The admin lists the newest first: without it, every page sorts the whole table.
+            models.Index(fields=["-assigned_at", "-id"], name="classif_assign_recent_idx"),
         ]
 
     def __str__(self) -> str:

@@ -87,3 +87,13 @@ def test_big_tables_are_never_counted_in_full_even_with_facets_asked(
     counts = [q["sql"] for q in queries if "COUNT(" in q["sql"] and table in q["sql"]]
     assert all("LIMIT" in sql for sql in counts), counts
     assert "Show counts" not in response.content.decode()
+
+
+@pytest.mark.parametrize("model_admin", big_table_admins(), ids=lambda ma: ma.opts.label)
+def test_big_tables_have_no_filter_that_scans_them_whole(model_admin):
+    from django.contrib import admin as django_admin
+
+    assert model_admin.date_hierarchy is None  # a DISTINCT over the table for its links
+    for spec in model_admin.list_filter:
+        if isinstance(spec, tuple):
+            assert spec[1] is not django_admin.RelatedOnlyFieldListFilter, spec

@@ -393,15 +393,40 @@ def _aggregate_sql(connection, aggregate: type[Model], sample: type[Model], subj
     """  # noqa: S608  (identifiers quoted by the backend, values bound)
 
 
+def _stale_aggregates_sql(
+    connection, aggregate: type[Model], sample: type[Model], subject: str
+) -> str:
+    """The delete of one level's aggregates of the window whose subject no longer has a
+    sample in it (its month was dropped by the retention, say): a re-run leaves exactly
+    what the samples say."""
+    quote = connection.ops.quote_name
+    aggregates, samples = quote(aggregate._meta.db_table), quote(sample._meta.db_table)
+    subject_in_aggregate = quote(aggregate._meta.get_field(subject).column)
+    subject_in_sample = quote(sample._meta.get_field(subject).column)
+    period_type = quote(aggregate._meta.get_field("period_type").column)
+    period_start = quote(aggregate._meta.get_field("period_start").column)
+    day = quote(sample._meta.get_field("day").column)
+    return f"""
+        DELETE FROM {aggregates}
+        WHERE {period_type} = %(period)s AND {period_start} = %(start)s
+          AND NOT EXISTS (
+              SELECT 1 FROM {samples} s
+              WHERE s.{subject_in_sample} = {aggregates}.{subject_in_aggregate}
+                AND s.{day} BETWEEN %(start)s AND %(end)s
+          )
+    """  # noqa: S608  (identifiers quoted by the backend, values bound)
+
+
 def aggregates_compute(
     *, period: str, day: date | None = None, current: bool = False
 ) -> dict[str, Any]:
     """Upsert the database and instance aggregates of one week, month or quarter.
 
     By default the last complete period before ``day`` (today), as the schedule wants; with
-    ``current`` the still open period containing ``day``. Idempotent. Returns
-    ``{"period", "start", "end", "previous_start", "previous_end", "databases",
-    "instances"}``, the last two being the rows written per level.
+    ``current`` the still open period containing ``day``. Idempotent: aggregates of
+    subjects left without samples in the window are deleted. Returns ``{"period", "start",
+    "end", "previous_start", "previous_end", "databases", "instances", "databases_removed",
+    "instances_removed"}``: rows written and deleted per level.
     """
     period = AggregatePeriod(period)
     day = day or timezone.localdate()
@@ -431,6 +456,8 @@ def aggregates_compute(
         for label, aggregate, sample, subject in AGGREGATE_LEVELS:
             cursor.execute(_aggregate_sql(connection, aggregate, sample, subject), params)
             result[label] = max(cursor.rowcount, 0)
+            cursor.execute(_stale_aggregates_sql(connection, aggregate, sample, subject), params)
+            result[f"{label}_removed"] = max(cursor.rowcount, 0)
     log.info(
         "capacity_aggregated",
         period=period.value,

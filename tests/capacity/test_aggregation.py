@@ -11,6 +11,7 @@ from django.test.utils import CaptureQueriesContext
 from capacity.models import (
     AggregatePeriod,
     DatabaseSizeAggregate,
+    DatabaseSizeSample,
     InstanceSizeAggregate,
     Trend,
 )
@@ -86,6 +87,8 @@ def test_database_figures_are_exact(april):
         "previous_end": d(MARCH, 31),
         "databases": 6,
         "instances": 0,
+        "databases_removed": 0,
+        "instances_removed": 0,
     }
     rows = {
         row.database.name: row
@@ -174,6 +177,24 @@ def test_re_running_overwrites_instead_of_adding(april):
     row = DatabaseSizeAggregate.objects.get(database=subjects["D"])
     assert figures(row) == (600, 500, 700, 2, 0, Decimal("0.00"), Trend.STABLE)
     assert DatabaseSizeAggregate.objects.count() == 6
+
+
+def test_re_running_drops_the_aggregates_whose_samples_are_gone(april):
+    _instance, subjects = april
+    aggregates_compute(period="month", day=d(MAY, 10))
+    # D's only April sample is gone (its month dropped by the retention, say).
+    DatabaseSizeSample.objects.filter(database=subjects["D"]).delete()
+
+    again = aggregates_compute(period="month", day=d(MAY, 10))
+
+    assert again["databases_removed"] == 1
+    assert not DatabaseSizeAggregate.objects.filter(database=subjects["D"]).exists()
+    assert DatabaseSizeAggregate.objects.count() == 5
+    # Other periods are not touched.
+    aggregates_compute(period="week", day=d(MAY, 10))
+    weeks = DatabaseSizeAggregate.objects.filter(period_type="week").count()
+    aggregates_compute(period="month", day=d(MAY, 10))
+    assert DatabaseSizeAggregate.objects.filter(period_type="week").count() == weeks
 
 
 def test_the_previous_quarter_is_the_whole_previous_quarter():

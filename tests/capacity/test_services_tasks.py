@@ -110,7 +110,7 @@ def test_aggregation_is_recorded_as_a_run(admin_user):
     assert scheduled.summary["week"] == {
         "period": "week", "start": "2024-05-13", "end": "2024-05-19",
         "previous_start": "2024-05-06", "previous_end": "2024-05-12",
-        "databases": 1, "instances": 0,
+        "databases": 1, "instances": 0, "databases_removed": 0, "instances_removed": 0,
     }  # fmt: skip
     assert scheduled.started_at <= scheduled.finished_at
     assert (manual.trigger, manual.status) == (RunTrigger.MANUAL, "succeeded")

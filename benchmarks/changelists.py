@@ -273,6 +273,8 @@ def main() -> None:
         "accounts, page 2": "/admin/accounts/account/?p=2",
         "accounts, one instance": f"/admin/accounts/account/?instance={instance}",
         "accounts, search 'user_42'": "/admin/accounts/account/?q=user_42",
+        "accounts, search a rare name": "/admin/accounts/account/?q=nobody_by_this_name",
+        "accounts, search 'user_' (all)": "/admin/accounts/account/?q=user_",
         "account changes": "/admin/accounts/accountchange/",
         "account changes, page 2": "/admin/accounts/accountchange/?p=2",
         "account changes, privileged": "/admin/accounts/accountchange/?privileged=yes",

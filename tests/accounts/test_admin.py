@@ -197,3 +197,22 @@ def test_changelist_query_count_does_not_grow(client, user_with_role, url):
     with CaptureQueriesContext(connection) as many:
         client.get(url)
     assert len(many) == len(few)
+
+
+def test_the_name_search_can_use_its_index(rf, admin_user, data):
+    """The admin's ^name search is UPPER(name::text) LIKE …: the expression index of
+    migration 0003 must match the SQL Django writes, or a rare name scans every account."""
+    from django.contrib import admin as django_admin
+
+    from accounts.models import Account
+
+    request = rf.get("/admin/accounts/account/", {"q": "zz_no_such"})
+    request.user = admin_user
+    model_admin = django_admin.site._registry[Account]
+    queryset, _ = model_admin.get_search_results(request, Account.objects.all(), "zz_no_such")
+    sql, params = queryset.query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute(f"EXPLAIN {sql}", params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert "accounts_account_name_upper_idx" in plan, plan

@@ -278,6 +278,8 @@ def main() -> None:
         "account changes": "/admin/accounts/accountchange/",
         "account changes, page 2": "/admin/accounts/accountchange/?p=2",
         "account changes, privileged": "/admin/accounts/accountchange/?privileged=yes",
+        "account changes, search a rare name": "/admin/accounts/accountchange/?q=nobody_here",
+        "assignments, search a rare name": "/admin/classification/assignment/?q=nobody_here",
         "assignments": "/admin/classification/assignment/",
         "audit log": "/admin/auditlog/logentry/",
         "audit log, page 2": "/admin/auditlog/logentry/?p=2",

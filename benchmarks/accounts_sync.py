@@ -11,9 +11,12 @@ measures, in the same run:
 Usage::
 
     DJANGO_ENV=test .venv/bin/python benchmarks/accounts_sync.py [--accounts 10000] [--skip-naive]
+    DJANGO_ENV=test .venv/bin/python benchmarks/accounts_sync.py --drop
 
 It uses its own main database ``whalefall_bench`` on the local PostgreSQL (created and
-migrated when missing) and drops nothing on MariaDB, so re-runs skip the slow set-up.
+migrated when missing) and keeps its MariaDB accounts, so re-runs skip the slow set-up;
+``--drop`` removes them (do, before running the test suite: every test that syncs the local
+MariaDB reads all its accounts).
 """
 
 import argparse
@@ -118,11 +121,39 @@ def naive_read(usernames) -> tuple[dict[str, list[str]], int]:
     return grants, queries
 
 
+def drop_accounts() -> int:
+    """Drop every ``wfb_`` account and role and the ``wfb_Shop`` database from MariaDB."""
+    conn = mariadb()
+    cur = conn.cursor()
+    cur.execute(
+        "SELECT user, host, is_role FROM mysql.user WHERE user LIKE %s",
+        [PREFIX.replace("_", "\\_") + "%"],
+    )
+    accounts = cur.fetchall()
+    for user, host, is_role in accounts:
+        if is_role == "Y":
+            cur.execute("DROP ROLE IF EXISTS %s", [user])
+        else:
+            cur.execute("DROP USER IF EXISTS %s@%s", [user, host])
+    cur.execute(f"DROP DATABASE IF EXISTS `{DATABASE}`")
+    conn.close()
+    return len(accounts)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--accounts", type=int, default=10_000)
     parser.add_argument("--skip-naive", action="store_true", help="Skip the naive end-to-end sync.")
+    parser.add_argument(
+        "--drop",
+        action="store_true",
+        help="Drop the benchmark's accounts, roles and database from MariaDB, then stop "
+        "(every test that syncs the local MariaDB reads all its accounts).",
+    )
     args = parser.parse_args()
+    if args.drop:
+        print(f"dropped {drop_accounts()} accounts and roles and `{DATABASE}` from MariaDB")
+        return
 
     ensure_main_database()
     import django

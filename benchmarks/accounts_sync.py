@@ -20,37 +20,16 @@ MariaDB reads all its accounts).
 """
 
 import argparse
-import os
-import sys
 import time
-from pathlib import Path
 
-BASE_DIR = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(BASE_DIR))
-os.environ.setdefault("DJANGO_ENV", "test")
-os.environ.setdefault("WHALEFALL_ENV_FILE", "")
-os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/whalefall_bench")
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "whalefall.settings")
-os.environ.setdefault("LOG_LEVEL", "WARNING")
-
-import MySQLdb  # noqa: E402
-import psycopg  # noqa: E402
+import MySQLdb
+from bench_db import django_ready
 
 PREFIX = "wfb_"
 DATABASE = "wfb_Shop"
 MONITOR = "wfb_monitor"
 MONITOR_PASSWORD = "wfb-monitor-pass-1"
 ROLES = [f"{PREFIX}role{i}" for i in range(5)]
-
-
-def ensure_main_database() -> None:
-    with psycopg.connect(
-        host="127.0.0.1", user="postgres", dbname="postgres", autocommit=True
-    ) as conn:
-        if not conn.execute(
-            "SELECT 1 FROM pg_database WHERE datname = 'whalefall_bench'"
-        ).fetchone():
-            conn.execute("CREATE DATABASE whalefall_bench")
 
 
 def mariadb():
@@ -155,14 +134,9 @@ def main() -> None:
         print(f"dropped {drop_accounts()} accounts and roles and `{DATABASE}` from MariaDB")
         return
 
-    ensure_main_database()
-    import django
-
-    django.setup()
-    from django.core.management import call_command
+    django_ready()
     from django.db import connection, reset_queries
 
-    call_command("migrate", verbosity=0)
     ensure_accounts(args.accounts)
 
     from accounts.models import Account, AccountChange, PrivilegeSnapshot

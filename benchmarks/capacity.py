@@ -37,24 +37,14 @@ it would drop the oldest months.
 """
 
 import argparse
-import os
 import statistics
-import sys
 import time
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 
-BASE_DIR = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(BASE_DIR))
-os.environ.setdefault("DJANGO_ENV", "test")
-os.environ.setdefault("WHALEFALL_ENV_FILE", "")
-os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/whalefall_bench")
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "whalefall.settings")
-os.environ.setdefault("LOG_LEVEL", "WARNING")
-
-import MySQLdb  # noqa: E402
-import psycopg  # noqa: E402
-from admin_pages import measure_pages, ms, print_statements, short_sql, timed_sql  # noqa: E402
+import MySQLdb
+import psycopg
+from admin_pages import measure_pages, ms, print_statements, short_sql, timed_sql
+from bench_db import django_ready
 
 PREFIX = "wfcap-"  # generated instances and their credential
 ADMIN_USER = "wfcap-admin"
@@ -81,16 +71,6 @@ INSTANCE_SAMPLES = "capacity_instancesizesample"
 
 
 # --- Set-up -----------------------------------------------------------------------------
-
-
-def ensure_main_database() -> None:
-    with psycopg.connect(
-        host="127.0.0.1", user="postgres", dbname="postgres", autocommit=True
-    ) as conn:
-        if not conn.execute(
-            "SELECT 1 FROM pg_database WHERE datname = 'whalefall_bench'"
-        ).fetchone():
-            conn.execute("CREATE DATABASE whalefall_bench")
 
 
 def mariadb():
@@ -601,17 +581,12 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    ensure_main_database()
-    import django
-
-    django.setup()
+    django_ready()
     from django.contrib.auth import get_user_model
-    from django.core.management import call_command
     from django.db import connection
     from django.test import Client
     from django.utils import timezone
 
-    call_command("migrate", verbosity=0)
     if args.drop:
         drop_everything()
         return

@@ -17,21 +17,10 @@ Usage::
 """
 
 import argparse
-import os
-import sys
 import time
-from pathlib import Path
 
-BASE_DIR = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(BASE_DIR))
-os.environ.setdefault("DJANGO_ENV", "test")
-os.environ.setdefault("WHALEFALL_ENV_FILE", "")
-os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/whalefall_bench")
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "whalefall.settings")
-os.environ.setdefault("LOG_LEVEL", "WARNING")
-
-import psycopg  # noqa: E402
-from admin_pages import measure_pages, ms, print_statements  # noqa: E402
+from admin_pages import measure_pages, ms, print_statements
+from bench_db import django_ready
 
 PREFIX = "wfcl-"
 ADMIN_USER = "wfcl-admin"
@@ -41,12 +30,6 @@ ROWS = INSTANCES * PER_INSTANCE
 RUNS = 5000
 PAGE_MS = 300
 MARK = "wfcl"  # tags the generated rows of tables without an instance
-
-
-def ensure_main_database() -> None:
-    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as c:
-        if not c.execute("SELECT 1 FROM pg_database WHERE datname = 'whalefall_bench'").fetchone():
-            c.execute("CREATE DATABASE whalefall_bench")
 
 
 GENERATE = [
@@ -247,15 +230,10 @@ def main() -> None:
     parser.add_argument("--statements", action="store_true", help="Print every page's statements.")
     args = parser.parse_args()
 
-    ensure_main_database()
-    import django
-
-    django.setup()
+    django_ready()
     from django.contrib.auth import get_user_model
-    from django.core.management import call_command
     from django.test import Client
 
-    call_command("migrate", verbosity=0)
     if args.drop:
         drop_everything()
         print("removed the generated rows")

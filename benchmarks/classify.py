@@ -21,34 +21,13 @@ migrated when missing); the generated estate is kept for the next run.
 """
 
 import argparse
-import os
 import random
-import sys
 import time
-from pathlib import Path
 
-BASE_DIR = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(BASE_DIR))
-os.environ.setdefault("DJANGO_ENV", "test")
-os.environ.setdefault("WHALEFALL_ENV_FILE", "")
-os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/whalefall_bench")
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "whalefall.settings")
-os.environ.setdefault("LOG_LEVEL", "WARNING")
-
-import psycopg  # noqa: E402
+from bench_db import django_ready
 
 PREFIX = "wfc-"
 ACCOUNTS_PER_INSTANCE = 5000
-
-
-def ensure_main_database() -> None:
-    with psycopg.connect(
-        host="127.0.0.1", user="postgres", dbname="postgres", autocommit=True
-    ) as conn:
-        if not conn.execute(
-            "SELECT 1 FROM pg_database WHERE datname = 'whalefall_bench'"
-        ).fetchone():
-            conn.execute("CREATE DATABASE whalefall_bench")
 
 
 def account_privileges(engine: str, rng: random.Random, i: int) -> dict:
@@ -232,14 +211,9 @@ def main() -> None:
     parser.add_argument("--naive-sample", type=int, default=5_000)
     options = parser.parse_args()
 
-    ensure_main_database()
-    import django
-
-    django.setup()
-    from django.core.management import call_command
+    django_ready()
     from django.db import transaction
 
-    call_command("migrate", verbosity=0)
     from classification import dsl
     from classification.models import Assignment, AssignmentSource, Rule
     from classification.services import (

@@ -9,45 +9,23 @@ missing) and the local Redis broker, with a fresh beat heartbeat, so every check
 """
 
 import argparse
-import os
 import statistics
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-os.environ.setdefault("DJANGO_ENV", "test")
-os.environ.setdefault("WHALEFALL_ENV_FILE", "")
-os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/whalefall_bench")
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "whalefall.settings")
-os.environ.setdefault("LOG_LEVEL", "WARNING")
-
-import psycopg
+from bench_db import django_ready
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=300)
     args = parser.parse_args()
-    with psycopg.connect(
-        host="127.0.0.1", user="postgres", dbname="postgres", autocommit=True
-    ) as conn:
-        if not conn.execute(
-            "SELECT 1 FROM pg_database WHERE datname = 'whalefall_bench'"
-        ).fetchone():
-            conn.execute("CREATE DATABASE whalefall_bench")
-
-    import django
-
-    django.setup()
-    from django.core.management import call_command
+    django_ready()
     from django.test import Client
     from django.utils import timezone
 
     from whalefall.models import Heartbeat
     from whalefall.tasks import BEAT_HEARTBEAT
 
-    call_command("migrate", verbosity=0)
     Heartbeat.objects.update_or_create(name=BEAT_HEARTBEAT, defaults={"beat_at": timezone.now()})
     client = Client(HTTP_HOST="127.0.0.1")
     print(f"{'endpoint':16} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8}  (status)")

@@ -192,7 +192,7 @@ class CapacityLimitMixin:
             return ["capacity_limit" if f == "capacity_limit_bytes" else f for f in fields]
         return fields
 
-    @admin.display(description=_("capacity limit"))
+    @admin.display(description=_("capacity limit"), ordering="capacity_limit_bytes")
     def capacity_limit(self, obj) -> str:
         return _size(obj.capacity_limit_bytes)
 
@@ -353,7 +353,9 @@ class InstanceCapacityAdmin(CapacityLimitMixin, InstanceScopedAdmin):
 
     change_form_template = "admin/capacity/instancecapacity/change_form.html"
     change_list_template = "admin/capacity/instancecapacity/change_list.html"
-    list_display = ["instance", "engine", "size", "database_count", "limit", "collected_at"]
+    list_display = [
+        "instance", "engine", "size", "database_count", "capacity_limit", "collected_at",
+    ]  # fmt: skip
     list_filter = [EngineFilter, TagFilter]
     list_select_related = ["instance"]
     search_fields = ["^instance__name"]
@@ -368,10 +370,6 @@ class InstanceCapacityAdmin(CapacityLimitMixin, InstanceScopedAdmin):
     @admin.display(description=_("size"), ordering=F("total_bytes").desc(nulls_last=True))
     def size(self, obj: InstanceCapacity) -> str:
         return _size(obj.total_bytes)
-
-    @admin.display(description=_("capacity limit"), ordering="capacity_limit_bytes")
-    def limit(self, obj: InstanceCapacity) -> str:
-        return _size(obj.capacity_limit_bytes)
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         if obj is not None:

@@ -118,7 +118,8 @@ class VisibleInstanceFilter(admin.SimpleListFilter):
 
     def __init__(self, request, params, model, model_admin):
         super().__init__(request, params, model, model_admin)
-        if len(self.lookup_choices) > self.links_up_to:
+        self.drop_down = len(self.lookup_choices) > self.links_up_to
+        if self.drop_down:
             self.template = "admin/whalefall_select_filter.html"
 
     def lookups(self, request, model_admin):
@@ -127,7 +128,7 @@ class VisibleInstanceFilter(admin.SimpleListFilter):
         return [(str(pk), name) for pk, name in instances.values_list("pk", "name")]
 
     def choices(self, changelist):
-        if self.template != "admin/whalefall_select_filter.html":
+        if not self.drop_down:
             yield from super().choices(changelist)
             return
         current = self.value()

@@ -209,8 +209,8 @@ def aggregate_capacity(
         user_id=user_id,
         task_id=self.request.id or "",
     ) as summary:
-        day_ = date.fromisoformat(day) if day else None
-        summary.update(aggregates_compute_all(day=day_, current=current))
+        on = date.fromisoformat(day) if day else None
+        summary.update(aggregates_compute_all(day=on, current=current))
 
 
 @shared_task(

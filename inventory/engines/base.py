@@ -126,17 +126,73 @@ def parse_version(raw: str, pattern: str, parts: int) -> VersionInfo:
     return VersionInfo(raw=raw[:500], major_minor=f"{major}.{minor}", full=full)
 
 
+AccountKey = tuple[str, str, str]  # (kind, name, host)
+ACCOUNT_KINDS = ("user", "role", "login", "group", "public")
+PUBLIC = "PUBLIC"
+
+
 @dataclass(frozen=True)
 class AccountRecord:
-    """An account as an instance lists it. MySQL/MariaDB identify accounts by user and host."""
+    """An account as an instance lists it: kind, name and host as separate values.
+
+    ``key`` is the triple, so a MySQL user ``'k'@'h'`` and a role named ``k@h`` can never
+    be taken for one another. ``kind`` is user, role, login (SQL Server), group (a Windows
+    group login) or public (the one PUBLIC pseudo-account of an instance, which holds every
+    grant made to PUBLIC).
+    """
 
     name: str
     host: str = ""
-    kind: str = "user"  # user, role, login or group
+    kind: str = "user"
 
     @property
-    def key(self) -> str:
-        return f"{self.name}@{self.host}" if self.host else self.name
+    def key(self) -> AccountKey:
+        return (self.kind, self.name, self.host)
+
+
+PUBLIC_ACCOUNT = AccountRecord(name=PUBLIC, kind="public")
+
+_BARE_PART = re.compile(r"[^.\"\s\x00-\x1f]+(?:[ ][^.\"\s\x00-\x1f]+)*")
+
+
+def quote_part(part: str) -> str:
+    """One part of an object name as written in a canonical grant: bare when it is not
+    empty and holds no dot, double quote, control character or edge/double space;
+    otherwise double-quoted with inner double quotes doubled (SQL's identifier quoting)."""
+    if _BARE_PART.fullmatch(part):
+        return part
+    return '"' + part.replace('"', '""') + '"'
+
+
+def object_name(*parts: str) -> str:
+    """An unambiguous dotted object name: ``a.b`` and ``"a.b"`` are different objects, so
+    `` `a.b`.`c` `` and `` `a`.`b.c` `` can never be taken for one another."""
+    return ".".join(quote_part(str(part)) for part in parts)
+
+
+def split_object_name(name: str) -> list[str]:
+    """The parts of an :func:`object_name` (its inverse)."""
+    parts, i, n = [], 0, len(name)
+    while i <= n:
+        if i < n and name[i] == '"':
+            j, chars = i + 1, []
+            while j < n:
+                if name[j] == '"':
+                    if j + 1 < n and name[j + 1] == '"':
+                        chars.append('"')
+                        j += 2
+                        continue
+                    break
+                chars.append(name[j])
+                j += 1
+            parts.append("".join(chars))
+            i = j + 2  # past the closing quote and the dot
+        else:
+            j = name.find(".", i)
+            j = n if j < 0 else j
+            parts.append(name[i:j])
+            i = j + 1
+    return parts
 
 
 def like(pattern: str, value: str) -> bool:

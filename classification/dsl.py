@@ -12,6 +12,9 @@ Decisions where the predecessor was loose or silent:
 * Unknown keys are errors, at their own path: in the document or an operator node
   ``INVALID_DSL_EXPRESSION``, among a function's arguments ``INVALID_DSL_ARGS``. Ignoring
   them would let a typo (``"objet"`` for ``"object"``) silently widen a rule.
+* ``db_type_in`` names engines the way instances do (``mysql``, ``postgresql``,
+  ``sqlserver``, ``oracle``; trimmed, any case; MariaDB is ``mysql``). Any other name is an
+  error: a typo would silently narrow the rule.
 * An operator needs an ``args`` list (``[]`` is allowed: empty AND is true, empty OR false);
   a function's ``args`` may be omitted or null. An argument given as null counts as absent.
 * Operators are trimmed and case-insensitive; function names are trimmed and exact.
@@ -46,6 +49,11 @@ MISSING_DSL_ARGS = "MISSING_DSL_ARGS"
 INVALID_DSL_ARGS = "INVALID_DSL_ARGS"
 
 OPERATORS = ("AND", "OR", "NOT")
+
+# The engines of inventory.models.Engine (a test keeps the two lists equal).
+ENGINES = ("mysql", "postgresql", "sqlserver", "oracle")
+# Other names people give those engines, to say which one is meant.
+ENGINE_SPELLINGS = {"mariadb": "mysql", "mssql": "sqlserver", "postgres": "postgresql"}
 
 # Function name -> accepted arguments, in the order the readable form shows them.
 FUNCTIONS: dict[str, tuple[str, ...]] = {
@@ -319,8 +327,18 @@ class _Compiler:
                     f"{path}.types[{i}]",
                     f"an engine name must be a non-blank string, not {_show(value)}",
                 )
-            else:
-                wanted.add(value.strip().lower())
+                continue
+            engine = value.strip().lower()
+            if engine not in ENGINES:
+                hint = ENGINE_SPELLINGS.get(engine)
+                self.error(
+                    INVALID_DSL_ARGS,
+                    f"{path}.types[{i}]",
+                    f"unknown engine {_show(value)}; "
+                    + (f"write {_show(hint)} for it" if hint else f"use {', '.join(ENGINES)}"),
+                )
+                continue
+            wanted.add(engine)
         return _engine_in(frozenset(wanted))
 
     def fn_is_superuser(self, args: Mapping, path: str) -> Predicate:

@@ -21,6 +21,7 @@ from classification.dsl import (
     render,
     validate,
 )
+from inventory.models import Engine
 
 
 def doc(expr):
@@ -169,11 +170,35 @@ def test_example_rule_sqlserver_db_owner():
         (["mysql"], {"mysql_root", "mysql_reader", "mysql_app", "mysql_locked"}),
         ([" PostgreSQL ", "ORACLE"], {"pg_super", "pg_app", "oracle_dba", "oracle_locked"}),
         (["sqlserver"], {"sqlserver_sa", "sqlserver_owner"}),
-        (["db2"], set()),
+        (["sqlserver", "SQLServer"], {"sqlserver_sa", "sqlserver_owner"}),
     ],
 )
 def test_db_type_in(types, expected):
     assert matched_accounts(doc(fn("db_type_in", types=types))) == expected
+
+
+def test_db_type_in_knows_the_engines_of_instances():
+    assert set(dsl.ENGINES) == set(Engine.values)
+    assert set(dsl.ENGINE_SPELLINGS.values()) <= set(Engine.values)
+
+
+@pytest.mark.parametrize(
+    ("types", "path", "says"),
+    [
+        (["mysqll"], "expr.args.types[0]", "use mysql, postgresql, sqlserver, oracle"),
+        (["mysql", "db2"], "expr.args.types[1]", "use mysql, postgresql, sqlserver, oracle"),
+        (["mysql", "mariadb"], "expr.args.types[1]", 'write "mysql" for it'),
+        ([" MSSQL "], "expr.args.types[0]", 'write "sqlserver" for it'),
+        (["postgres"], "expr.args.types[0]", 'write "postgresql" for it'),
+        (["my sql"], "expr.args.types[0]", "unknown engine"),
+    ],
+)
+def test_db_type_in_rejects_unknown_engines(types, path, says):
+    expression = doc(fn("db_type_in", types=types))
+    errors = validate(expression)
+    assert found(errors) == [(INVALID_DSL_ARGS, path)]
+    assert says in errors[0].message
+    assert evaluate(expression, MYSQL_ROOT) == Outcome(matched=False, errors=errors)
 
 
 def test_db_type_in_trims_and_lowers_the_engine_of_the_facts():
@@ -380,6 +405,10 @@ def test_function_names_are_trimmed_but_exact():
         (doc(fn("db_type_in", types="mysql")), [(INVALID_DSL_ARGS, "expr.args.types")]),
         (doc(fn("db_type_in", types=["mysql", " "])), [(INVALID_DSL_ARGS, "expr.args.types[1]")]),
         (doc(fn("db_type_in", types=[3])), [(INVALID_DSL_ARGS, "expr.args.types[0]")]),
+        (
+            doc(fn("db_type_in", types=["oracle", 3, "mysqll"])),
+            [(INVALID_DSL_ARGS, "expr.args.types[1]"), (INVALID_DSL_ARGS, "expr.args.types[2]")],
+        ),
         (doc(fn("has_capability")), [(MISSING_DSL_ARGS, "expr.args.name")]),
         (doc(fn("has_capability", name="")), [(INVALID_DSL_ARGS, "expr.args.name")]),
         (doc(fn("has_role")), [(MISSING_DSL_ARGS, "expr.args.name")]),
@@ -578,7 +607,7 @@ def test_evaluating_100_000_accounts_is_fast():
     rule = doc(
         op(
             "AND",
-            fn("db_type_in", types=["mysql", "mariadb"]),
+            fn("db_type_in", types=["mysql", "MySQL"]),
             op("OR", fn("is_superuser"), fn("has_privilege", name="SELECT", scope="global")),
             op("NOT", fn("is_locked")),
         )

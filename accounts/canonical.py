@@ -10,7 +10,13 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 ENGINES = frozenset({"mysql", "postgresql", "sqlserver", "oracle"})
-SCOPES = ("global", "server", "database", "schema", "table", "column", "tablespace")
+SCOPES = (
+    "global", "server", "database", "schema", "table", "column", "tablespace",
+    "procedure", "function", "package", "default",
+)  # fmt: skip
+# The canonical form's version: 1 before routines had scopes of their own and object names
+# were quoted part by part; snapshots remember the format they were written in.
+FORMAT = 2
 OPTIONS = ("", "GRANT", "DENY")
 GRANT_KEYS = ("scope", "object", "privilege", "option")
 
@@ -100,3 +106,49 @@ def canonical_fingerprint_json(raw: Mapping[str, Any]) -> tuple[dict[str, Any], 
     canonical = canonicalize(raw)
     text = canonical_json(canonical)
     return canonical, hashlib.sha256(text.encode()).hexdigest(), text
+
+
+# --- Comparing with sets written in an earlier format -----------------------------------
+
+_ROUTINE_SCOPES = {"procedure", "function", "package"}
+# Read from format 2 on only: PostgreSQL routines and default privileges.
+_NEW_IN_FORMAT_2 = {"postgresql": {"procedure", "function", "package", "default"}}
+
+
+def _legacy_grant(engine: str, grant: Mapping[str, Any], written: int) -> Grant | None:
+    """A grant as format 1 wrote it (None: format 1 never read such a grant)."""
+    from inventory.engines.base import split_object_name
+
+    scope, obj, privilege, option = (grant[k] for k in GRANT_KEYS)
+    if privilege.startswith("PRIVILEGE BIT "):
+        return None  # format 1 named bits it did not know; they are not privileges
+    if written >= 2:
+        if scope in _NEW_IN_FORMAT_2.get(engine, ()):
+            return None
+        parts = split_object_name(obj) if obj else []
+        if privilege == "PROXY" and len(parts) == 2:
+            obj = f"{parts[0]}@{parts[1]}"
+        elif parts:
+            obj = ".".join(parts)
+        if scope in _ROUTINE_SCOPES:
+            scope = "table"
+    if scope == "column":
+        option = ""  # format 1 put a column grant's grant option on its table
+    elif scope == "table" and privilege == "USAGE":
+        return None
+    return scope, obj, privilege, option
+
+
+def same_in_format_1(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+    """Whether a set written in format 1 (``old``) and a current one describe the same
+    privileges on the server, ignoring what format 1 could not express or did not read:
+    the first sync after an upgrade must record real differences only."""
+    engine = new["engine"]
+    if old.get("engine") != engine or list(old["roles"]) != list(new["roles"]):
+        return False
+    common = old["attributes"].keys() & new["attributes"].keys()
+    if any(old["attributes"][name] != new["attributes"][name] for name in common):
+        return False
+    before = {_legacy_grant(engine, g, 1) for g in old["grants"]} - {None}
+    after = {_legacy_grant(engine, g, FORMAT) for g in new["grants"]} - {None}
+    return before == after

@@ -84,3 +84,153 @@ def facts_of_canonical(privset: Mapping[str, Any]) -> dict[str, Any]:
         "roles": sorted(roles),
         "grants": privset["grants"],
     }
+
+
+# --- Effective capabilities ----------------------------------------------------------------
+#
+# Derived from what an account can really do: its own grants, the grants of every role it
+# reaches (by inheritance or SET ROLE) and PUBLIC's. ``reached`` holds the attributes and
+# names of the roles reached; ``grants`` the effective (scope, object, privilege, option)
+# tuples. Every rule is documented in README ("Direct and effective privileges").
+
+ESCALATION = "ESCALATION"
+ANONYMOUS = "ANONYMOUS"
+NO_PASSWORD = "NO_PASSWORD"  # noqa: S105  a capability name, not a password
+EFFECTIVE_CAPABILITIES = (SUPERUSER, GRANT_ADMIN, ESCALATION, ANONYMOUS, NO_PASSWORD, LOCKED)
+
+# MySQL/MariaDB: the grant tables. Write access to any of them rewrites accounts.
+_MYSQL_GRANT_TABLES = {
+    "user", "global_priv", "db", "tables_priv", "columns_priv", "procs_priv", "proxies_priv",
+    "roles_mapping", "role_edges", "default_roles", "global_grants", "password_history",
+}  # fmt: skip
+_MYSQL_WRITE = {
+    "ALL PRIVILEGES", "INSERT", "UPDATE", "DELETE", "CREATE", "DROP", "ALTER", "INDEX",
+    "TRIGGER", "CREATE VIEW", "DELETE HISTORY",
+}  # fmt: skip
+_MYSQL_SUPER = {"SUPER", "ALL PRIVILEGES"}
+_MYSQL_ESCALATING = {
+    "CREATE USER", "SUPER", "SET USER", "SET_USER_ID", "SET_ANY_DEFINER", "ROLE_ADMIN",
+    "FILE", "BINLOG REPLAY", "REPLICATION SLAVE ADMIN", "CLONE_ADMIN", "ALL PRIVILEGES",
+    "INSERT", "UPDATE", "DELETE", "CREATE", "DROP", "ALTER",
+}  # fmt: skip
+# Plugins that authenticate with a password: an empty authentication string lets anyone in.
+_MYSQL_PASSWORD_PLUGINS = {
+    "", "mysql_native_password", "mysql_old_password", "caching_sha2_password",
+    "sha256_password", "ed25519", "parsec",
+}  # fmt: skip
+_POSTGRESQL_ESCALATING_ROLES = {"pg_execute_server_program", "pg_write_server_files"}
+_SQLSERVER_ESCALATING = {
+    "CONTROL SERVER", "IMPERSONATE ANY LOGIN", "ALTER ANY LOGIN", "ALTER ANY SERVER ROLE",
+    "UNSAFE ASSEMBLY", "ALTER ANY CREDENTIAL",
+}  # fmt: skip
+_ORACLE_ESCALATING = {
+    "GRANT ANY ROLE", "GRANT ANY PRIVILEGE", "GRANT ANY OBJECT PRIVILEGE", "ALTER USER",
+    "BECOME USER", "ALTER SYSTEM", "CREATE ANY PROCEDURE", "CREATE ANY TRIGGER",
+    "EXECUTE ANY PROCEDURE", "CREATE EXTERNAL JOB", "CREATE ANY LIBRARY",
+    "CREATE ANY DIRECTORY", "EXEMPT ACCESS POLICY", "CREATE ANY JOB", "ALTER DATABASE",
+}  # fmt: skip
+_ORACLE_ESCALATING_ROLES = {"DBA", "IMP_FULL_DATABASE", "DATAPUMP_IMP_FULL_DATABASE"}
+
+
+def _first_part(name: str) -> str:
+    from inventory.engines.base import split_object_name
+
+    return split_object_name(name)[0] if name else ""
+
+
+def _mysql_covers_grant_tables(scope: str, obj: str) -> bool:
+    """Whether a database- or table-scope object is (or, as a LIKE pattern, matches) one of
+    the grant tables of the ``mysql`` schema."""
+    from inventory.engines.base import like, split_object_name
+
+    if scope == "database":
+        return like(_first_part(obj), "mysql")
+    if scope == "table":
+        parts = split_object_name(obj)
+        return len(parts) == 2 and parts[0] == "mysql" and parts[1] in _MYSQL_GRANT_TABLES
+    return False
+
+
+def _mysql(attributes, grants, reached) -> set[str]:
+    capabilities = set()
+    for scope, obj, privilege, option in grants:
+        if scope == "global" and not obj:
+            if privilege in _MYSQL_SUPER:
+                capabilities.add(SUPERUSER)
+            if option == "GRANT":
+                capabilities.add(GRANT_ADMIN)
+            if privilege in _MYSQL_ESCALATING:
+                capabilities.add(ESCALATION)
+        elif scope == "global" and privilege == "PROXY":
+            capabilities.add(ESCALATION)  # acts as the proxied account
+        elif privilege in _MYSQL_WRITE and _mysql_covers_grant_tables(scope, obj):
+            capabilities.add(ESCALATION)
+    if attributes.get("anonymous") is True:
+        capabilities.add(ANONYMOUS)
+    if (
+        attributes.get("password_set") is False
+        and attributes.get("can_login") is not False
+        and (attributes.get("plugin") or "") in _MYSQL_PASSWORD_PLUGINS
+    ):
+        capabilities.add(NO_PASSWORD)
+    return capabilities
+
+
+def _postgresql(attributes, grants, reached) -> set[str]:
+    capabilities = set()
+    everyone = [attributes, *(role_attributes for _name, role_attributes in reached)]
+    if any(a.get("superuser") is True for a in everyone):
+        capabilities |= {SUPERUSER, GRANT_ADMIN}
+    if any(a.get("create_role") is True for a in everyone):
+        # Before 16, CREATEROLE can grant itself any non-superuser role: as good as superuser.
+        capabilities |= {GRANT_ADMIN, ESCALATION}
+    if _POSTGRESQL_ESCALATING_ROLES & {name for name, _attributes in reached}:
+        capabilities.add(ESCALATION)
+    return capabilities
+
+
+def _sqlserver(attributes, grants, reached) -> set[str]:
+    capabilities = set()
+    names = {name for name, _attributes in reached}
+    granted = {p for scope, obj, p, option in grants if scope == "server" and option != "DENY"}
+    denied = {p for scope, obj, p, option in grants if scope == "server" and option == "DENY"}
+    impersonates = any(
+        scope == "server" and p == "IMPERSONATE" and option != "DENY"
+        for scope, obj, p, option in grants
+    )
+    sysadmin = "sysadmin" in names
+    effective = granted if sysadmin else granted - denied  # sysadmin skips permission checks
+    if sysadmin:
+        capabilities |= {SUPERUSER, GRANT_ADMIN, ESCALATION}
+    if "securityadmin" in names or "CONTROL SERVER" in effective:
+        capabilities |= {GRANT_ADMIN, ESCALATION}
+    if _SQLSERVER_ESCALATING & effective or impersonates:
+        capabilities.add(ESCALATION)
+    return capabilities
+
+
+def _oracle(attributes, grants, reached) -> set[str]:
+    capabilities = set()
+    names = {name for name, _attributes in reached}
+    server = {p for scope, _obj, p, _option in grants if scope == "server"}
+    if "DBA" in names or "SYSDBA" in server:
+        capabilities |= {SUPERUSER, GRANT_ADMIN}
+    if _ORACLE_GRANT_ADMIN & server:
+        capabilities.add(GRANT_ADMIN)
+    if _ORACLE_ESCALATING & server or _ORACLE_ESCALATING_ROLES & names:
+        capabilities.add(ESCALATION)
+    if attributes.get("password_set") is False and attributes.get("can_login") is True:
+        capabilities.add(NO_PASSWORD)
+    return capabilities
+
+
+_RULES = {"mysql": _mysql, "postgresql": _postgresql, "sqlserver": _sqlserver, "oracle": _oracle}
+
+
+def effective_capabilities(engine: str, attributes: Mapping, grants, reached) -> set[str]:
+    """The capabilities of one account from its effective grants (4-tuples) and the
+    ``(name, attributes)`` of the roles it reaches; LOCKED stays the account's own."""
+    capabilities = _RULES[engine](attributes, grants, reached)
+    if attributes.get("locked") is True:
+        capabilities.add(LOCKED)
+    return capabilities

@@ -4,6 +4,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
+from accounts.canonical import FORMAT
 from inventory.models import Engine, Instance
 
 
@@ -12,6 +13,10 @@ class AccountKind(models.TextChoices):
     ROLE = "role", _("Role")
     LOGIN = "login", _("Login")
     GROUP = "group", _("Group")
+    PUBLIC = "public", _("PUBLIC")
+
+
+EMPTY_NAME = "''"  # how an anonymous account's empty user name is written
 
 
 class AccountQuerySet(models.QuerySet):
@@ -25,11 +30,20 @@ class AccountQuerySet(models.QuerySet):
         return self.filter(removed_at__isnull=True)
 
     def privileged(self) -> "AccountQuerySet":
-        return self.filter(Q(snapshot__is_superuser=True) | Q(snapshot__can_grant=True))
+        """Accounts whose effective capabilities include SUPERUSER, GRANT_ADMIN or ESCALATION."""
+        return self.filter(
+            Q(snapshot__is_superuser=True)
+            | Q(snapshot__can_grant=True)
+            | Q(snapshot__can_escalate=True)
+        )
 
 
 class Account(models.Model):
-    """An account (user, role, login or group) as the instance reports it."""
+    """An account (user, role, login, group or PUBLIC) as the instance reports it.
+
+    Its identity is (kind, name, host), three separate values, unique per instance: a MySQL
+    user ``'k'@'h'`` and a role named ``k@h`` are two accounts.
+    """
 
     instance = models.ForeignKey(
         Instance,
@@ -37,7 +51,12 @@ class Account(models.Model):
         related_name="accounts",
         verbose_name=_("instance"),
     )
-    name = models.CharField(_("name"), max_length=255, help_text=_("User, role or login name."))
+    name = models.CharField(
+        _("name"),
+        max_length=255,
+        blank=True,
+        help_text=_("User, role or login name; empty for a MySQL/MariaDB anonymous account."),
+    )
     host = models.CharField(
         _("host"),
         max_length=255,
@@ -63,7 +82,8 @@ class Account(models.Model):
         permissions = [("access_review", _("Can produce the access review report"))]
         constraints = [
             models.UniqueConstraint(
-                fields=["instance", "name", "host"], name="accounts_account_identity_unique"
+                fields=["instance", "kind", "name", "host"],
+                name="accounts_account_identity_unique",
             ),
             models.CheckConstraint(
                 condition=Q(kind__in=AccountKind.values), name="accounts_account_kind_valid"
@@ -79,12 +99,15 @@ class Account(models.Model):
 
     @property
     def identity(self) -> str:
-        return f"{self.name}@{self.host}" if self.host else self.name
+        """How people read the account: ``name@host`` (``''@host`` when anonymous) or the name."""
+        if self.host:
+            return f"{self.name or EMPTY_NAME}@{self.host}"
+        return self.name
 
     @property
-    def key(self) -> str:
+    def key(self) -> tuple[str, str, str]:
         """The identity an engine reports the account under (``AccountRecord.key``)."""
-        return self.identity
+        return (self.kind, self.name, self.host)
 
 
 class PrivilegeSnapshot(models.Model):
@@ -97,9 +120,29 @@ class PrivilegeSnapshot(models.Model):
     privileges = models.JSONField(_("privileges"), help_text=_("Canonical privilege set."))
     facts = models.JSONField(_("facts"), help_text=_("Capabilities, roles and grants."))
     fingerprint = models.CharField(_("fingerprint"), max_length=64)
+    effective_fingerprint = models.CharField(
+        _("effective fingerprint"),
+        max_length=64,
+        blank=True,
+        help_text=_("SHA-256 of what the account can effectively do; empty until computed."),
+    )
+    format = models.PositiveSmallIntegerField(
+        _("format"),
+        default=FORMAT,
+        help_text=_("Version of the canonical form the privileges were written in."),
+    )
+    # Flags of the effective capabilities (through roles and PUBLIC), for filtering.
     is_superuser = models.BooleanField(_("superuser"), default=False, db_index=True)
     is_locked = models.BooleanField(_("locked"), default=False, db_index=True)
     can_grant = models.BooleanField(_("can grant"), default=False, db_index=True)
+    can_escalate = models.BooleanField(
+        _("can escalate"),
+        default=False,
+        db_index=True,
+        help_text=_("Can gain privileges it does not hold (grant tables, CREATEROLE, …)."),
+    )
+    is_anonymous = models.BooleanField(_("anonymous"), default=False)
+    no_password = models.BooleanField(_("no password"), default=False)
     collected_at = models.DateTimeField(_("collected at"))
     changed_at = models.DateTimeField(
         _("changed at"), help_text=_("When the privileges last changed.")
@@ -119,6 +162,7 @@ class ChangeType(models.TextChoices):
     ATTRIBUTES_CHANGED = "attributes_changed", _("Attributes changed")
     REMOVED = "removed", _("Removed")
     RESTORED = "restored", _("Restored")
+    EFFECTIVE_CHANGED = "effective_changed", _("Effective privileges changed")
 
 
 class ImmutableRow(Exception):
@@ -147,7 +191,10 @@ class AccountChange(models.Model):
     privileged = models.BooleanField(
         _("privileged"),
         default=False,
-        help_text=_("The account is or became a superuser or grant admin."),
+        help_text=_(
+            "The account is or became a superuser, grant admin or able to escalate "
+            "(effective capabilities)."
+        ),
     )
 
     class Meta:

@@ -16,11 +16,20 @@ import structlog
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.canonical import canonical_fingerprint_json
+from accounts import effective as eff
+from accounts.canonical import FORMAT, canonical_fingerprint_json, same_in_format_1
 from accounts.diff import diff_canonical, summarize
-from accounts.facts import GRANT_ADMIN, LOCKED, SUPERUSER, facts_of_canonical
+from accounts.facts import (
+    ANONYMOUS,
+    ESCALATION,
+    GRANT_ADMIN,
+    LOCKED,
+    NO_PASSWORD,
+    SUPERUSER,
+    facts_of_canonical,
+)
 from accounts.models import Account, AccountChange, ChangeType, PrivilegeSnapshot
-from inventory.engines.base import AccountRecord, connect
+from inventory.engines.base import PUBLIC_ACCOUNT, AccountKey, AccountRecord, connect
 from inventory.models import Instance
 from whalefall.db import JsonText, insert_rows
 
@@ -50,17 +59,19 @@ class SyncOutcome:
 
 @dataclass(frozen=True)
 class Collected:
-    """One account as read from the instance, already canonical."""
+    """One account as read from the instance, already canonical, with its effective set."""
 
     record: AccountRecord
     privileges: dict[str, Any]
     fingerprint: str
-    facts: dict[str, Any]
+    facts: dict[str, Any]  # literal facts, and "effective" (grants with provenance)
     privileges_json: str  # the canonical JSON the fingerprint was computed from
+    effective_fingerprint: str
 
 
 def _collect(instance: Instance) -> tuple[list[Collected], int]:
-    """All remote work: list accounts and collect their privileges, then disconnect."""
+    """All remote work: list accounts and collect their privileges, then disconnect; then
+    resolve what every account can effectively do through the role graph and PUBLIC."""
     with connect(instance) as engine:
         records = engine.run(engine.list_accounts)
         raw = engine.run(engine.collect_privileges, records, deep=instance.deep_privileges)
@@ -70,25 +81,54 @@ def _collect(instance: Instance) -> tuple[list[Collected], int]:
         raise SyncRefused(
             f"privileges missing for {len(missing)} listed account(s), e.g. {missing[0]!r}"
         )
+    listed = [r.key for r in records]
+    nodes = {key: eff.node_from_raw(key, value) for key, value in raw.items()}
+    public = PUBLIC_ACCOUNT.key if PUBLIC_ACCOUNT.key in nodes else None
+    effective = eff.resolve(instance.engine, nodes, listed, public)
     collected = []
     for record in records:
         canonical, fingerprint, text = canonical_fingerprint_json(raw[record.key])
         facts = facts_of_canonical(canonical)
-        collected.append(Collected(record, canonical, fingerprint, facts, text))
+        facts["effective"] = effective[record.key]
+        collected.append(
+            Collected(
+                record,
+                canonical,
+                fingerprint,
+                facts,
+                text,
+                eff.effective_fingerprint(effective[record.key]),
+            )
+        )
     return collected, queries
 
 
+def _capabilities(facts: dict[str, Any] | None) -> set[str]:
+    """The effective capabilities of stored facts (the literal ones before the upgrade)."""
+    if not facts:
+        return set()
+    if "effective" in facts:
+        return set(facts["effective"]["capabilities"])
+    return set(facts["capabilities"])
+
+
 def _flags(facts: dict[str, Any]) -> dict[str, bool]:
-    capabilities = set(facts["capabilities"])
+    capabilities = _capabilities(facts)
     return {
         "is_superuser": SUPERUSER in capabilities,
         "is_locked": LOCKED in capabilities,
         "can_grant": GRANT_ADMIN in capabilities,
+        "can_escalate": ESCALATION in capabilities,
+        "is_anonymous": ANONYMOUS in capabilities,
+        "no_password": NO_PASSWORD in capabilities,
     }
 
 
+PRIVILEGED = frozenset({SUPERUSER, GRANT_ADMIN, ESCALATION})
+
+
 def _privileged(*facts: dict[str, Any] | None) -> bool:
-    return any(f and {SUPERUSER, GRANT_ADMIN} & set(f["capabilities"]) for f in facts)
+    return any(PRIVILEGED & _capabilities(f) for f in facts)
 
 
 def _change_type(diff: dict[str, Any]) -> ChangeType:
@@ -152,14 +192,16 @@ CHANGE_FIELDS = (
     "diff",
     "privileged",
 )
+FLAG_FIELDS = ("is_superuser", "is_locked", "can_grant", "can_escalate", "is_anonymous",
+               "no_password")  # fmt: skip
 SNAPSHOT_FIELDS = (
     "account",
     "privileges",
     "facts",
     "fingerprint",
-    "is_superuser",
-    "is_locked",
-    "can_grant",
+    "effective_fingerprint",
+    "format",
+    *FLAG_FIELDS,
     "collected_at",
     "changed_at",
 )
@@ -172,12 +214,77 @@ def _snapshot_row(account_id: int, item: Collected, now: datetime) -> tuple:
         JsonText(item.privileges_json),
         item.facts,
         item.fingerprint,
-        flags["is_superuser"],
-        flags["is_locked"],
-        flags["can_grant"],
+        item.effective_fingerprint,
+        FORMAT,
+        *(flags[name] for name in FLAG_FIELDS),
         now,
         now,
     )
+
+
+def _effective_row(instance, account_id, old_facts, item: Collected, run_id, now, own_diff):
+    """The "effective privileges changed" row of an account whose reach through roles or
+    PUBLIC changed, or None when its own change row already tells the whole story."""
+    diff = eff.diff_effective(old_facts.get("effective"), item.facts["effective"])
+    diff["effective_added"] = [g for g in diff["effective_added"] if g["via"]]
+    diff["effective_removed"] = [g for g in diff["effective_removed"] if g["via"]]
+    diff["via"] = sorted({g["via"][0] for g in diff["effective_added"] + diff["effective_removed"]})
+    if own_diff is not None and not (
+        diff["effective_added"]
+        or diff["effective_removed"]
+        or diff["roles_reached_added"]
+        or diff["roles_reached_removed"]
+    ):
+        return None  # only the account's own grants changed: its own row says so
+    if eff.is_empty(diff):
+        return None
+    return (
+        account_id,
+        instance.pk,
+        instance.engine,
+        run_id,
+        now,
+        ChangeType.EFFECTIVE_CHANGED,
+        eff.summarize(diff)[:500],
+        diff,
+        _privileged(old_facts, item.facts),
+    )
+
+
+def _match(stored: dict[AccountKey, tuple], collected: list[Collected]):
+    """Pair what the instance listed with the stored accounts: by identity, and for an
+    account that turned from user to role or back (PostgreSQL LOGIN, MySQL 8 roles, which are
+    users) by name and host, as long as no stored account has its new identity."""
+    pairs: list[tuple[Collected, AccountKey | None]] = []
+    taken: set[AccountKey] = set()
+    pending: list[Collected] = []
+    for item in collected:
+        key = item.record.key
+        if key in stored:
+            pairs.append((item, key))
+            taken.add(key)
+        else:
+            pending.append(item)
+    by_name: dict[tuple[str, str], list[AccountKey]] = {}
+    for key in stored:
+        if key not in taken and key[0] in SWITCHABLE_KINDS:
+            by_name.setdefault((key[1], key[2]), []).append(key)
+    for item in pending:
+        kind, name, host = item.record.key
+        candidates = by_name.get((name, host), []) if kind in SWITCHABLE_KINDS else []
+        if candidates:
+            key = candidates.pop()
+            pairs.append((item, key))
+            taken.add(key)
+        else:
+            pairs.append((item, None))
+    return pairs, taken
+
+
+SWITCHABLE_KINDS = frozenset({"user", "role"})
+SNAPSHOT_UPDATE_FIELDS = ["privileges", "facts", "fingerprint", "effective_fingerprint",
+                          "format", *FLAG_FIELDS, "collected_at", "changed_at"]  # fmt: skip
+EFFECTIVE_UPDATE_FIELDS = ["facts", "effective_fingerprint", *FLAG_FIELDS, "collected_at"]
 
 
 def _write(
@@ -191,12 +298,11 @@ def _write(
     outcome = SyncOutcome()
     with transaction.atomic():
         rows = Account.objects.filter(instance=instance).values_list(
-            "pk", "name", "host", "kind", "removed_at", "snapshot__pk", "snapshot__fingerprint"
-        )
-        stored = {
-            (f"{name}@{host}" if host else name): (pk, kind, removed_at, snapshot_id, fingerprint)
-            for pk, name, host, kind, removed_at, snapshot_id, fingerprint in rows
-        }
+            "pk", "kind", "name", "host", "removed_at", "snapshot__pk",
+            "snapshot__fingerprint", "snapshot__effective_fingerprint", "snapshot__format",
+        )  # fmt: skip
+        stored = {(kind, name, host): (pk, kind, removed, *rest) for pk, kind, name, host,
+                  removed, *rest in rows}  # fmt: skip
         active_before = sum(1 for row in stored.values() if row[2] is None)
         if not collected and active_before:
             raise SyncRefused(
@@ -204,20 +310,19 @@ def _write(
                 "nothing was marked removed"
             )
 
-        seen: set[str] = set()
+        pairs, seen = _match(stored, collected)
         to_create: list[Collected] = []
         without_snapshot: list[tuple[int, Collected]] = []
-        to_update: list[tuple[int, int, Collected, str]] = []  # account, snapshot, item, type
+        # account, snapshot, item, change type ("" = decide from the diff), stored format
+        to_update: list[tuple[int, int, Collected, str, int]] = []
+        effective_only: list[tuple[int, int, Collected, str]] = []  # + stored effective fp
         kinds: dict[int, str] = {}
         restored_ids: list[int] = []
-        for item in collected:
-            key = item.record.key
-            seen.add(key)
-            row = stored.get(key)
-            if row is None:
+        for item, key in pairs:
+            if key is None:
                 to_create.append(item)
                 continue
-            pk, kind, removed_at, snapshot_id, fingerprint = row
+            pk, kind, removed_at, snapshot_id, fingerprint, effective_fp, written = stored[key]
             if kind != item.record.kind:
                 kinds[pk] = item.record.kind
             if removed_at is not None:
@@ -225,16 +330,19 @@ def _write(
             if snapshot_id is None:
                 without_snapshot.append((pk, item))
             elif removed_at is not None:
-                to_update.append((pk, snapshot_id, item, ChangeType.RESTORED))
+                to_update.append((pk, snapshot_id, item, ChangeType.RESTORED, written))
             elif fingerprint != item.fingerprint:
-                to_update.append((pk, snapshot_id, item, ""))
+                to_update.append((pk, snapshot_id, item, "", written))
+            elif effective_fp != item.effective_fingerprint:
+                effective_only.append((pk, snapshot_id, item, effective_fp))
             else:
                 outcome.unchanged += 1
         gone = [
             (row[0], row[3]) for key, row in stored.items() if key not in seen and row[2] is None
         ]
 
-        before_ids = [snapshot for _, snapshot, _, _ in to_update] + [s for _, s in gone if s]
+        before_ids = [u[1] for u in to_update] + [u[1] for u in effective_only]
+        before_ids += [s for _, s in gone if s]
         before = {
             pk: (privileges, facts)
             for pk, privileges, facts in PrivilegeSnapshot.objects.filter(
@@ -253,10 +361,10 @@ def _write(
         )
         # The rows this transaction just created are the instance's accounts first seen now.
         new_ids = {
-            (f"{name}@{host}" if host else name): pk
-            for pk, name, host in Account.objects.filter(
+            (kind, name, host): pk
+            for pk, kind, name, host in Account.objects.filter(
                 instance=instance, first_seen_at=now
-            ).values_list("pk", "name", "host")
+            ).values_list("pk", "kind", "name", "host")
         }
         fresh = [(new_ids[item.record.key], item) for item in to_create]
         fresh += without_snapshot
@@ -268,36 +376,70 @@ def _write(
             changes.append(_change_row(instance, pk, ChangeType.CREATED, None, after, run_id, now))
         outcome.created = len(fresh)
 
-        updates = []
-        for pk, snapshot_id, item, change_type in to_update:
+        # Full rewrites; rewrites into the current format of unchanged sets (changed_at
+        # stays); and effective-only updates (the account's own set is the same).
+        updates, reformatted, effective_updates = [], [], []
+        for pk, snapshot_id, item, change_type, written in to_update:
             old = before[snapshot_id]
             after = (item.privileges, item.facts)
-            if not change_type:
-                diff = diff_canonical(old[0], item.privileges)
-                change_type = _change_type(diff)
-            changes.append(_change_row(instance, pk, change_type, old, after, run_id, now))
-            if change_type == ChangeType.RESTORED:
-                outcome.restored += 1
+            changed_at = now
+            if written < FORMAT and not change_type and same_in_format_1(old[0], item.privileges):
+                # Written before the upgrade and the same on the server: the new format
+                # replaces the old one without a change row.
+                changed_at = None
+                outcome.unchanged += 1
             else:
-                outcome.changed += 1
-            if old[0] != item.privileges:
-                updates.append(
-                    PrivilegeSnapshot(
-                        pk=snapshot_id,
-                        privileges=item.privileges,
-                        facts=item.facts,
-                        fingerprint=item.fingerprint,
-                        collected_at=now,
-                        changed_at=now,
-                        **_flags(item.facts),
-                    )
+                own_diff = diff_canonical(old[0], item.privileges)
+                if not change_type:
+                    change_type = _change_type(own_diff)
+                changes.append(_change_row(instance, pk, change_type, old, after, run_id, now))
+                if change_type == ChangeType.RESTORED:
+                    outcome.restored += 1
+                else:
+                    outcome.changed += 1
+                if old[1] and "effective" in old[1]:
+                    row = _effective_row(instance, pk, old[1], item, run_id, now, own_diff)
+                    if row is not None:
+                        changes.append(row)
+            snapshot = PrivilegeSnapshot(
+                pk=snapshot_id,
+                privileges=item.privileges,
+                facts=item.facts,
+                fingerprint=item.fingerprint,
+                effective_fingerprint=item.effective_fingerprint,
+                format=FORMAT,
+                collected_at=now,
+                changed_at=changed_at,
+                **_flags(item.facts),
+            )
+            (updates if changed_at else reformatted).append(snapshot)
+        for pk, snapshot_id, item, effective_fp in effective_only:
+            old_facts = before[snapshot_id][1] or {}
+            if effective_fp and "effective" in old_facts:
+                row = _effective_row(instance, pk, old_facts, item, run_id, now, None)
+                if row is not None:
+                    changes.append(row)
+                    outcome.changed += 1
+                else:
+                    outcome.unchanged += 1
+            else:
+                outcome.unchanged += 1  # first effective resolution after the upgrade
+            effective_updates.append(
+                PrivilegeSnapshot(
+                    pk=snapshot_id,
+                    facts=item.facts,
+                    effective_fingerprint=item.effective_fingerprint,
+                    collected_at=now,
+                    **_flags(item.facts),
                 )
+            )
+        PrivilegeSnapshot.objects.bulk_update(updates, SNAPSHOT_UPDATE_FIELDS, batch_size=500)
         PrivilegeSnapshot.objects.bulk_update(
-            updates,
-            ["privileges", "facts", "fingerprint", "is_superuser", "is_locked", "can_grant",
-             "collected_at", "changed_at"],
-            batch_size=500,
-        )  # fmt: skip
+            reformatted, SNAPSHOT_UPDATE_FIELDS[:-1], batch_size=500
+        )
+        PrivilegeSnapshot.objects.bulk_update(
+            effective_updates, EFFECTIVE_UPDATE_FIELDS, batch_size=500
+        )
         for kind in set(kinds.values()):
             Account.objects.filter(pk__in=[pk for pk, k in kinds.items() if k == kind]).update(
                 kind=kind

@@ -15,8 +15,14 @@ from django.utils.translation import gettext_lazy as _
 from import_export import fields
 from import_export.admin import ExportActionMixin
 
-from accounts.models import Account, AccountChange, ChangeType
-from accounts.reports import access_review, group_grants
+from accounts.models import Account, AccountChange, AccountKind, ChangeType
+from accounts.reports import (
+    access_review,
+    effective_capabilities,
+    effective_grants,
+    group_grants,
+    public_grants_by_instance,
+)
 from classification.models import Assignment, Classification
 from inventory.admin import (
     EngineFilter,
@@ -120,6 +126,11 @@ def _last_quarter() -> tuple[datetime.date, datetime.date]:
     return datetime.date(end.year, 3 * ((end.month - 1) // 3) + 1, 1), end
 
 
+# Accounts matched by a classification of this risk level or higher (1 is the highest)
+# belong in the access review whatever their capabilities (SPEC §5.4).
+ACCESS_REVIEW_RISK_LEVEL = 2
+
+
 class AccessReviewForm(forms.Form):
     instances = forms.ModelMultipleChoiceField(
         queryset=Instance.objects.none(),
@@ -199,8 +210,9 @@ class AccountAdmin(InstanceScopedReadOnlyAdmin):
         "instance",
         "kind",
         "is_superuser",
-        "is_locked",
         "can_grant",
+        "can_escalate",
+        "is_locked",
         "classifications",
         "privileges_changed_at",
         "removed_at",
@@ -212,8 +224,11 @@ class AccountAdmin(InstanceScopedReadOnlyAdmin):
         EngineFilter,
         TagFilter,
         ("snapshot__is_superuser", admin.BooleanFieldListFilter),
-        ("snapshot__is_locked", admin.BooleanFieldListFilter),
         ("snapshot__can_grant", admin.BooleanFieldListFilter),
+        ("snapshot__can_escalate", admin.BooleanFieldListFilter),
+        ("snapshot__is_anonymous", admin.BooleanFieldListFilter),
+        ("snapshot__no_password", admin.BooleanFieldListFilter),
+        ("snapshot__is_locked", admin.BooleanFieldListFilter),
         PresenceFilter,
         "kind",
     ]
@@ -268,6 +283,10 @@ class AccountAdmin(InstanceScopedReadOnlyAdmin):
     def can_grant(self, obj: Account) -> bool | None:
         return getattr(getattr(obj, "snapshot", None), "can_grant", None)
 
+    @admin.display(description=_("can escalate"), boolean=True, ordering="snapshot__can_escalate")
+    def can_escalate(self, obj: Account) -> bool | None:
+        return getattr(getattr(obj, "snapshot", None), "can_escalate", None)
+
     @admin.display(description=_("privileges changed"), ordering="snapshot__changed_at")
     def privileges_changed_at(self, obj: Account):
         return getattr(getattr(obj, "snapshot", None), "changed_at", None)
@@ -304,7 +323,22 @@ class AccountAdmin(InstanceScopedReadOnlyAdmin):
                 chosen = chosen.filter(tags__in=form.cleaned_data["tags"]).distinct()
             accounts = self.get_queryset(request).filter(instance__in=chosen)
             start, end = form.cleaned_data["start"], form.cleaned_data["end"]
-            book = access_review(accounts=accounts, start=start, end=end)
+            high_risk = Assignment.objects.filter(
+                classification__risk_level__lte=ACCESS_REVIEW_RISK_LEVEL,
+                account__in=accounts,
+            )
+            names: dict[int, list[str]] = {}
+            for account_id, name in high_risk.order_by(
+                "classification__risk_level", "classification__name"
+            ).values_list("account_id", "classification__name"):
+                names.setdefault(account_id, []).append(name)
+            book = access_review(
+                accounts=accounts,
+                start=start,
+                end=end,
+                classified=high_risk.values("account_id"),
+                classification_names=names,
+            )
             file_format = form.cleaned_data["file_format"]
             if file_format == "xlsx":
                 content = book.export("xlsx")
@@ -340,7 +374,33 @@ class AccountAdmin(InstanceScopedReadOnlyAdmin):
                 "grant_groups": group_grants(snapshot.privileges["grants"]) if snapshot else [],
                 "timeline": account.changes.order_by("-detected_at", "-id")[:100],
             }
+            if snapshot is not None:
+                extra_context |= self._effective_context(account, snapshot)
         return super().change_view(request, object_id, form_url, extra_context)
+
+    def _effective_context(self, account: Account, snapshot) -> dict:
+        """What the account can do through its roles and PUBLIC, grouped by scope."""
+        public = None
+        public_grants: list[dict] = []
+        if account.kind != AccountKind.PUBLIC:
+            public = (
+                Account.objects.filter(
+                    instance_id=account.instance_id, kind=AccountKind.PUBLIC, removed_at=None
+                )
+                .only("pk")
+                .first()
+            )
+            public_grants = public_grants_by_instance([account.instance_id]).get(
+                account.instance_id, []
+            )
+        effective = (snapshot.facts or {}).get("effective") or {}
+        return {
+            "effective_groups": group_grants(effective_grants(snapshot, public_grants)),
+            "effective_capabilities": effective_capabilities(snapshot),
+            "role_paths": effective.get("role_paths", []),
+            "effective_resolved": bool(effective),
+            "public_account": public,
+        }
 
 
 # --- Change history ---------------------------------------------------------------------
@@ -417,6 +477,8 @@ class AccountChangeAdmin(InstanceScopedReadOnlyAdmin):
             extra_context |= {
                 "added_groups": group_grants(diff.get("grants_added", [])),
                 "removed_groups": group_grants(diff.get("grants_removed", [])),
+                "effective_added_groups": group_grants(diff.get("effective_added", [])),
+                "effective_removed_groups": group_grants(diff.get("effective_removed", [])),
                 "diff": diff,
                 "is_removal": change.change_type == ChangeType.REMOVED,
             }

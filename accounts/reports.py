@@ -9,8 +9,10 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from accounts.models import Account, AccountChange
+from accounts.models import Account, AccountChange, AccountKind
 from inventory.services import formula_safe
+
+PRIVILEGED_CAPABILITIES = ("SUPERUSER", "GRANT_ADMIN", "ESCALATION")
 
 SCOPE_LABELS = {
     "global": _("Global"),
@@ -18,8 +20,12 @@ SCOPE_LABELS = {
     "database": _("Database"),
     "schema": _("Schema"),
     "tablespace": _("Tablespace"),
-    "table": _("Table, view or routine"),
+    "table": _("Table or view"),
     "column": _("Column"),
+    "procedure": _("Procedure"),
+    "function": _("Function"),
+    "package": _("Package"),
+    "default": _("Default privileges (future objects)"),
 }
 
 
@@ -28,8 +34,11 @@ PEOPLE_HEADERS = [
     "engine",
     "account",
     "kind",
+    "privileged_because",
+    "capabilities",
     "superuser",
     "grant_admin",
+    "escalation",
     "locked",
     "roles",
     "grants",
@@ -59,28 +68,84 @@ def group_grants(grants: Iterable[dict]) -> list[GrantGroup]:
     ]
 
 
+def provenance(grant: dict) -> str:
+    """Where an effective grant comes from: "direct", "via r1 → r2", "via PUBLIC", with
+    "(SET ROLE)" when it has to be taken on first."""
+    if not grant.get("via"):
+        return str(_("direct"))
+    text = _("via %(path)s") % {"path": " → ".join(grant["via"])}
+    return f"{text} ({_('SET ROLE')})" if grant.get("set_role") else str(text)
+
+
 def _grant_text(grant: dict) -> str:
     where = f" ON {grant['object']}" if grant["object"] else ""
     option = f" ({grant['option']})" if grant["option"] else ""
-    return f"{grant['scope']}: {grant['privilege']}{where}{option}"
+    source = f" [{provenance(grant)}]" if "via" in grant else ""
+    return f"{grant['scope']}: {grant['privilege']}{where}{option}{source}"
 
 
-def privileged_accounts(accounts: QuerySet[Account]) -> QuerySet[Account]:
-    """Superusers and grant admins among ``accounts`` (present ones)."""
-    return (
-        accounts.active()
-        .privileged()
-        .select_related("instance", "snapshot")
-        .order_by("instance__name", "name", "host")
+def effective_grants(snapshot, public_grants: list[dict] | None = None) -> list[dict]:
+    """What an account can do, each grant with its provenance: its effective set as the
+    last sync resolved it (its own grants before the upgrade) and PUBLIC's grants."""
+    effective = (snapshot.facts or {}).get("effective")
+    grants = (
+        list(effective["grants"])
+        if effective
+        else [{**g, "via": [], "set_role": False} for g in snapshot.privileges["grants"]]
+    )
+    held = {(g["scope"], g["object"], g["privilege"], g["option"]) for g in grants}
+    for grant in public_grants or ():
+        if (grant["scope"], grant["object"], grant["privilege"], grant["option"]) not in held:
+            grants.append({**grant, "via": ["PUBLIC"], "set_role": False})
+    return grants
+
+
+def effective_capabilities(snapshot) -> list[str]:
+    effective = (snapshot.facts or {}).get("effective")
+    return list(effective["capabilities"] if effective else snapshot.facts["capabilities"])
+
+
+def public_grants_by_instance(instance_ids) -> dict[int, list[dict]]:
+    """The grants of each instance's PUBLIC account (one query for all instances)."""
+    rows = Account.objects.filter(
+        instance_id__in=instance_ids, kind=AccountKind.PUBLIC, removed_at__isnull=True
+    ).values_list("instance_id", "snapshot__privileges")
+    return {instance_id: (privileges or {}).get("grants", []) for instance_id, privileges in rows}
+
+
+def privileged_accounts(
+    accounts: QuerySet[Account], classified: QuerySet | None = None
+) -> QuerySet[Account]:
+    """Present accounts among ``accounts`` with an effective SUPERUSER, GRANT_ADMIN or
+    ESCALATION capability, or among ``classified`` (ids of accounts that a classification
+    of high risk matched)."""
+    privileged = accounts.active().privileged()
+    if classified is not None:
+        privileged = accounts.active().filter(
+            Q(pk__in=privileged.values("pk")) | Q(pk__in=classified)
+        )
+    return privileged.select_related("instance", "snapshot").order_by(
+        "instance__name", "kind", "name", "host"
     )
 
 
-def access_review(*, accounts: QuerySet[Account], start: date, end: date) -> tablib.Databook:
-    """Every privileged account — who, what it can do — and every change in the period."""
+def access_review(
+    *,
+    accounts: QuerySet[Account],
+    start: date,
+    end: date,
+    classified: QuerySet | None = None,
+    classification_names: dict[int, list[str]] | None = None,
+) -> tablib.Databook:
+    """Every privileged account — who, why, what it can do and through what — and every
+    change in the period. ``classified`` holds the ids of accounts matched by a
+    classification of risk level 1 or 2; ``classification_names`` their names by account."""
     tz = timezone.get_current_timezone()
     since = datetime.combine(start, time.min, tzinfo=tz)
     until = datetime.combine(end, time.max, tzinfo=tz)
-    privileged = list(privileged_accounts(accounts))
+    privileged = list(privileged_accounts(accounts, classified))
+    public = public_grants_by_instance({a.instance_id for a in privileged})
+    classification_names = classification_names or {}
 
     people = tablib.Dataset(
         headers=PEOPLE_HEADERS,
@@ -88,17 +153,29 @@ def access_review(*, accounts: QuerySet[Account], start: date, end: date) -> tab
     )
     for account in privileged:
         snapshot = account.snapshot
+        capabilities = effective_capabilities(snapshot)
+        reasons = [c for c in capabilities if c in PRIVILEGED_CAPABILITIES]
+        reasons += classification_names.get(account.pk, [])
+        effective = (snapshot.facts or {}).get("effective") or {}
+        roles = effective.get("roles", snapshot.privileges["roles"])
+        grants = effective_grants(
+            snapshot,
+            None if account.kind == AccountKind.PUBLIC else public.get(account.instance_id),
+        )
         people.append(
             [
                 formula_safe(account.instance.name),
                 account.instance.engine,
                 formula_safe(account.identity),
                 account.kind,
+                formula_safe(", ".join(reasons)),
+                ", ".join(capabilities),
                 snapshot.is_superuser,
                 snapshot.can_grant,
+                snapshot.can_escalate,
                 snapshot.is_locked,
-                formula_safe(", ".join(snapshot.privileges["roles"])),
-                formula_safe("; ".join(_grant_text(g) for g in snapshot.privileges["grants"])),
+                formula_safe(", ".join(roles)),
+                formula_safe("; ".join(_grant_text(g) for g in grants)),
                 account.first_seen_at.isoformat(),
                 account.last_seen_at.isoformat(),
             ]

@@ -5,18 +5,31 @@ Monitoring account — read-only, no superuser::
     CREATE ROLE whalefall LOGIN PASSWORD '…';
     GRANT pg_read_all_settings, pg_read_all_stats TO whalefall;   -- versions, sizes
     GRANT CONNECT ON DATABASE <each database> TO whalefall;        -- per-database reads
-    -- deep privileges (schema and table grants) also need USAGE on the schemas to list:
-    -- GRANT USAGE ON SCHEMA <schema> TO whalefall;  (in each database)
 
+CONNECT is granted to PUBLIC unless revoked, so the last line is only needed where it was.
 Role attributes, memberships and database ACLs come from ``pg_roles``, ``pg_auth_members``
-and ``pg_database``, which every role can read. ``pg_database_size`` needs CONNECT on the
-database or ``pg_read_all_stats`` (CONNECT is granted to PUBLIC unless revoked); table
-sizes connect to the database itself (CONNECT) and read ``pg_class``, which every role can
-read, with the size functions, which check no privilege. Timeouts: libpq's ``connect_timeout``
-bounds connection set-up including authentication; ``statement_timeout`` is set for the
-session, and every session is read-only (``default_transaction_read_only``).
+and ``pg_database``, which every role can read. Deep privileges (schema, table, column,
+function and procedure grants, default privileges) read ``pg_namespace``, ``pg_class``,
+``pg_attribute``, ``pg_proc`` and ``pg_default_acl`` in a session on each database: every
+role that may connect can read them, without USAGE on the schemas. ``pg_database_size``
+needs CONNECT on the database or ``pg_read_all_stats``; table sizes connect to the database
+itself (CONNECT) and read ``pg_class`` with the size functions, which check no privilege.
+Timeouts: libpq's ``connect_timeout`` bounds connection set-up including authentication;
+``statement_timeout`` is set for the session, and every session is read-only
+(``default_transaction_read_only``).
+
+Grants are read exactly from the ACLs, a NULL ACL standing for its built-in default
+(``acldefault``): every database grants CONNECT and TEMPORARY to PUBLIC, every function and
+procedure EXECUTE, unless revoked. Grants to PUBLIC belong to the ``PUBLIC`` pseudo-account.
+An object's owner holds one ``OWNER`` grant on it instead of its individual privileges.
+Objects are named with :func:`~inventory.engines.base.object_name` from their catalog parts:
+``database``, ``database.schema``, ``database.schema.table[.column]``,
+``database.schema.function(argument types)``; a default privilege is scope ``default``,
+object ``database.<role whose future objects it covers>.<schema, or "" for all>``,
+privilege ``"SELECT ON TABLES"`` and the like.
 """
 
+import functools
 from collections import defaultdict
 from datetime import UTC, datetime
 
@@ -24,6 +37,8 @@ import psycopg
 from psycopg import errors as pg_errors
 
 from inventory.engines.base import (
+    PUBLIC_ACCOUNT,
+    AccountKey,
     AccountRecord,
     AuthenticationFailed,
     DatabaseRecord,
@@ -39,6 +54,7 @@ from inventory.engines.base import (
     VersionInfo,
     is_system_account,
     is_system_database,
+    object_name,
     parse_version,
     without_names,
 )
@@ -148,22 +164,32 @@ SELECT oid, rolname, rolsuper, rolinherit, rolcreaterole, rolcreatedb, rolcanlog
        rolreplication, rolbypassrls, rolconnlimit, rolvaliduntil
 FROM pg_roles
 """
+# One row per membership edge (from 16, one per grantor of the same membership). The edge's
+# own INHERIT and SET options exist from PostgreSQL 16; before, privileges flow when the
+# member has INHERIT and SET ROLE is always allowed.
 MEMBERSHIPS_SQL = """
-SELECT m.member, r.rolname, m.admin_option
-FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.roleid
+SELECT m.member, m.roleid, m.admin_option, m.inherit_option, m.set_option
+FROM pg_auth_members m
 """
-# Explicit database grants (aclexplode of the stored ACL) and each database's owner. Grants
-# to PUBLIC and the owner's implicit ones are left out: ownership is its own grant.
+MEMBERSHIPS_BEFORE_16_SQL = """
+SELECT m.member, m.roleid, m.admin_option, u.rolinherit, true
+FROM pg_auth_members m JOIN pg_roles u ON u.oid = m.member
+"""
+# A NULL ACL stands for the built-in default (acldefault): for a database, CONNECT and
+# TEMPORARY to PUBLIC; for a function or procedure, EXECUTE to PUBLIC; for schemas, tables
+# and sequences, the owner's privileges only. Every ACL item is one grant; the owner's own
+# items are left out, as ownership is its own grant (OWNER), which holds them all.
 DATABASES_SQL = """
-SELECT d.datname, d.datdba, d.datallowconn, a.grantee, a.privilege_type, a.is_grantable
+SELECT d.datname, d.datdba, d.datallowconn AND d.datconnlimit <> -2,
+       a.grantee, a.privilege_type, a.is_grantable
 FROM pg_database d
-LEFT JOIN LATERAL aclexplode(d.datacl) a ON true
+LEFT JOIN LATERAL aclexplode(COALESCE(d.datacl, acldefault('d', d.datdba))) a ON true
 WHERE NOT d.datistemplate
 """
 SCHEMAS_SQL = """
 SELECT n.nspname, n.nspowner, a.grantee, a.privilege_type, a.is_grantable
 FROM pg_namespace n
-LEFT JOIN LATERAL aclexplode(n.nspacl) a ON true
+LEFT JOIN LATERAL aclexplode(COALESCE(n.nspacl, acldefault('n', n.nspowner))) a ON true
 WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')
   AND n.nspname NOT LIKE 'pg\\_temp\\_%'
   AND n.nspname NOT LIKE 'pg\\_toast\\_temp\\_%'
@@ -172,10 +198,14 @@ TABLES_SQL = """
 SELECT n.nspname, c.relname, c.relowner, a.grantee, a.privilege_type, a.is_grantable
 FROM pg_class c
 JOIN pg_namespace n ON n.oid = c.relnamespace
-LEFT JOIN LATERAL aclexplode(c.relacl) a ON true
+LEFT JOIN LATERAL aclexplode(COALESCE(c.relacl, acldefault(
+    CASE WHEN c.relkind = 'S' THEN 's'::"char" ELSE 'r'::"char" END, c.relowner))) a ON true
 WHERE c.relkind IN ('r', 'v', 'm', 'p', 'f', 'S')
   AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')
+  AND n.nspname NOT LIKE 'pg\\_temp\\_%'
+  AND n.nspname NOT LIKE 'pg\\_toast\\_temp\\_%'
 """
+# A column has no default ACL: NULL means no column grant.
 COLUMNS_SQL = """
 SELECT n.nspname, c.relname, att.attname, a.grantee, a.privilege_type, a.is_grantable
 FROM pg_attribute att
@@ -184,8 +214,41 @@ JOIN pg_namespace n ON n.oid = c.relnamespace
 CROSS JOIN LATERAL aclexplode(att.attacl) a
 WHERE att.attacl IS NOT NULL AND NOT att.attisdropped
   AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')
+  AND n.nspname NOT LIKE 'pg\\_temp\\_%'
+  AND n.nspname NOT LIKE 'pg\\_toast\\_temp\\_%'
+"""
+# Functions, procedures, aggregates and window functions, named with their argument types
+# (overloads are different objects).
+ROUTINES_SQL = """
+SELECT n.nspname, p.proname, pg_get_function_identity_arguments(p.oid), p.prokind,
+       p.proowner, a.grantee, a.privilege_type, a.is_grantable
+FROM pg_proc p
+JOIN pg_namespace n ON n.oid = p.pronamespace
+LEFT JOIN LATERAL aclexplode(COALESCE(p.proacl, acldefault('f', p.proowner))) a ON true
+WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')
+  AND n.nspname NOT LIKE 'pg\\_temp\\_%'
+  AND n.nspname NOT LIKE 'pg\\_toast\\_temp\\_%'
+"""
+# ALTER DEFAULT PRIVILEGES: what objects that defaclrole creates later (in one schema, or
+# anywhere when defaclnamespace is 0) will grant.
+DEFAULT_ACLS_SQL = """
+SELECT d.defaclrole, n.nspname, d.defaclobjtype, a.grantee, a.privilege_type, a.is_grantable
+FROM pg_default_acl d
+LEFT JOIN pg_namespace n ON n.oid = d.defaclnamespace
+CROSS JOIN LATERAL aclexplode(d.defaclacl) a
 """
 OWNER = "OWNER"
+ROUTINE_SCOPES = {"f": "function", "p": "procedure", "a": "function", "w": "function"}
+DEFAULT_OBJECT_TYPES = {
+    "r": "TABLES",
+    "S": "SEQUENCES",
+    "f": "FUNCTIONS",
+    "T": "TYPES",
+    "n": "SCHEMAS",
+}
+_DROPPED_DATABASE = 'database "{}" does not exist'
+# Its members are, implicitly, the owner of the current database: one principal per database.
+DATABASE_OWNER_ROLE = "pg_database_owner"
 
 
 def _valid_until(value) -> str | None:
@@ -194,96 +257,200 @@ def _valid_until(value) -> str | None:
     return value.astimezone(UTC).isoformat()
 
 
+def _role_key(row) -> AccountKey:
+    """The account key of a ``pg_roles`` row: kind user when it can log in, role otherwise."""
+    return ("user" if row[6] else "role", row[1], "")
+
+
+def _attributes(row, now: datetime) -> dict:
+    _oid, _name, superuser, inherit, createrole, createdb, canlogin = row[:7]
+    replication, bypassrls, connlimit, validuntil = row[7:]
+    expires = _valid_until(validuntil)
+    expired = validuntil is not None and expires is not None and validuntil < now
+    return {
+        "superuser": superuser,
+        "inherit": inherit,
+        "create_role": createrole,
+        "create_db": createdb,
+        "can_login": canlogin,
+        "replication": replication,
+        "bypass_rls": bypassrls,
+        "connection_limit": connlimit,
+        "valid_until": expires,
+        "locked": (not canlogin) or expired,
+    }
+
+
+def _reachable(start: set, edges: dict) -> set:
+    """``start`` and every principal reachable from it through membership edges."""
+    seen, stack = set(start), list(start)
+    while stack:
+        for role in edges.get(stack.pop(), ()):
+            if role not in seen:
+                seen.add(role)
+                stack.append(role)
+    return seen
+
+
 class PostgreSQLAccountsMixin:
-    """Roles, memberships and database ACLs in three queries; with deep privileges, three
-    more per database (schemas, tables, columns): never a query per account."""
+    """Roles, memberships and database ACLs in three queries; with deep privileges, five
+    more per database (schemas, tables, columns, routines, default privileges): never a
+    query per account.
+
+    Accounts are the roles (kind ``user`` when they can log in, ``role`` otherwise) except
+    the system ones (``WHALEFALL_SYSTEM_ACCOUNTS``: the predefined ``pg_*`` roles…), plus
+    the ``PUBLIC`` pseudo-account, which holds every grant made to PUBLIC. A role that is not
+    listed but that a listed one reaches through memberships (``pg_execute_server_program``,
+    ``pg_read_all_data``…) is returned as a graph-only principal (``"listed": False``), with
+    its attributes, grants and memberships; so is ``pg_database_owner`` of each database
+    where it holds grants, keyed ``("role", "pg_database_owner", <database>)``, the
+    database's owner being its one (implicit) member.
+    """
 
     def list_accounts(self) -> list[AccountRecord]:
         rows = self.query(ROLES_SQL)
         self._role_rows = {row[0]: row for row in rows}
-        return [
-            AccountRecord(name=row[1], kind="user" if row[6] else "role")
+        return [PUBLIC_ACCOUNT] + [
+            AccountRecord(name=row[1], kind=_role_key(row)[0])
             for row in rows
             if not is_system_account("postgresql", row[1]) or row[1] == "postgres"
         ]
 
+    def _server_version_num(self) -> int:
+        return self.connection.info.server_version  # server_version_num, from the handshake
+
     def collect_privileges(self, accounts: list[AccountRecord], *, deep: bool = False) -> dict:
-        """Canonical-ready privilege sets of ``accounts``, keyed by role name."""
+        """Canonical-ready privilege sets of ``accounts``, keyed by account key, and of the
+        graph-only principals they reach."""
         wanted = {a.key for a in accounts}
         if not wanted:
             return {}
         if getattr(self, "_role_rows", None) is None:
             self.list_accounts()
-        names = {oid: row[1] for oid, row in self._role_rows.items()}
-        grants: dict[str, set] = defaultdict(set)
-        roles: dict[str, set] = defaultdict(set)
-        admin_roles: dict[str, set] = defaultdict(set)
+        role_rows = self._role_rows
+        keys: dict[int, AccountKey] = {oid: _role_key(row) for oid, row in role_rows.items()}
+        keys[0] = PUBLIC_ACCOUNT.key  # grantee 0 in an ACL is PUBLIC
+        rows_by_key = {keys[oid]: row for oid, row in role_rows.items()}
+        database_owner_oid = next(
+            (oid for oid, row in role_rows.items() if row[1] == DATABASE_OWNER_ROLE), None
+        )
+        since_16 = self._server_version_num() >= 160000
 
-        def grant(grantee_oid, scope, obj, privilege, grantable):
-            name = names.get(grantee_oid)
-            if name in wanted:
-                grants[name].add((scope, obj, privilege, "GRANT" if grantable else ""))
+        # Membership edges: member → role → [inherit, set, admin] (merged over grantors).
+        edges: dict[AccountKey, dict[AccountKey, list[bool]]] = defaultdict(dict)
+        roles: dict[AccountKey, set] = defaultdict(set)
+        admin_roles: dict[AccountKey, set] = defaultdict(set)
+        memberships_sql = MEMBERSHIPS_SQL if since_16 else MEMBERSHIPS_BEFORE_16_SQL
+        for member, role, admin, inherit, can_set in self.query(memberships_sql):
+            if member not in keys or role not in keys:
+                continue  # created after the roles were read
+            member_key, role_key = keys[member], keys[role]
+            roles[member_key].add(role_key[1])
+            if admin:
+                admin_roles[member_key].add(role_key[1])
+            flags = edges[member_key].setdefault(role_key, [False, False, False])
+            flags[0] |= bool(inherit)
+            flags[1] |= bool(can_set)
+            flags[2] |= bool(admin)
+        for member_key in edges:  # an edge neither inherited nor settable gives nothing
+            edges[member_key] = {r: f for r, f in edges[member_key].items() if f[0] or f[1]}
+        relevant = _reachable(wanted, edges)
 
-        for member, role, admin in self.query(MEMBERSHIPS_SQL):
-            name = names.get(member)
-            if name in wanted:
-                roles[name].add(role)
-                if admin:
-                    admin_roles[name].add(role)
+        grants: dict[AccountKey, set] = defaultdict(set)
+        database_owners: dict[AccountKey, AccountKey] = {}  # pg_database_owner node → owner
 
-        connectable = []
+        def principal(oid: int, database: str) -> AccountKey | None:
+            if oid == database_owner_oid:
+                return ("role", DATABASE_OWNER_ROLE, database)
+            return keys.get(oid)
+
+        def acl_item(database, scope, obj, owner, grantee, privilege, grantable):
+            """The OWNER grant of ``obj`` and one ACL item on it (the owner's own left out)."""
+            if owner is not None:
+                key = principal(owner, database)
+                if key in relevant:
+                    grants[key].add((scope, obj, OWNER, ""))
+            if grantee is not None and grantee != owner:
+                key = principal(grantee, database)
+                if key in relevant:
+                    grants[key].add((scope, obj, privilege, "GRANT" if grantable else ""))
+
+        connectable = set()
         for datname, owner, allowconn, grantee, privilege, grantable in self.query(DATABASES_SQL):
-            grant(owner, "database", datname, OWNER, False)
+            owner_key = keys.get(owner)
+            node = ("role", DATABASE_OWNER_ROLE, datname)
+            if owner_key in relevant and node not in database_owners:
+                database_owners[node] = owner_key
+                relevant.add(node)
             if allowconn:
-                connectable.append(datname)
-            if grantee is not None and grantee not in (0, owner):
-                grant(grantee, "database", datname, privilege, grantable)
+                connectable.add(datname)
+            acl_item(
+                datname, "database", object_name(datname), owner, grantee, privilege, grantable
+            )
 
         if deep:
-            for datname in sorted(set(connectable)):
-                self._deep_grants(datname, grant)
+            for datname in sorted(connectable):
+                self._deep_grants(datname, functools.partial(acl_item, datname))
 
         now = datetime.now(UTC)
+        memberships: dict[AccountKey, list] = defaultdict(list)
+        for member_key, targets in edges.items():
+            for role_key, (inherit, can_set, admin) in targets.items():
+                memberships[member_key].append(
+                    {"role": role_key, "inherit": inherit, "set": can_set, "admin": admin}
+                )
+        for node, owner_key in database_owners.items():
+            if grants[node]:  # implicit, inherited from 16 whatever the owner's INHERIT
+                inherit = since_16 or bool(rows_by_key[owner_key][3])
+                memberships[owner_key].append(
+                    {"role": node, "inherit": inherit, "set": True, "admin": False}
+                )
+
         result = {}
-        for row in self._role_rows.values():
-            name = row[1]
-            if name not in wanted:
-                continue
-            _oid, _name, superuser, inherit, createrole, createdb, canlogin = row[:7]
-            replication, bypassrls, connlimit, validuntil = row[7:]
-            expires = _valid_until(validuntil)
-            expired = validuntil is not None and expires is not None and validuntil < now
-            attributes = {
-                "superuser": superuser,
-                "inherit": inherit,
-                "create_role": createrole,
-                "create_db": createdb,
-                "can_login": canlogin,
-                "replication": replication,
-                "bypass_rls": bypassrls,
-                "connection_limit": connlimit,
-                "valid_until": expires,
-                "locked": (not canlogin) or expired,
-            }
-            if admin_roles[name]:
-                attributes["admin_roles"] = sorted(admin_roles[name])
-            result[name] = {
-                "engine": "postgresql",
-                "attributes": attributes,
-                "roles": sorted(roles[name]),
-                "grants": sorted(grants[name]),
-            }
+        for key in sorted(relevant):
+            if key == PUBLIC_ACCOUNT.key:
+                entry = {"engine": "postgresql", "attributes": {}, "roles": []}
+            elif key in database_owners:
+                if not grants[key] or database_owner_oid is None:
+                    continue
+                entry = {
+                    "engine": "postgresql",
+                    "attributes": _attributes(role_rows[database_owner_oid], now),
+                    "roles": [],
+                }
+            elif key in rows_by_key:
+                entry = {
+                    "engine": "postgresql",
+                    "attributes": _attributes(rows_by_key[key], now),
+                    "roles": sorted(roles[key]),
+                }
+                if admin_roles[key]:
+                    entry["attributes"]["admin_roles"] = sorted(admin_roles[key])
+            else:
+                continue  # dropped since it was listed
+            entry["grants"] = sorted(grants[key])
+            entry["memberships"] = sorted(memberships[key], key=lambda edge: edge["role"])
+            if key not in wanted:
+                entry["listed"] = False
+                entry["display"] = f"{key[1]} in {key[2]}" if key[2] else key[1]
+            result[key] = entry
         return result
 
-    def _deep_grants(self, datname: str, grant) -> None:
-        """Schema, table and column grants of one database (its own session)."""
+    def _deep_grants(self, datname: str, acl_item) -> None:
+        """Schema, table, column, routine and default privilege grants of one database (its
+        own session); ``acl_item(scope, object, owner, grantee, privilege, grantable)``."""
         try:
             connection = self.connect_to(datname)
         except psycopg.OperationalError as exc:
-            raise InsufficientPrivileges(
-                f"{InsufficientPrivileges.label}: cannot connect to database {datname!r} for "
-                "deep privileges (GRANT CONNECT ON DATABASE to the monitoring role)"
-            ) from exc
+            # A refused connection carries no SQLSTATE, only the server's text.
+            if _DROPPED_DATABASE.format(datname) in str(exc):
+                return  # dropped since pg_database was read: it holds no grant any more
+            if _NO_CONNECT_PRIVILEGE in str(exc):
+                raise InsufficientPrivileges(
+                    f"{InsufficientPrivileges.label}: cannot connect to database {datname!r} "
+                    "for deep privileges (GRANT CONNECT ON DATABASE to the monitoring role)"
+                ) from None
+            raise
         with connection:
 
             def rows(sql):
@@ -292,24 +459,29 @@ class PostgreSQLAccountsMixin:
                     return cursor.fetchall()
 
             for schema, owner, grantee, privilege, grantable in rows(SCHEMAS_SQL):
-                obj = f"{datname}.{schema}"
-                grant(owner, "schema", obj, OWNER, False)
-                if grantee is not None and grantee not in (0, owner):
-                    grant(grantee, "schema", obj, privilege, grantable)
+                obj = object_name(datname, schema)
+                acl_item("schema", obj, owner, grantee, privilege, grantable)
             for schema, table, owner, grantee, privilege, grantable in rows(TABLES_SQL):
-                obj = f"{datname}.{schema}.{table}"
-                grant(owner, "table", obj, OWNER, False)
-                if grantee is not None and grantee not in (0, owner):
-                    grant(grantee, "table", obj, privilege, grantable)
+                obj = object_name(datname, schema, table)
+                acl_item("table", obj, owner, grantee, privilege, grantable)
             for schema, table, column, grantee, privilege, grantable in rows(COLUMNS_SQL):
-                if grantee != 0:
-                    grant(
-                        grantee,
-                        "column",
-                        f"{datname}.{schema}.{table}.{column}",
-                        privilege,
-                        grantable,
-                    )
+                obj = object_name(datname, schema, table, column)
+                acl_item("column", obj, None, grantee, privilege, grantable)
+            for schema, name, arguments, kind, owner, grantee, privilege, grantable in rows(
+                ROUTINES_SQL
+            ):
+                obj = object_name(datname, schema, f"{name}({arguments})")
+                scope = ROUTINE_SCOPES.get(kind, "function")
+                acl_item(scope, obj, owner, grantee, privilege, grantable)
+            names = {oid: row[1] for oid, row in self._role_rows.items()}
+            for role, schema, objtype, grantee, privilege, grantable in rows(DEFAULT_ACLS_SQL):
+                if role not in names:
+                    continue  # created after the roles were read
+                obj = object_name(datname, names[role], schema or "")
+                privilege = f"{privilege} ON {DEFAULT_OBJECT_TYPES.get(objtype, objtype)}"
+                # the future owner's own items are left out, as on objects
+                if grantee != role:
+                    acl_item("default", obj, None, grantee, privilege, grantable)
 
 
 # --- Databases and sizes ----------------------------------------------------------------

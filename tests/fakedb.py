@@ -944,9 +944,23 @@ class SQLServerDatabase:
     def create_object(
         self, name: str, *, type: str = "U", columns: tuple[str, ...] = ()
     ) -> dict[str, Any]:
-        """A table (type U), view (V) or procedure (P) ``schema.name`` with ``columns``."""
+        """An object ``schema.name`` with ``columns``, of a sys.objects ``type``: a table
+        (U), view (V), procedure (P, CLR PC, extended X) or function (scalar FN, inline IF
+        or multi-statement TF table-valued; CLR FS, FT; CLR aggregate AF)."""
         schema, _, object_name = name.rpartition(".")
-        descriptions = {"U": "USER_TABLE", "V": "VIEW", "P": "SQL_STORED_PROCEDURE"}
+        descriptions = {
+            "U": "USER_TABLE",
+            "V": "VIEW",
+            "P": "SQL_STORED_PROCEDURE",
+            "PC": "CLR_STORED_PROCEDURE",
+            "X": "EXTENDED_STORED_PROCEDURE",
+            "FN": "SQL_SCALAR_FUNCTION",
+            "IF": "SQL_INLINE_TABLE_VALUED_FUNCTION",
+            "TF": "SQL_TABLE_VALUED_FUNCTION",
+            "FS": "CLR_SCALAR_FUNCTION",
+            "FT": "CLR_TABLE_VALUED_FUNCTION",
+            "AF": "AGGREGATE_FUNCTION",
+        }
         object_id, self._next_object = self._next_object, self._next_object + 16004
         obj = self.objects.insert(
             name=object_name,
@@ -1745,30 +1759,41 @@ class SQLServerCatalog:
                 raise mssql_error("42000", "Incorrect syntax.", from_server=True)
             position += len(" UNION ALL ")
 
-    def answer_database_role_members(self, match, login, version) -> Result:
+    def answer_database_principals(self, match, login, version) -> Result:
+        """Every user and role (types S, U, G, E, X, R) of each database of the batch,
+        left-joined with its direct role memberships: one row per role it is in, or one
+        row with NULL role columns when it is in none."""
         rows = []
-        for database in self._batch(_DATABASE_ROLE_MEMBERS_BLOCK, match.string, login, version):
-            for rm in database.role_members.rows:
-                role = database.principals.get(principal_id=rm["role_principal_id"])
-                member = database.principals.get(principal_id=rm["member_principal_id"])
-                rows.append(
-                    (
-                        database.name,
-                        rm["role_principal_id"],
-                        role["name"],
-                        rm["member_principal_id"],
-                        member["type"],
-                        member["sid"],
+        for database in self._batch(_DATABASE_PRINCIPALS_BLOCK, match.string, login, version):
+            for member in database.principals.rows:
+                if member["type"] not in {"S", "U", "G", "E", "X", "R"}:
+                    continue
+                memberships = database.role_members.find(member_principal_id=member["principal_id"])
+                roles = [
+                    database.principals.find(principal_id=rm["role_principal_id"])
+                    for rm in memberships
+                ] or [None]
+                for role in roles:
+                    rows.append(
+                        (
+                            database.name,
+                            member["principal_id"],
+                            member["name"],
+                            member["type"],
+                            member["sid"],
+                            role[0]["principal_id"] if role else None,
+                            role[0]["name"] if role else None,
+                        )
                     )
-                )
         return Result(
             (
                 "database_name",
+                "principal_id",
+                "principal_name",
+                "principal_type",
+                "sid",
                 "role_principal_id",
                 "role_name",
-                "member_principal_id",
-                "member_type",
-                "member_sid",
             ),
             tuple(rows),
         )
@@ -1778,7 +1803,7 @@ class SQLServerCatalog:
         for database in self._batch(_DATABASE_PERMISSIONS_BLOCK, match.string, login, version):
             for dp in database.permissions.rows:
                 grantee = database.principals.get(principal_id=dp["grantee_principal_id"])
-                if grantee["type"] not in {"S", "U", "G", "E", "X"}:
+                if grantee["type"] not in {"S", "U", "G", "E", "X", "R"}:
                     continue
                 klass = dp["class"]
                 schema = database.schemas.find(schema_id=dp["major_id"]) if klass == 3 else []
@@ -1793,7 +1818,7 @@ class SQLServerCatalog:
                 rows.append(
                     (
                         database.name,
-                        grantee["sid"],
+                        dp["grantee_principal_id"],
                         klass,
                         dp["class_desc"],
                         dp["major_id"],
@@ -1803,6 +1828,7 @@ class SQLServerCatalog:
                         schema[0]["name"] if schema else None,
                         object_schema[0]["name"] if object_schema else None,
                         obj[0]["name"] if obj else None,
+                        obj[0]["type"] if obj else None,
                         column[0]["name"] if column else None,
                         target[0]["name"] if target else None,
                         target[0]["type"] if target else None,
@@ -1811,7 +1837,7 @@ class SQLServerCatalog:
         return Result(
             (
                 "database_name",
-                "grantee_sid",
+                "grantee_principal_id",
                 "class",
                 "class_desc",
                 "major_id",
@@ -1821,6 +1847,7 @@ class SQLServerCatalog:
                 "schema_name",
                 "object_schema",
                 "object_name",
+                "object_type",
                 "column_name",
                 "principal_name",
                 "principal_type",
@@ -1861,22 +1888,25 @@ _DATABASES_QUERY = """
 SELECT d.name, d.owner_sid, d.state, d.user_access, HAS_DBACCESS(d.name) AS has_access
 FROM sys.databases AS d
 """
-_DATABASE_ROLE_MEMBERS_BLOCK = """
-SELECT {literal} AS database_name, rm.role_principal_id,
-       r.name COLLATE DATABASE_DEFAULT AS role_name, rm.member_principal_id,
-       m.type COLLATE DATABASE_DEFAULT AS member_type, m.sid AS member_sid
-FROM {database}.sys.database_role_members AS rm
-JOIN {database}.sys.database_principals AS r ON r.principal_id = rm.role_principal_id
-JOIN {database}.sys.database_principals AS m ON m.principal_id = rm.member_principal_id
+_DATABASE_PRINCIPALS_BLOCK = """
+SELECT {literal} AS database_name, m.principal_id,
+       m.name COLLATE DATABASE_DEFAULT AS principal_name,
+       m.type COLLATE DATABASE_DEFAULT AS principal_type, m.sid,
+       rm.role_principal_id, r.name COLLATE DATABASE_DEFAULT AS role_name
+FROM {database}.sys.database_principals AS m
+LEFT JOIN {database}.sys.database_role_members AS rm ON rm.member_principal_id = m.principal_id
+LEFT JOIN {database}.sys.database_principals AS r ON r.principal_id = rm.role_principal_id
+WHERE m.type IN ('S', 'U', 'G', 'E', 'X', 'R')
 """
 _DATABASE_PERMISSIONS_BLOCK = """
-SELECT {literal} AS database_name, pr.sid AS grantee_sid, dp.class,
+SELECT {literal} AS database_name, dp.grantee_principal_id, dp.class,
        dp.class_desc COLLATE DATABASE_DEFAULT AS class_desc, dp.major_id, dp.minor_id,
        dp.permission_name COLLATE DATABASE_DEFAULT AS permission_name,
        dp.state COLLATE DATABASE_DEFAULT AS state,
        s.name COLLATE DATABASE_DEFAULT AS schema_name,
        os.name COLLATE DATABASE_DEFAULT AS object_schema,
        o.name COLLATE DATABASE_DEFAULT AS object_name,
+       o.type COLLATE DATABASE_DEFAULT AS object_type,
        c.name COLLATE DATABASE_DEFAULT AS column_name,
        tp.name COLLATE DATABASE_DEFAULT AS principal_name,
        tp.type COLLATE DATABASE_DEFAULT AS principal_type
@@ -1890,7 +1920,7 @@ LEFT JOIN {database}.sys.all_columns AS c
       AND c.column_id = dp.minor_id
 LEFT JOIN {database}.sys.database_principals AS tp
        ON dp.class = 4 AND tp.principal_id = dp.major_id
-WHERE pr.type IN ('S', 'U', 'G', 'E', 'X')
+WHERE pr.type IN ('S', 'U', 'G', 'E', 'X', 'R')
 """
 
 
@@ -1971,8 +2001,8 @@ class SQLServerFake(FakeServer):
         self.on(exact(_SERVER_PERMISSIONS_QUERY), answer(catalog.answer_server_permissions))
         self.on(exact(_DATABASES_QUERY), answer(catalog.answer_databases))
         self.on(
-            "^" + _block_pattern(_DATABASE_ROLE_MEMBERS_BLOCK).pattern,
-            answer(catalog.answer_database_role_members, with_match=True),
+            "^" + _block_pattern(_DATABASE_PRINCIPALS_BLOCK).pattern,
+            answer(catalog.answer_database_principals, with_match=True),
         )
         self.on(
             "^" + _block_pattern(_DATABASE_PERMISSIONS_BLOCK).pattern,

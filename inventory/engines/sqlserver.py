@@ -22,11 +22,15 @@ bounds connection set-up; ``Connection.timeout`` bounds every statement.
 
 Accounts
 --------
-Logins from ``sys.server_principals``: SQL logins and Windows or Microsoft Entra users are
-kind "login", Windows or Entra groups kind "group". User-defined server roles are listed
-too, as kind "role", so that what is granted to a role is recorded on the role; fixed
-server roles are not accounts. ``WHALEFALL_SYSTEM_ACCOUNTS["sqlserver"]`` names the logins
-left out (``##…##`` certificate logins, ``NT SERVICE\\…``, ``NT AUTHORITY\\…``, …).
+Logins from ``sys.server_principals``, keyed ``(kind, name, "")``: SQL logins and Windows
+or Microsoft Entra users are kind "login", Windows or Entra groups kind "group" (attributes
+``windows_group``, true for a Windows group, and ``members_visible`` false: who is in a
+group comes from the login token, never from the catalog). User-defined server roles are
+listed too, as kind "role", so that what is granted to a role is recorded on the role;
+fixed server roles are not accounts. The server role ``public`` is the PUBLIC
+pseudo-account (``("public", "PUBLIC", "")``), holding what is granted to public (VIEW ANY
+DATABASE, CONNECT on the endpoints …). ``WHALEFALL_SYSTEM_ACCOUNTS["sqlserver"]`` names the
+logins left out (``##…##`` certificate logins, ``NT SERVICE\\…``, ``NT AUTHORITY\\…``, …).
 
 Privileges
 ----------
@@ -36,12 +40,12 @@ batch), whatever the number of logins. Every level of the catalog is kept; the i
 "deep privileges" option changes nothing here, because objects and columns come with the
 same per-database statements.
 
-* ``roles``: server roles held directly or through another server role (a login in a role
-  that is a member of ``sysadmin`` is a sysadmin), then database roles under their plain
-  names (``db_owner``), so that a rule such as ``has_role("db_owner")`` matches whatever
-  the database. A database role that bears the name of a server role (a user-defined
-  ``sysadmin`` role inside one database) is not put in ``roles``: it must never pass for
-  the server role. Which database a role is held in is a grant, see below.
+* ``roles`` (the literal view): server roles held directly or through another server role
+  (a login in a role that is a member of ``sysadmin`` is a sysadmin), then database roles
+  under their plain names (``db_owner``), so that a rule such as ``has_role("db_owner")``
+  matches whatever the database. A database role that bears the name of a server role (a
+  user-defined ``sysadmin`` role inside one database) is not put in ``roles``: it must
+  never pass for the server role. Which database a role is held in is a grant, see below.
 * scope ``server``: ``sys.server_permissions``; the object is ``""`` for the server itself,
   ``LOGIN::name``, ``SERVER ROLE::name`` or ``ENDPOINT::name`` otherwise.
 * per online database, through the database user mapped to the login **by SID** (never by
@@ -49,15 +53,41 @@ same per-database statements.
   ``("database", db, "ROLE <role>", "")`` for each database role held (directly or
   nested), ``("database", db, "OWNER", "")`` for the database owner, and every row of
   ``sys.database_permissions`` at its own level — ``database`` (object ``db``), ``schema``
-  (``db.schema``), ``table`` (``db.schema.object``: tables, views, procedures…),
-  ``column`` (``db.schema.object.column``); permissions on database principals and other
-  securables are database-level grants named ``"<PERMISSION> ON USER::name"``.
+  (``db.schema``), ``procedure`` (procedures: SQL, CLR and extended), ``function``
+  (scalar, table-valued and CLR functions, CLR aggregates) and ``table`` (tables, views and
+  every other object) (``db.schema.object``), ``column`` (``db.schema.object.column``);
+  names are :func:`~inventory.engines.base.object_name` of the separate parts, so a dot or
+  a quote inside a name cannot make two objects one. Permissions on database principals
+  and other securables are database-level grants named ``"<PERMISSION> ON USER::name"``.
 * option: ``""`` granted, ``"GRANT"`` with grant option, ``"DENY"`` denied. Denials are
   kept: they are part of what an account may do.
 
-Permissions of database roles and of ``public`` reach members through membership and are
-not copied onto every member. Offline, restoring, single-user and restricted-user
-databases cannot be read and contribute nothing until they are back in multi-user mode.
+Role graph
+----------
+``memberships`` holds the direct edges of every principal (always ``inherit``: SQL Server
+roles are active without doing anything; never ``set``; no ``admin``). Permissions of
+roles are not copied onto members; the resolver follows the edges through the principals
+that grant power without being accounts, returned with ``"listed": False`` and a
+``display`` name:
+
+* fixed server roles, ``("role", "sysadmin", "")``: their permissions are built into the
+  server (no catalog row), so their documented ones are their grants — sysadmin CONTROL
+  SERVER with grant option, securityadmin ALTER ANY LOGIN with grant option (it can grant
+  server and database permissions), serveradmin, setupadmin, processadmin, diskadmin,
+  dbcreator, bulkadmin as documented ("Permissions of Fixed Server Roles");
+* database roles, fixed and user-defined, and each database's ``public`` role,
+  ``("role", "<role>", "<database>")`` shown as ``"<role> in <database>"``: their
+  ``sys.database_permissions`` rows, the documented permissions of the fixed ones (db_owner
+  CONTROL with grant option, db_datareader SELECT, db_denydatareader SELECT denied …), and
+  their role-in-role edges. A login is a member of the roles its mapped user is a direct
+  member of, and of ``public`` of every database where it has a user;
+* ``guest`` of a database where guest may CONNECT, ``("user", "guest", "<database>")``: a
+  member of PUBLIC's edges (any login without a user of its own enters as guest), itself a
+  member of the database's ``public``.
+
+Only the principals reachable from the accounts asked for are returned. Offline,
+restoring, single-user and restricted-user databases cannot be read and contribute nothing
+until they are back in multi-user mode.
 
 Databases and sizes
 -------------------
@@ -81,6 +111,8 @@ from collections import defaultdict
 import mssql_python
 
 from inventory.engines.base import (
+    PUBLIC_ACCOUNT,
+    AccountKey,
     AccountRecord,
     AuthenticationFailed,
     DatabaseRecord,
@@ -96,6 +128,7 @@ from inventory.engines.base import (
     VersionInfo,
     is_system_account,
     is_system_database,
+    object_name,
     parse_version,
 )
 
@@ -212,6 +245,61 @@ SCHEMA_CLASS = 3
 DATABASE_PRINCIPAL_CLASS = 4
 DATABASE_PRINCIPAL_KINDS = {"R": "ROLE", "A": "APPLICATION ROLE"}
 CONNECT_SQL = "CONNECT SQL"
+CONNECT = "CONNECT"
+PUBLIC_ROLE = "public"  # the server role, and the role of every database, everybody is in
+GUEST = "guest"
+# sys.objects.type of routines (char(2), padded with a space): procedures (SQL, CLR,
+# extended) and functions (scalar, inline and table-valued, SQL or CLR; CLR aggregates).
+PROCEDURE_TYPES = frozenset({"P", "PC", "X"})
+FUNCTION_TYPES = frozenset({"FN", "IF", "TF", "FS", "FT", "AF"})
+
+# What the fixed roles can do is built into the server: no catalog row shows it. These
+# are the permissions the documentation gives them ("Permissions of Fixed Server Roles",
+# "Permissions of Fixed Database Roles"), as (permission, option). securityadmin can grant
+# server- and database-level permissions (to be treated as sysadmin), hence the GRANT.
+FIXED_SERVER_ROLE_PERMISSIONS = {
+    "sysadmin": (("CONTROL SERVER", "GRANT"),),
+    "securityadmin": (("ALTER ANY LOGIN", "GRANT"),),
+    "serveradmin": (
+        ("ALTER ANY ENDPOINT", ""),
+        ("ALTER RESOURCES", ""),
+        ("ALTER SERVER STATE", ""),
+        ("ALTER SETTINGS", ""),
+        ("SHUTDOWN", ""),
+        ("VIEW SERVER STATE", ""),
+    ),
+    "setupadmin": (("ALTER ANY LINKED SERVER", ""),),
+    "processadmin": (("ALTER ANY CONNECTION", ""), ("ALTER SERVER STATE", "")),
+    "diskadmin": (("ALTER RESOURCES", ""),),
+    "dbcreator": (("CREATE ANY DATABASE", ""),),
+    "bulkadmin": (("ADMINISTER BULK OPERATIONS", ""),),
+}
+DDL_ADMIN_PERMISSIONS = (
+    "ALTER ANY ASSEMBLY", "ALTER ANY ASYMMETRIC KEY", "ALTER ANY CERTIFICATE",
+    "ALTER ANY CONTRACT", "ALTER ANY DATABASE DDL TRIGGER",
+    "ALTER ANY DATABASE EVENT NOTIFICATION", "ALTER ANY DATASPACE", "ALTER ANY FULLTEXT CATALOG",
+    "ALTER ANY MESSAGE TYPE", "ALTER ANY REMOTE SERVICE BINDING", "ALTER ANY ROUTE",
+    "ALTER ANY SCHEMA", "ALTER ANY SERVICE", "ALTER ANY SYMMETRIC KEY", "CHECKPOINT",
+    "CREATE AGGREGATE", "CREATE DEFAULT", "CREATE FUNCTION", "CREATE PROCEDURE", "CREATE QUEUE",
+    "CREATE RULE", "CREATE SYNONYM", "CREATE TABLE", "CREATE TYPE", "CREATE VIEW",
+    "CREATE XML SCHEMA COLLECTION", "REFERENCES",
+)  # fmt: skip
+FIXED_DATABASE_ROLE_PERMISSIONS = {
+    "db_owner": (("CONTROL", "GRANT"),),
+    "db_accessadmin": (("ALTER ANY USER", ""), ("CREATE SCHEMA", ""), ("CONNECT", "GRANT")),
+    "db_securityadmin": (
+        ("ALTER ANY APPLICATION ROLE", ""),
+        ("ALTER ANY ROLE", ""),
+        ("CREATE SCHEMA", ""),
+        ("VIEW DEFINITION", ""),
+    ),
+    "db_ddladmin": tuple((permission, "") for permission in DDL_ADMIN_PERMISSIONS),
+    "db_backupoperator": (("BACKUP DATABASE", ""), ("BACKUP LOG", ""), ("CHECKPOINT", "")),
+    "db_datareader": (("SELECT", ""),),
+    "db_datawriter": (("DELETE", ""), ("INSERT", ""), ("UPDATE", "")),
+    "db_denydatareader": (("SELECT", "DENY"),),
+    "db_denydatawriter": (("DELETE", "DENY"), ("INSERT", "DENY"), ("UPDATE", "DENY")),
+}
 
 # HAS_PERMS_BY_NAME returns NULL for a permission the server does not know (VIEW ANY
 # SECURITY DEFINITION before SQL Server 2022) and 1 when it is held, also through
@@ -249,23 +337,27 @@ FROM sys.databases AS d
 """
 # One block per database, joined with UNION ALL. Names from different databases may have
 # different collations, which UNION ALL cannot mix: every text column is brought to the
-# connection database's collation.
-DATABASE_ROLE_MEMBERS_BLOCK = """
-SELECT {literal} AS database_name, rm.role_principal_id,
-       r.name COLLATE DATABASE_DEFAULT AS role_name, rm.member_principal_id,
-       m.type COLLATE DATABASE_DEFAULT AS member_type, m.sid AS member_sid
-FROM {database}.sys.database_role_members AS rm
-JOIN {database}.sys.database_principals AS r ON r.principal_id = rm.role_principal_id
-JOIN {database}.sys.database_principals AS m ON m.principal_id = rm.member_principal_id
+# connection database's collation. Every user and role of the database, once per role it
+# is a direct member of (role columns NULL when it is in none).
+DATABASE_PRINCIPALS_BLOCK = """
+SELECT {literal} AS database_name, m.principal_id,
+       m.name COLLATE DATABASE_DEFAULT AS principal_name,
+       m.type COLLATE DATABASE_DEFAULT AS principal_type, m.sid,
+       rm.role_principal_id, r.name COLLATE DATABASE_DEFAULT AS role_name
+FROM {database}.sys.database_principals AS m
+LEFT JOIN {database}.sys.database_role_members AS rm ON rm.member_principal_id = m.principal_id
+LEFT JOIN {database}.sys.database_principals AS r ON r.principal_id = rm.role_principal_id
+WHERE m.type IN ('S', 'U', 'G', 'E', 'X', 'R')
 """
 DATABASE_PERMISSIONS_BLOCK = """
-SELECT {literal} AS database_name, pr.sid AS grantee_sid, dp.class,
+SELECT {literal} AS database_name, dp.grantee_principal_id, dp.class,
        dp.class_desc COLLATE DATABASE_DEFAULT AS class_desc, dp.major_id, dp.minor_id,
        dp.permission_name COLLATE DATABASE_DEFAULT AS permission_name,
        dp.state COLLATE DATABASE_DEFAULT AS state,
        s.name COLLATE DATABASE_DEFAULT AS schema_name,
        os.name COLLATE DATABASE_DEFAULT AS object_schema,
        o.name COLLATE DATABASE_DEFAULT AS object_name,
+       o.type COLLATE DATABASE_DEFAULT AS object_type,
        c.name COLLATE DATABASE_DEFAULT AS column_name,
        tp.name COLLATE DATABASE_DEFAULT AS principal_name,
        tp.type COLLATE DATABASE_DEFAULT AS principal_type
@@ -279,7 +371,7 @@ LEFT JOIN {database}.sys.all_columns AS c
       AND c.column_id = dp.minor_id
 LEFT JOIN {database}.sys.database_principals AS tp
        ON dp.class = 4 AND tp.principal_id = dp.major_id
-WHERE pr.type IN ('S', 'U', 'G', 'E', 'X')
+WHERE pr.type IN ('S', 'U', 'G', 'E', 'X', 'R')
 """
 
 
@@ -300,9 +392,9 @@ def batched_statement(block: str, databases: list[str]) -> str:
     )
 
 
-def _closure(direct: dict[int, set[int]], start: int) -> set[int]:
-    """Every role reachable from principal ``start`` through role memberships."""
-    seen: set[int] = set()
+def _closure(direct: dict, start) -> set:
+    """Every role reachable from ``start`` through the ``direct`` memberships."""
+    seen: set = set()
     pending = list(direct.get(start, ()))
     while pending:
         role = pending.pop()
@@ -320,19 +412,55 @@ def _optional_flag(value) -> bool | None:
     return None if value is None else bool(value)
 
 
+def database_role_key(role: str, database: str) -> AccountKey:
+    """The graph key of a database role (``public`` included): the database is the host."""
+    return ("role", role, database)
+
+
+def guest_key(database: str) -> AccountKey:
+    return ("user", GUEST, database)
+
+
 class _Privileges:
-    """Roles and grants per account key while the catalog is read."""
+    """Every principal's grants, direct memberships and literal roles while the catalog is
+    read, keyed by account key (graph-only principals included)."""
 
     def __init__(self) -> None:
-        self.roles: dict[str, set[str]] = defaultdict(set)
-        self.grants: dict[str, set[tuple[str, str, str, str]]] = defaultdict(set)
+        self.roles: dict[AccountKey, set[str]] = defaultdict(set)
+        self.grants: dict[AccountKey, set[tuple[str, str, str, str]]] = defaultdict(set)
+        self.memberships: dict[AccountKey, set[AccountKey]] = defaultdict(set)
+        self.display: dict[AccountKey, str] = {}
 
-    def grant(self, key: str, scope: str, obj: str, privilege: str, state: str) -> None:
+    def grant(self, key: AccountKey, scope: str, obj: str, privilege: str, state: str) -> None:
         self.grants[key].add((scope, obj, privilege, PERMISSION_OPTIONS.get(state, "")))
+
+    def reachable(self, starts) -> set[AccountKey]:
+        """``starts`` and every principal reachable from them through memberships."""
+        seen = set(starts)
+        for key in starts:
+            seen |= _closure(self.memberships, key)
+        return seen
+
+    def edges(self, key: AccountKey) -> list[dict]:
+        # SQL Server roles are always active: nothing to switch on, nothing to switch to.
+        return [
+            {"role": role, "inherit": True, "set": False, "admin": False}
+            for role in sorted(self.memberships[key])
+        ]
+
+
+def _server_key(row: tuple) -> AccountKey:
+    """The account key of a row of sys.server_principals; the server role ``public`` is the
+    PUBLIC pseudo-account."""
+    _id, name, _sid, kind = row[:4]
+    if kind == "R" and name == PUBLIC_ROLE:
+        return PUBLIC_ACCOUNT.key
+    return (ACCOUNT_KINDS[kind], name, "")
 
 
 class SQLServerAccountsMixin:
-    """Logins, server roles and every level of permission, read in bulk from the catalog
+    """Logins, server roles, PUBLIC and every level of permission, with the role graph
+    (server roles, fixed ones included, and database roles), read in bulk from the catalog
     (a fixed number of statements plus two per batch of databases, never one per login)."""
 
     def _principal_rows(self) -> list[tuple]:
@@ -355,6 +483,9 @@ class SQLServerAccountsMixin:
         records = []
         for row in self._principal_rows():
             _id, name, _sid, kind, _desc, _disabled, fixed = row[:7]
+            if kind == "R" and name == PUBLIC_ROLE:
+                records.append(PUBLIC_ACCOUNT)
+                continue
             if kind == "R" and fixed:
                 continue
             if is_system_account("sqlserver", name):
@@ -363,33 +494,42 @@ class SQLServerAccountsMixin:
         return records
 
     def collect_privileges(self, accounts: list[AccountRecord], *, deep: bool = False) -> dict:
-        """Canonical-ready privilege sets of ``accounts``, keyed by login or role name."""
+        """Privilege sets of ``accounts`` keyed by account key, plus the graph-only
+        principals (fixed server roles, database roles, guest) their memberships reach."""
         wanted = {a.key for a in accounts}
         if not wanted:
             return {}
-        principals = {row[0]: row for row in self._principal_rows()}
-        server_roles = {row[1] for row in principals.values() if row[3] == "R"}
-        accounts_by_id = {pid: row[1] for pid, row in principals.items() if row[1] in wanted}
-        accounts_by_sid = {
-            bytes(row[2]): row[1]
+        rows = self._principal_rows()
+        principals = {row[0]: row for row in rows}
+        keys = {pid: _server_key(row) for pid, row in principals.items()}
+        server_roles = {row[1] for row in rows if row[3] == "R"}
+        logins_by_sid = {
+            bytes(row[2]): keys[pid]
             for pid, row in principals.items()
-            if pid in accounts_by_id and row[2] is not None and row[3] != "R"
+            if keys[pid] in wanted and row[2] is not None and row[3] != "R"
         }
         privileges = _Privileges()
 
-        memberships: dict[int, set[int]] = defaultdict(set)
-        role_names: dict[int, str] = {}
-        for member_id, role_id, role_name in self.query(SERVER_ROLE_MEMBERS_SQL):
-            memberships[member_id].add(role_id)
-            role_names[role_id] = role_name
-        for principal_id, key in accounts_by_id.items():
-            for role_id in _closure(memberships, principal_id):
-                privileges.roles[key].add(role_names[role_id])
+        for pid, row in principals.items():
+            key = keys[pid]
+            privileges.display[key] = row[1]
+            if row[3] == "R" and row[6]:  # a fixed server role
+                for permission, option in FIXED_SERVER_ROLE_PERMISSIONS.get(row[1], ()):
+                    privileges.grants[key].add(("server", "", permission, option))
 
-        connect_denied: set[str] = set()
+        for member_id, role_id, _role_name in self.query(SERVER_ROLE_MEMBERS_SQL):
+            if member_id in keys and role_id in keys:
+                privileges.memberships[keys[member_id]].add(keys[role_id])
+        for key in wanted:  # the literal view: server roles held directly or nested
+            if key[0] != PUBLIC_ACCOUNT.kind:
+                privileges.roles[key] = {
+                    name for _kind, name, _host in _closure(privileges.memberships, key)
+                }
+
+        connect_denied: set[AccountKey] = set()
         for row in self.query(SERVER_PERMISSIONS_SQL):
             grantee, klass, class_desc, major_id, permission, state = row[:6]
-            key = accounts_by_id.get(grantee)
+            key = keys.get(grantee)
             if key is None:
                 continue
             obj = _server_object(klass, class_desc, major_id, *row[6:])
@@ -397,21 +537,33 @@ class SQLServerAccountsMixin:
             if klass == SERVER_CLASS and permission == CONNECT_SQL and state == "D":
                 connect_denied.add(key)
 
-        if accounts_by_sid:
-            self._database_privileges(accounts_by_sid, server_roles, privileges)
+        if logins_by_sid or PUBLIC_ACCOUNT.key in wanted:
+            self._database_privileges(logins_by_sid, server_roles, privileges)
 
         result = {}
-        for principal_id, key in accounts_by_id.items():
-            row = principals[principal_id]
+        for pid, row in principals.items():
+            key = keys[pid]
+            if key in wanted:
+                result[key] = {
+                    "engine": "sqlserver",
+                    "attributes": _attributes(row, key in connect_denied),
+                    "roles": sorted(privileges.roles[key]),
+                    "grants": sorted(privileges.grants[key]),
+                    "memberships": privileges.edges(key),
+                }
+        for key in privileges.reachable(result) - set(result):
             result[key] = {
                 "engine": "sqlserver",
-                "attributes": _attributes(row, key in connect_denied),
-                "roles": sorted(privileges.roles[key]),
+                "listed": False,
+                "display": privileges.display.get(key, key[1]),
+                "attributes": {"can_login": False, "locked": False},
+                "roles": [],
                 "grants": sorted(privileges.grants[key]),
+                "memberships": privileges.edges(key),
             }
         return result
 
-    def _readable_databases(self, accounts_by_sid, privileges: _Privileges) -> list[str]:
+    def _readable_databases(self, logins_by_sid, privileges: _Privileges) -> list[str]:
         readable, refused = [], []
         for name, owner_sid, state, user_access, has_access in self.query(DATABASES_SQL):
             if state != ONLINE or user_access != MULTI_USER:
@@ -420,9 +572,9 @@ class SQLServerAccountsMixin:
                 refused.append(name)
                 continue
             readable.append(name)
-            owner = accounts_by_sid.get(bytes(owner_sid)) if owner_sid is not None else None
+            owner = logins_by_sid.get(bytes(owner_sid)) if owner_sid is not None else None
             if owner is not None:
-                privileges.grant(owner, "database", name, "OWNER", "G")
+                privileges.grant(owner, "database", object_name(name), "OWNER", "G")
         if refused:
             shown = ", ".join(repr(name) for name in sorted(refused)[:5])
             raise InsufficientPrivileges(
@@ -432,39 +584,72 @@ class SQLServerAccountsMixin:
             )
         return sorted(readable)
 
-    def _database_privileges(self, accounts_by_sid, server_roles, privileges) -> None:
-        databases = self._readable_databases(accounts_by_sid, privileges)
+    def _database_privileges(self, logins_by_sid, server_roles, privileges) -> None:
+        databases = self._readable_databases(logins_by_sid, privileges)
         for start in range(0, len(databases), DATABASE_BATCH):
             batch = databases[start : start + DATABASE_BATCH]
-            self._database_roles(batch, accounts_by_sid, server_roles, privileges)
-            self._database_permissions(batch, accounts_by_sid, privileges)
+            keys = self._database_principals(batch, logins_by_sid, server_roles, privileges)
+            self._database_permissions(batch, keys, privileges)
 
-    def _database_roles(self, batch, accounts_by_sid, server_roles, privileges) -> None:
-        memberships: dict[str, dict[int, set[int]]] = defaultdict(lambda: defaultdict(set))
-        role_names: dict[tuple[str, int], str] = {}
-        users: dict[tuple[str, int], str] = {}
-        rows = self.query(batched_statement(DATABASE_ROLE_MEMBERS_BLOCK, batch))
-        for database, role_id, role_name, member_id, member_type, member_sid in rows:
-            memberships[database][member_id].add(role_id)
-            role_names[database, role_id] = role_name
-            if member_type in DATABASE_USER_TYPES and member_sid is not None:
-                key = accounts_by_sid.get(bytes(member_sid))
-                if key is not None:
-                    users[database, member_id] = key
-        for (database, user_id), key in users.items():
-            for role_id in _closure(memberships[database], user_id):
-                role = role_names[database, role_id]
-                privileges.grant(key, "database", database, f"ROLE {role}", "G")
-                if role not in server_roles:
-                    privileges.roles[key].add(role)
+    def _database_principals(self, batch, logins_by_sid, server_roles, privileges) -> dict:
+        """Memberships of the batch's databases; returns the key of every database
+        principal that counts, by (database, principal_id): roles (``public`` included),
+        guest, and the users mapped **by SID** to the logins asked for."""
+        keys: dict[tuple[str, int], AccountKey] = {}
+        names: dict[tuple[str, int], str] = {}
+        direct: dict[str, dict[int, set[int]]] = defaultdict(lambda: defaultdict(set))
+        rows = self.query(batched_statement(DATABASE_PRINCIPALS_BLOCK, batch))
+        for database, pid, name, kind, sid, role_id, _role_name in rows:
+            names[database, pid] = name
+            if role_id is not None:
+                direct[database][pid].add(role_id)
+            if (database, pid) in keys:
+                continue
+            if kind == "R":
+                key = keys[database, pid] = database_role_key(name, database)
+                privileges.display[key] = f"{name} in {database}"
+                for permission, option in FIXED_DATABASE_ROLE_PERMISSIONS.get(name, ()):
+                    privileges.grants[key].add(
+                        ("database", object_name(database), permission, option)
+                    )
+            elif name == GUEST:
+                key = keys[database, pid] = guest_key(database)
+                privileges.display[key] = f"{GUEST} in {database}"
+                privileges.memberships[key].add(database_role_key(PUBLIC_ROLE, database))
+            elif kind in DATABASE_USER_TYPES and sid is not None:
+                login = logins_by_sid.get(bytes(sid))
+                if login is not None:
+                    keys[database, pid] = login
+                    privileges.memberships[login].add(database_role_key(PUBLIC_ROLE, database))
+        for database, members in direct.items():
+            for member_id, role_ids in members.items():
+                member = keys.get((database, member_id))
+                if member is None:
+                    continue
+                for role_id in role_ids:
+                    privileges.memberships[member].add(keys[database, role_id])
+                if member[0] == "role" or member[2]:  # a role or guest: no literal view
+                    continue
+                for role_id in _closure(members, member_id):
+                    role = names[database, role_id]
+                    privileges.grant(member, "database", object_name(database), f"ROLE {role}", "G")
+                    if role not in server_roles:
+                        privileges.roles[member].add(role)
+        return keys
 
-    def _database_permissions(self, batch, accounts_by_sid, privileges) -> None:
+    def _database_permissions(self, batch, keys, privileges) -> None:
         rows = self.query(batched_statement(DATABASE_PERMISSIONS_BLOCK, batch))
         for row in rows:
-            database, sid = row[0], row[1]
-            key = accounts_by_sid.get(bytes(sid)) if sid is not None else None
-            if key is not None:
-                privileges.grant(key, *_database_grant(database, *row[2:]))
+            database, grantee = row[0], row[1]
+            key = keys.get((database, grantee))
+            if key is None:
+                continue
+            scope, obj, permission, state = _database_grant(database, *row[2:])
+            privileges.grant(key, scope, obj, permission, state)
+            guest = key == guest_key(database) and scope == "database"
+            if guest and permission == CONNECT and state in ("G", "W"):
+                # guest enabled: a login without a user of its own enters as guest
+                privileges.memberships[PUBLIC_ACCOUNT.key].add(key)
 
 
 def _server_object(klass, class_desc, major_id, principal_name, principal_type, endpoint) -> str:
@@ -477,6 +662,15 @@ def _server_object(klass, class_desc, major_id, principal_name, principal_type, 
     return f"{class_desc}::{major_id}"
 
 
+def _object_scope(object_type: str | None) -> str:
+    kind = (object_type or "").strip()
+    if kind in PROCEDURE_TYPES:
+        return "procedure"
+    if kind in FUNCTION_TYPES:
+        return "function"
+    return "table"
+
+
 def _database_grant(
     database,
     klass,
@@ -487,26 +681,29 @@ def _database_grant(
     state,
     schema,
     object_schema,
-    object_name,
+    obj,
+    object_type,
     column,
     principal_name,
     principal_type,
 ) -> tuple[str, str, str, str]:
     """(scope, object, privilege, state) of one row of ``sys.database_permissions``."""
     if klass == DATABASE_CLASS:
-        return "database", database, permission, state
+        return "database", object_name(database), permission, state
     if klass == SCHEMA_CLASS and schema is not None:
-        return "schema", f"{database}.{schema}", permission, state
-    if klass == OBJECT_CLASS and object_name is not None:
-        obj = f"{database}.{object_schema}.{object_name}"
+        return "schema", object_name(database, schema), permission, state
+    if klass == OBJECT_CLASS and obj is not None:
         if minor_id:
             column = column if column is not None else str(minor_id)
-            return "column", f"{obj}.{column}", permission, state
-        return "table", obj, permission, state
+            return "column", object_name(database, object_schema, obj, column), permission, state
+        name = object_name(database, object_schema, obj)
+        return _object_scope(object_type), name, permission, state
     if klass == DATABASE_PRINCIPAL_CLASS and principal_name is not None:
         kind = DATABASE_PRINCIPAL_KINDS.get(principal_type, "USER")
-        return "database", database, f"{permission} ON {kind}::{principal_name}", state
-    return "database", database, f"{permission} ON {class_desc}::{major_id}", state
+        privilege = f"{permission} ON {kind}::{principal_name}"
+        return "database", object_name(database), privilege, state
+    privilege = f"{permission} ON {class_desc}::{major_id}"
+    return "database", object_name(database), privilege, state
 
 
 def _attributes(row: tuple, connect_denied: bool) -> dict:
@@ -516,7 +713,7 @@ def _attributes(row: tuple, connect_denied: bool) -> dict:
     policy_checked, expiration_checked, locked_out, expired, must_change = row[8:]
     disabled, locked_out = _flag(disabled), _flag(locked_out)
     expired, must_change = _flag(expired), _flag(must_change)
-    return {
+    attributes = {
         "login_type": type_desc,
         "default_database": default_database,
         "disabled": disabled,
@@ -528,6 +725,11 @@ def _attributes(row: tuple, connect_denied: bool) -> dict:
         "can_login": not (disabled or connect_denied),
         "locked": disabled or locked_out or expired or must_change or connect_denied,
     }
+    if ACCOUNT_KINDS[kind] == "group":
+        # Who is in a Windows (or Entra) group comes from the login token, not the catalog.
+        attributes["windows_group"] = kind == "G"
+        attributes["members_visible"] = False
+    return attributes
 
 
 # --- Databases and sizes ----------------------------------------------------------------

@@ -33,8 +33,14 @@ def read(*, deep: bool = False):
         return {a.name: a for a in accounts}, privileges, engine.queries
 
 
-def grants_of(privileges: dict, name: str, scope: str | None = None) -> set[tuple]:
-    return {g for g in privileges[name]["grants"] if scope is None or g[0] == scope}
+def login(name: str) -> tuple[str, str, str]:
+    """The account key of a login (SQL or Windows user)."""
+    return ("login", name, "")
+
+
+def grants_of(privileges: dict, key: tuple | str, scope: str | None = None) -> set[tuple]:
+    key = login(key) if isinstance(key, str) else key
+    return {g for g in privileges[key]["grants"] if scope is None or g[0] == scope}
 
 
 @pytest.fixture
@@ -73,9 +79,10 @@ def test_lists_logins_groups_and_user_defined_server_roles(catalog):
         "CORP\\alice": "login",
         "CORP\\dba-team": "group",
         "auditors": "role",
+        "PUBLIC": "public",
     }
-    # Left out: ##MS_…## certificate logins, NT SERVICE\…, NT AUTHORITY\…, BUILTIN\…, the
-    # fixed server roles and public.
+    # Left out: ##MS_…## certificate logins, NT SERVICE\…, NT AUTHORITY\…, BUILTIN\… and
+    # the fixed server roles; the server role public is the PUBLIC pseudo-account.
 
 
 def test_a_monitoring_login_that_cannot_see_every_login_is_refused(catalog, fake_sqlserver):
@@ -115,7 +122,7 @@ def test_a_sysadmin_monitoring_login_needs_no_other_grant(catalog):
 
     _accounts, privileges, _queries = read()
 
-    assert privileges["mon"]["roles"] == ["sysadmin"]
+    assert privileges[login("mon")]["roles"] == ["sysadmin"]
 
 
 def test_an_online_database_the_monitoring_login_cannot_enter_is_refused(catalog):
@@ -163,13 +170,13 @@ def test_database_users_are_matched_to_logins_by_sid_never_by_name(catalog, shop
 
     _accounts, privileges, _queries = read()
 
-    assert privileges["app"]["roles"] == ["db_datareader"]
+    assert privileges[login("app")]["roles"] == ["db_datareader"]
     assert grants_of(privileges, "app", "database") == {
         ("database", "Shop", "CONNECT", ""),
         ("database", "Shop", "ROLE db_datareader", ""),
     }
     assert grants_of(privileges, "app", "table") == set()
-    assert privileges["other"]["roles"] == ["db_owner"]
+    assert privileges[login("other")]["roles"] == ["db_owner"]
     assert ("table", "Shop.sales.orders", "DELETE", "") in grants_of(privileges, "other")
 
 
@@ -207,7 +214,7 @@ def test_every_level_keeps_its_scope_option_and_denial(catalog, shop):
 
     _accounts, privileges, _queries = read()
 
-    assert privileges["app"]["grants"] == sorted(
+    assert privileges[login("app")]["grants"] == sorted(
         [
             ("column", "Shop.sales.orders.id", "SELECT", "DENY"),
             ("column", "Shop.sales.orders.price", "UPDATE", ""),
@@ -216,13 +223,13 @@ def test_every_level_keeps_its_scope_option_and_denial(catalog, shop):
             ("database", "Shop", "CONNECT", ""),
             ("database", "Shop", "CREATE TABLE", ""),
             ("database", "Shop", "IMPERSONATE ON USER::bob", ""),
+            ("procedure", "Shop.sales.refund", "EXECUTE", ""),
             ("schema", "Shop.sales", "SELECT", "GRANT"),
             ("server", "", "CONNECT SQL", ""),
             ("server", "", "VIEW SERVER STATE", "GRANT"),
             ("server", "ENDPOINT::TSQL Default TCP", "CONNECT", "DENY"),
             ("server", "LOGIN::sa", "IMPERSONATE", ""),
             ("table", "Shop.sales.orders", "DELETE", "DENY"),
-            ("table", "Shop.sales.refund", "EXECUTE", ""),
         ]
     )
 
@@ -234,7 +241,7 @@ def test_the_database_owner_and_its_roles(catalog):
     _accounts, privileges, _queries = read()
 
     # The owner is the database's dbo, a member of db_owner.
-    assert privileges["owner"]["roles"] == ["db_owner"]
+    assert privileges[login("owner")]["roles"] == ["db_owner"]
     assert grants_of(privileges, "owner", "database") == {
         ("database", "Shop", "OWNER", ""),
         ("database", "Shop", "ROLE db_owner", ""),
@@ -256,10 +263,10 @@ def test_nested_roles_count_and_a_database_role_never_passes_for_a_server_role(c
 
     accounts, privileges, _queries = read()
 
-    assert privileges["ops_login"]["roles"] == ["ops", "sysadmin"]
+    assert privileges[login("ops_login")]["roles"] == ["ops", "sysadmin"]
     assert accounts["ops"].kind == "role"
-    assert privileges["ops"]["roles"] == ["sysadmin"]
-    assert privileges["app"]["roles"] == ["db_datareader", "readers"]
+    assert privileges[("role", "ops", "")]["roles"] == ["sysadmin"]
+    assert privileges[login("app")]["roles"] == ["db_datareader", "readers"]
     assert grants_of(privileges, "app", "database") >= {
         ("database", "Shop", "ROLE db_datareader", ""),
         ("database", "Shop", "ROLE readers", ""),
@@ -278,7 +285,7 @@ def test_login_states_become_attributes(catalog):
     catalog.create_login("CORP\\alice", type="U", default_database="Shop")
 
     _accounts, privileges, _queries = read()
-    attributes = {name: privileges[name]["attributes"] for name in privileges}
+    attributes = {key[1]: privileges[key]["attributes"] for key in privileges}
 
     assert attributes["disabled"] == {
         "login_type": "SQL_LOGIN",
@@ -336,7 +343,9 @@ def test_privileges_can_be_collected_without_listing_first(catalog, shop):
     with engine_class("sqlserver")(target()) as engine:
         privileges = engine.collect_privileges([AccountRecord("app", kind="login")])
 
-    assert list(privileges) == ["app"]
+    # The login, and the role of public of the database its user belongs to.
+    assert list(privileges) == [login("app"), ("role", "public", "Shop")]
+    assert privileges[("role", "public", "Shop")]["listed"] is False
     assert ("database", "Shop", "CONNECT", "") in grants_of(privileges, "app")
 
 
@@ -367,11 +376,11 @@ def test_the_number_of_statements_does_not_depend_on_the_logins(fake_sqlserver, 
 
     accounts, privileges, queries = read()
 
-    assert len(accounts) == logins + 2  # sa and mon
+    assert len(accounts) == logins + 3  # sa, mon and PUBLIC
     # Visibility, logins, server roles, server permissions, databases, then one batch
     # (3 databases and the 4 system ones) of role members and of permissions.
     assert queries == 7
-    assert privileges["login00"]["roles"] == ["db_datareader"]
+    assert privileges[login("login00")]["roles"] == ["db_datareader"]
 
 
 @pytest.mark.parametrize("databases", [3, 45])
@@ -383,3 +392,241 @@ def test_per_database_statements_grow_by_batch_only(fake_sqlserver, databases):
     batches = math.ceil((databases + 4) / DATABASE_BATCH)
     assert queries == 5 + 2 * batches
     assert len(grants_of(privileges, "login02", "database")) == 2 * databases
+
+
+# --- PUBLIC, groups and the role graph ----------------------------------------------------
+
+EDGE = {"inherit": True, "set": False, "admin": False}  # SQL Server roles are always active
+
+
+def edges(privileges: dict, key: tuple) -> list[tuple]:
+    """The direct memberships of ``key`` as role keys, after checking their flags."""
+    memberships = privileges[key]["memberships"]
+    assert all({k: v for k, v in m.items() if k != "role"} == EDGE for m in memberships)
+    return [m["role"] for m in memberships]
+
+
+def test_the_server_role_public_is_the_public_pseudo_account(catalog, shop):
+    catalog.grant("VIEW SERVER STATE", to="public")
+    catalog.create_login("app")
+    shop.create_user("app", login="app")
+
+    accounts, privileges, _queries = read()
+
+    assert accounts["PUBLIC"] == AccountRecord("PUBLIC", kind="public")
+    public = privileges[("public", "PUBLIC", "")]
+    assert public["grants"] == [
+        ("server", "", "VIEW ANY DATABASE", ""),
+        ("server", "", "VIEW SERVER STATE", ""),
+        ("server", "ENDPOINT::TSQL Default TCP", "CONNECT", ""),
+        ("server", "ENDPOINT::TSQL Default VIA", "CONNECT", ""),
+        ("server", "ENDPOINT::TSQL Local Machine", "CONNECT", ""),
+        ("server", "ENDPOINT::TSQL Named Pipes", "CONNECT", ""),
+    ]
+    assert public["attributes"] == {
+        "login_type": "SERVER_ROLE",
+        "can_login": False,
+        "locked": False,
+    }
+    # Never copied onto the logins: the grants to public apply to everyone.
+    assert grants_of(privileges, "app", "server") == {("server", "", "CONNECT SQL", "")}
+    # guest may CONNECT to master, tempdb and msdb (not to model or Shop): every login
+    # without a user of its own enters them as guest, a member of the database's public.
+    assert edges(privileges, ("public", "PUBLIC", "")) == [
+        ("user", "guest", "master"),
+        ("user", "guest", "msdb"),
+        ("user", "guest", "tempdb"),
+    ]
+    guest = privileges[("user", "guest", "tempdb")]
+    assert guest["listed"] is False
+    assert guest["display"] == "guest in tempdb"
+    assert guest["grants"] == [("database", "tempdb", "CONNECT", "")]
+    assert edges(privileges, ("user", "guest", "tempdb")) == [("role", "public", "tempdb")]
+
+
+def test_disabling_guest_removes_the_way_in(catalog):
+    catalog.databases["tempdb"].revoke("CONNECT", from_="guest")
+    catalog.databases["msdb"].deny("CONNECT", to="guest")
+
+    _accounts, privileges, _queries = read()
+
+    assert edges(privileges, ("public", "PUBLIC", "")) == [("user", "guest", "master")]
+    assert ("user", "guest", "tempdb") not in privileges
+
+
+def test_a_fixed_server_role_is_a_graph_only_principal_with_its_built_in_permission(catalog):
+    catalog.create_login("dba")
+    catalog.add_server_role_member("sysadmin", "dba")
+    catalog.create_login("ops_login")
+    catalog.create_server_role("ops")
+    catalog.add_server_role_member("ops", "ops_login")
+    catalog.add_server_role_member("securityadmin", "ops")
+    catalog.add_server_role_member("bulkadmin", "ops")
+
+    accounts, privileges, _queries = read()
+
+    assert "sysadmin" not in accounts
+    assert edges(privileges, login("dba")) == [("role", "sysadmin", "")]
+    assert privileges[("role", "sysadmin", "")] == {
+        "engine": "sqlserver",
+        "listed": False,
+        "display": "sysadmin",
+        "attributes": {"can_login": False, "locked": False},
+        "roles": [],
+        "grants": [("server", "", "CONTROL SERVER", "GRANT")],
+        "memberships": [],
+    }
+    # A chain through a user-defined (listed) server role.
+    assert edges(privileges, login("ops_login")) == [("role", "ops", "")]
+    assert edges(privileges, ("role", "ops", "")) == [
+        ("role", "bulkadmin", ""),
+        ("role", "securityadmin", ""),
+    ]
+    assert "listed" not in privileges[("role", "ops", "")]
+    assert privileges[("role", "securityadmin", "")]["grants"] == [
+        ("server", "", "ALTER ANY LOGIN", "GRANT")
+    ]
+    assert privileges[("role", "bulkadmin", "")]["grants"] == [
+        ("server", "", "ADMINISTER BULK OPERATIONS", "")
+    ]
+    # The literal view is unchanged: role names, held directly or nested.
+    assert privileges[login("ops_login")]["roles"] == ["bulkadmin", "ops", "securityadmin"]
+    # Fixed roles nobody reaches are left out.
+    assert ("role", "diskadmin", "") not in privileges
+
+
+def test_database_roles_are_graph_only_principals_of_their_database(catalog, shop):
+    catalog.create_login("app")
+    shop.create_object("sales.refund", type="P")
+    shop.create_user("app_user", login="app")
+    shop.add_role_member("db_owner", "app_user")
+    shop.create_role("readers")
+    shop.add_role_member("db_datareader", "readers")
+    shop.add_role_member("db_denydatawriter", "readers")
+    shop.add_role_member("readers", "app_user")
+    shop.grant("EXECUTE", to="readers", on="sales.refund")
+    shop.grant("SELECT", to="public", on="sales.orders")
+    reports = catalog.create_database("Reports")
+    reports.create_user("app", login="app")
+
+    _accounts, privileges, _queries = read()
+
+    assert edges(privileges, login("app")) == [
+        ("role", "db_owner", "Shop"),
+        ("role", "public", "Reports"),
+        ("role", "public", "Shop"),
+        ("role", "readers", "Shop"),
+    ]
+    db_owner = privileges[("role", "db_owner", "Shop")]
+    assert db_owner["listed"] is False
+    assert db_owner["display"] == "db_owner in Shop"
+    assert db_owner["grants"] == [("database", "Shop", "CONTROL", "GRANT")]
+    readers = privileges[("role", "readers", "Shop")]
+    assert readers["display"] == "readers in Shop"
+    assert readers["grants"] == [("procedure", "Shop.sales.refund", "EXECUTE", "")]
+    assert edges(privileges, ("role", "readers", "Shop")) == [
+        ("role", "db_datareader", "Shop"),
+        ("role", "db_denydatawriter", "Shop"),
+    ]
+    assert privileges[("role", "db_datareader", "Shop")]["grants"] == [
+        ("database", "Shop", "SELECT", "")
+    ]
+    assert privileges[("role", "db_denydatawriter", "Shop")]["grants"] == [
+        ("database", "Shop", "DELETE", "DENY"),
+        ("database", "Shop", "INSERT", "DENY"),
+        ("database", "Shop", "UPDATE", "DENY"),
+    ]
+    assert privileges[("role", "public", "Shop")]["grants"] == [
+        ("table", "Shop.sales.orders", "SELECT", "")
+    ]
+    assert privileges[("role", "public", "Reports")]["grants"] == []
+    # The login's own grants stay its own, the literal view as before.
+    assert privileges[login("app")]["roles"] == [
+        "db_datareader",
+        "db_denydatawriter",
+        "db_owner",
+        "readers",
+    ]
+    assert ("database", "Shop", "ROLE db_owner", "") in grants_of(privileges, "app")
+    assert ("role", "db_ddladmin", "Shop") not in privileges
+
+
+def test_the_database_owner_reaches_db_owner_through_dbo(catalog):
+    catalog.create_login("owner")
+    catalog.create_database("Shop", owner="owner")
+
+    _accounts, privileges, _queries = read()
+
+    assert edges(privileges, login("owner")) == [
+        ("role", "db_owner", "Shop"),
+        ("role", "public", "Shop"),
+    ]
+
+
+def test_windows_and_entra_groups_are_flagged_as_groups_with_unseen_members(catalog, shop):
+    catalog.create_login("CORP\\dba-team", type="G")
+    catalog.create_login("cloud-admins", type="X")
+    shop.create_user("CORP\\dba-team", login="CORP\\dba-team")
+    shop.add_role_member("db_owner", "CORP\\dba-team")
+
+    _accounts, privileges, _queries = read()
+
+    group = privileges[("group", "CORP\\dba-team", "")]
+    assert group["attributes"]["login_type"] == "WINDOWS_GROUP"
+    assert group["attributes"]["windows_group"] is True
+    assert group["attributes"]["members_visible"] is False
+    assert ("role", "db_owner", "Shop") in edges(privileges, ("group", "CORP\\dba-team", ""))
+    entra = privileges[("group", "cloud-admins", "")]["attributes"]
+    assert entra["windows_group"] is False
+    assert entra["members_visible"] is False
+    assert "windows_group" not in privileges[login("mon")]["attributes"]
+
+
+@pytest.mark.parametrize(
+    ("object_type", "scope"),
+    [
+        ("P", "procedure"),
+        ("PC", "procedure"),
+        ("X", "procedure"),
+        ("FN", "function"),
+        ("IF", "function"),
+        ("TF", "function"),
+        ("FS", "function"),
+        ("FT", "function"),
+        ("AF", "function"),
+        ("V", "table"),
+        ("U", "table"),
+    ],
+)
+def test_routines_get_their_own_scope(catalog, shop, object_type, scope):
+    catalog.create_login("app")
+    shop.create_user("app", login="app")
+    shop.create_object("sales.thing", type=object_type)
+    shop.grant("EXECUTE" if scope != "table" else "SELECT", to="app", on="sales.thing")
+
+    _accounts, privileges, _queries = read()
+
+    assert {g[:2] for g in grants_of(privileges, "app") if g[1].endswith("thing")} == {
+        (scope, "Shop.sales.thing")
+    }
+
+
+def test_object_names_are_unambiguous_whatever_their_characters(catalog):
+    catalog.create_login("app")
+    odd = catalog.create_database("a.b")
+    odd.create_user("app", login="app")
+    odd.create_schema("c.d")
+    odd.create_object('c.d.e"f', columns=("g.h",))
+    odd.grant("SELECT", to="app", on="SCHEMA::c.d")
+    odd.grant("UPDATE", to="app", on='c.d.e"f(g.h)')
+    odd.grant("DELETE", to="app", on='c.d.e"f')
+
+    _accounts, privileges, _queries = read()
+
+    assert grants_of(privileges, "app") >= {
+        ("database", '"a.b"', "CONNECT", ""),
+        ("schema", '"a.b"."c.d"', "SELECT", ""),
+        ("table", '"a.b"."c.d"."e""f"', "DELETE", ""),
+        ("column", '"a.b"."c.d"."e""f"."g.h"', "UPDATE", ""),
+    }
+    assert privileges[("role", "public", "a.b")]["display"] == "public in a.b"

@@ -393,9 +393,15 @@ WHALEFALL_ALLOWED_TARGETS = env.list("WHALEFALL_ALLOWED_TARGETS", default=[])
 
 # System accounts never synced, as SQL LIKE patterns per engine (case-insensitive).
 # WHALEFALL_EXTRA_SYSTEM_ACCOUNTS adds "engine:pattern" entries, comma-separated.
+# MySQL/MariaDB entries are matched against user@host, e.g. "mysql:backup@localhost" ("%" is
+# a LIKE wildcard, a backslash before it a literal %). The defaults are the servers' own
+# locked accounts, exactly: anonymous accounts and accounts merely named mysql.* are listed.
 # fmt: off
 WHALEFALL_SYSTEM_ACCOUNTS = {
-    "mysql": ["", "mysql.%", "mariadb.sys"],
+    "mysql": [
+        "mariadb.sys@localhost", "mysql.sys@localhost", "mysql.session@localhost",
+        "mysql.infoschema@localhost",
+    ],
     "postgresql": ["pg\\_%", "rdsadmin", "rds\\_superuser", "rds\\_replication", "rds\\_password"],
     "sqlserver": [
         "public", "guest", "dbo", "sys", "INFORMATION_SCHEMA", "##%",

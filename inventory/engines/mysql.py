@@ -17,17 +17,34 @@ inventory without it. Timeouts: ``connect_timeout`` bounds the TCP connect and
 handshake; ``read_timeout``/``write_timeout`` bound every network read and write, and the
 session's ``max_statement_time`` (MariaDB, seconds) or ``max_execution_time`` (MySQL,
 milliseconds) stops a statement on the server.
+
+Accounts and privileges come from the grant tables in a fixed number of queries (never
+one ``SHOW GRANTS`` per account). An account is ``(kind, name, host)``: user and host stay
+separate, so a user ``'k'@'h'`` and a role named ``k@h`` are two accounts. Anonymous
+accounts (``''@host``) are listed with ``anonymous: True``; system accounts are matched
+exactly as ``user@host``; on MariaDB 10.11+ the ``PUBLIC`` role row is the PUBLIC
+pseudo-account. MariaDB's global ``access`` bits are decoded as the server version (and
+the record's ``version_id``) defines them; a bit it does not define fails the read with
+the account and bit named. Objects are named from their separate catalog columns
+(``object_name``); routines get the scope of their type (procedure, function, package);
+a table's grant option stays on its column grants. ``memberships`` lists the direct
+edges of the role graph (``inherit`` when the role is active at login, ``set`` for any
+granted role); effective privileges are resolved elsewhere.
 """
 
 import functools
 import json
 import re
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import MySQLdb
 
 from inventory.engines.base import (
+    PUBLIC,
+    PUBLIC_ACCOUNT,
+    AccountKey,
     AccountRecord,
     AuthenticationFailed,
     DatabaseRecord,
@@ -43,6 +60,7 @@ from inventory.engines.base import (
     VersionInfo,
     is_system_account,
     is_system_database,
+    object_name,
     parse_version,
     without_names,
 )
@@ -143,7 +161,7 @@ class _MySQLConnection(Engine):
 
 # Bit n of MariaDB's mysql.global_priv "access" is the n-th privilege (read off the server
 # by granting one privilege at a time). Bit 10 is GRANT OPTION. Bit 20 is called REPLICATION
-# CLIENT before MariaDB 10.5.
+# CLIENT before MariaDB 10.5.2.
 MARIADB_GLOBAL_BITS = (
     "SELECT", "INSERT", "UPDATE", "DELETE", "CREATE", "DROP", "RELOAD", "SHUTDOWN",
     "PROCESS", "FILE", None, "REFERENCES", "INDEX", "ALTER", "SHOW DATABASES", "SUPER",
@@ -154,8 +172,18 @@ MARIADB_GLOBAL_BITS = (
     "REPLICATION MASTER ADMIN", "BINLOG ADMIN", "BINLOG REPLAY", "SLAVE MONITOR",
     "SHOW CREATE ROUTINE",
 )  # fmt: skip
+# The last global privilege bit each MariaDB server version defines, newest first.
+MARIADB_LAST_BIT = (((11, 3, 0), 39), ((10, 5, 9), 38), ((10, 5, 2), 37), ((10, 4, 0), 29))
+# The last bit a global_priv record may hold, by the record's own "version_id" (the server
+# version that wrote it; none: a 10.4 record), as the server checks it when loading.
+_RECORD_LAST_BIT = ((110300, 39), (100508, 38), (100502, 37), (0, 29))
+ALL_BITS = 2**64 - 1  # {"access": 18446744073709551615}: ALL PRIVILEGES WITH GRANT OPTION
 GRANT_OPTION_BIT = 10
 SUPER_BIT = 15
+_REPL_SLAVE, _BINLOG_MONITOR, _REPL_SLAVE_ADMIN = 1 << 19, 1 << 20, 1 << 34
+_REPL_MASTER_ADMIN, _SLAVE_MONITOR = 1 << 35, 1 << 38
+# What SUPER was split into in 10.5.2: a 10.4 record with SUPER still holds all of it.
+_SUPER_SPLIT = sum(1 << bit for bit in (30, 31, 32, 33, 34, 36, 37))
 ALL_PRIVILEGES = "ALL PRIVILEGES"
 
 # *_priv column name (without the suffix) -> privilege name where the plain rule
@@ -172,6 +200,24 @@ _COLUMN_NAMES = {
 _SET_NAMES = {"Delete versioning rows": "DELETE HISTORY"}
 # mysql.user columns that are not privileges of the *.* level.
 _NOT_GLOBAL = {"Grant"}
+# mysql.procs_priv.Routine_type -> canonical scope.
+ROUTINE_SCOPES = {
+    "PROCEDURE": "procedure",
+    "FUNCTION": "function",
+    "PACKAGE": "package",
+    "PACKAGE BODY": "package",
+}
+# Plugins that check a password: an alternative (auth_or) of one of these without an
+# authentication string accepts the empty password.
+_PASSWORD_PLUGINS = {
+    "mysql_native_password", "mysql_old_password", "ed25519", "parsec",
+    "caching_sha2_password", "sha256_password",
+}  # fmt: skip
+# One entry of @@mandatory_roles: name[@host], each bare or quoted.
+_QUOTED = r"`(?:[^`]|``)*`|'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\""
+_ROLE_SPEC = re.compile(
+    rf"\s*(?P<user>{_QUOTED}|[^@,\s]+)\s*(?:@\s*(?P<host>{_QUOTED}|[^,\s]+))?\s*(?:,|$)"
+)
 
 
 def _privilege_from_column(column: str) -> str:
@@ -202,15 +248,121 @@ def _epoch(value) -> str | None:
     return datetime.fromtimestamp(seconds, UTC).isoformat() if seconds > 0 else None
 
 
+def _unquote(part: str | None) -> str | None:
+    if part and part[0] in "`'\"" and len(part) > 1 and part[-1] == part[0]:
+        return part[1:-1].replace(part[0] * 2, part[0])
+    return part
+
+
+def parse_role_list(value: str) -> list[tuple[str, str]]:
+    """``(user, host)`` of each role in a role list such as ``@@mandatory_roles``
+    (``r1,`r2`@`%`,'r3'@'localhost'``); the host defaults to ``%``."""
+    roles, position, value = [], 0, (value or "").strip()
+    while position < len(value):
+        match = _ROLE_SPEC.match(value, position)
+        if not match or match.end() == position:
+            break
+        roles.append((_unquote(match["user"]), _unquote(match["host"]) or "%"))
+        position = match.end()
+    return roles
+
+
+def mariadb_last_bit(server: tuple[int, ...]) -> int:
+    """The last global privilege bit MariaDB ``server`` (major, minor, patch) defines."""
+    for first, last in MARIADB_LAST_BIT:
+        if server >= first:
+            return last
+    return MARIADB_LAST_BIT[-1][1]
+
+
+def _record_last_bit(version_id: int) -> int:
+    for first, last in _RECORD_LAST_BIT:
+        if version_id >= first:
+            return last
+    return _RECORD_LAST_BIT[-1][1]
+
+
+@dataclass(frozen=True)
+class GlobalAccess:
+    """One decoded ``access`` mask: the global privileges it grants (``ALL PRIVILEGES``
+    added when it holds every one the server defines), whether WITH GRANT OPTION, and the
+    bits set that the server does not define for the record (then nothing else counts)."""
+
+    privileges: tuple[str, ...]
+    grantable: bool
+    unknown_bits: tuple[int, ...] = ()
+    last_bit: int = 0
+
+
+def decode_mariadb_access(
+    access: int, version_id: int | None, server: tuple[int, ...]
+) -> GlobalAccess:
+    """Decode a ``mysql.global_priv`` ``access`` as MariaDB ``server`` loads it.
+
+    ``2**64-1`` is ALL PRIVILEGES WITH GRANT OPTION (what the install scripts write). From
+    10.5.2 on, a record carries the ``version_id`` that wrote it: a record older than 10.5.2
+    (or without one) with SUPER also holds what SUPER was split into, and REPLICATION
+    CLIENT/SLAVE imply SLAVE MONITOR (sql_acl.cc, ``adjust_access``). A bit beyond what the
+    record's version defines makes the server ignore the record's global privileges: it is
+    reported in ``unknown_bits`` and never given a made-up name.
+    """
+    last = mariadb_last_bit(server)
+    known = (1 << (last + 1)) - 1
+    if access == ALL_BITS:
+        effective, record_last = known, last
+    else:
+        versioned = server >= (10, 5, 2)
+        version_id = int(version_id or 0)
+        record_last = min(last, _record_last_bit(version_id)) if versioned else last
+        beyond = access >> (record_last + 1)
+        if beyond:
+            bits = tuple(record_last + 1 + i for i in range(beyond.bit_length()) if beyond >> i & 1)
+            return GlobalAccess((), False, bits, record_last)
+        effective = access
+        if versioned and version_id < 100502:
+            if access & (1 << SUPER_BIT):
+                effective |= _SUPER_SPLIT | (_REPL_MASTER_ADMIN if access & _REPL_SLAVE else 0)
+            if access & (_BINLOG_MONITOR | _REPL_SLAVE):
+                effective |= _SLAVE_MONITOR
+        elif versioned and version_id < 100509 and access & _REPL_SLAVE_ADMIN:
+            effective |= _SLAVE_MONITOR
+        effective &= known
+    names = list(MARIADB_GLOBAL_BITS[: last + 1])
+    if server < (10, 5, 2):
+        names[20] = "REPLICATION CLIENT"
+    privileges = [name for bit, name in enumerate(names) if name and effective >> bit & 1]
+    if effective | (1 << GRANT_OPTION_BIT) == known:
+        privileges.append(ALL_PRIVILEGES)
+    grantable = bool(effective >> GRANT_OPTION_BIT & 1)
+    return GlobalAccess(tuple(privileges), grantable, (), record_last)
+
+
+def _password_set(priv: dict) -> bool:
+    """Whether a global_priv record needs a password: a non-empty authentication string,
+    and no password-plugin alternative (``IDENTIFIED VIA … OR …``) without one."""
+    if not priv.get("authentication_string"):
+        return False
+    for alternative in priv.get("auth_or") or ():
+        if (
+            isinstance(alternative, dict)
+            and alternative.get("plugin") in _PASSWORD_PLUGINS
+            and not alternative.get("authentication_string")
+        ):
+            return False
+    return True
+
+
 class _Grants:
-    """Collects grants per account key while the grant tables are read."""
+    """Collects grants, roles and role edges per account key while the grant tables are
+    read."""
 
     def __init__(self):
-        self.grants: dict[str, set[tuple[str, str, str, str]]] = defaultdict(set)
-        self.roles: dict[str, set[str]] = defaultdict(set)
-        self.admin_roles: dict[str, set[str]] = defaultdict(set)
+        self.grants: dict[AccountKey, set[tuple[str, str, str, str]]] = defaultdict(set)
+        self.roles: dict[AccountKey, set[str]] = defaultdict(set)
+        self.admin_roles: dict[AccountKey, set[str]] = defaultdict(set)
+        self.memberships: dict[AccountKey, dict[AccountKey, dict]] = defaultdict(dict)
 
-    def add(self, key: str, scope: str, obj: str, privileges, grantable: bool) -> None:
+    def add(self, key: AccountKey, scope: str, obj: str, privileges, grantable: bool) -> None:
         option = "GRANT" if grantable else ""
         privileges = list(privileges)
         for privilege in privileges:
@@ -218,13 +370,11 @@ class _Grants:
         if grantable and not privileges:
             self.grants[key].add((scope, obj, "USAGE", option))
 
-
-def _key(user: str, host: str) -> str:
-    """``AccountRecord.key`` of a grant-table row (user@host, or the role name).
-
-    The grant tables are utf8 text: the driver returns ``str`` (no decoding needed).
-    """
-    return f"{user}@{host}" if host else user
+    def member(self, key: AccountKey, role: AccountKey, *, inherit: bool, admin: bool) -> None:
+        """A direct edge from ``key`` to ``role`` (any granted role can be SET)."""
+        self.memberships[key].setdefault(
+            role, {"role": role, "inherit": inherit, "set": True, "admin": admin}
+        )
 
 
 class MySQLAccountsMixin:
@@ -235,13 +385,16 @@ class MySQLAccountsMixin:
         return "mariadb" in self._version.lower()
 
     @functools.cached_property
+    def _server(self) -> tuple[int, ...]:
+        """(major, minor, patch) of the server; a very large version when unknown, so
+        nothing the newest known version defines is taken for unknown."""
+        full = self.parse_version(self._version).full
+        return tuple(int(n) for n in full.split(".")) if full else (10**6,)
+
+    @functools.cached_property
     def _global_priv_table(self) -> bool:
         """MariaDB 10.4+ keeps accounts in mysql.global_priv (mysql.user is a slow view)."""
-        info = self.parse_version(self._version)
-        if not self._is_mariadb() or info.major_minor == "unknown":
-            return False
-        major, minor = (int(n) for n in info.major_minor.split("."))
-        return (major, minor) >= (10, 4)
+        return self._is_mariadb() and (10, 4) <= self._server < (10**6,)
 
     def dict_rows(self, sql: str) -> list[dict]:
         """Rows of a statement as dicts keyed by column name."""
@@ -252,6 +405,7 @@ class MySQLAccountsMixin:
         return [dict(zip(columns, row, strict=True)) for row in rows]
 
     def _read_accounts(self) -> list[dict]:
+        """Every account row; the password hash is looked at (is there one?) and dropped."""
         try:
             if self._global_priv_table:
                 rows = self.dict_rows("SELECT Host, User, Priv FROM mysql.global_priv")
@@ -271,79 +425,116 @@ class MySQLAccountsMixin:
                 "monitoring account"
             )
         for row in rows:
-            row.pop("authentication_string", None)
-            row.pop("Password", None)
             if "Priv" in row:
                 priv = json.loads(_text(row.pop("Priv")) or "{}")
+                row["password_set"] = _password_set(priv)
                 priv.pop("authentication_string", None)  # never kept, never stored
                 priv.pop("auth_or", None)
                 row["priv"] = priv
+            else:
+                row["password_set"] = bool(row.get("authentication_string")) or bool(
+                    row.get("Password")
+                )
+            row.pop("authentication_string", None)
+            row.pop("Password", None)
         return rows
 
-    def _role_names(self, rows) -> set[str]:
-        """Accounts that are roles (MySQL 8 has no flag: a role is granted in role_edges)."""
-        if self._global_priv_table:
-            return {_key(r["User"], r["Host"]) for r in rows if r["priv"].get("is_role")}
-        if "is_role" in (rows[0] if rows else {}):
-            return {_key(r["User"], r["Host"]) for r in rows if _text(r["is_role"]) == "Y"}
+    def _mysql8_roles(self) -> None:
+        """MySQL 8: role edges, and the settings that activate roles at login (one query
+        each, read once). Before 8.0 there are no roles."""
+        if hasattr(self, "_role_edges"):
+            return
+        self._role_edges, self._activate_all, self._mandatory = [], False, []
         try:
-            edges = self.query("SELECT DISTINCT FROM_USER, FROM_HOST FROM mysql.role_edges")
+            self._role_edges = self.query(
+                "SELECT FROM_HOST, FROM_USER, TO_HOST, TO_USER, WITH_ADMIN_OPTION "
+                "FROM mysql.role_edges"
+            )
         except MySQLdb.ProgrammingError:  # before MySQL 8: no roles
-            return set()
-        return {_key(user, host) for user, host in edges}
+            return
+        activate_all, mandatory = self.query(
+            "SELECT @@activate_all_roles_on_login, @@mandatory_roles"
+        )[0]
+        self._activate_all = str(activate_all) in {"1", "ON"}
+        self._mandatory = parse_role_list(_text(mandatory))
 
-    def list_accounts(self) -> list[AccountRecord]:
-        rows = self._read_accounts()
-        self._account_rows = rows
-        roles = self._role_names(rows)
-        records = []
+    def _kinds(self, rows) -> dict[tuple[str, str], AccountKey]:
+        """The key of every account row by (User, Host): user, role or PUBLIC."""
+        keys: dict[tuple[str, str], AccountKey] = {}
+        if self._global_priv_table:
+            public = self._server >= (10, 11)
+            for row in rows:
+                user, host = row["User"], row["Host"]
+                if not row["priv"].get("is_role"):
+                    keys[(user, host)] = ("user", user, host)
+                elif public and user == PUBLIC and host == "":
+                    keys[(user, host)] = PUBLIC_ACCOUNT.key
+                else:
+                    keys[(user, host)] = ("role", user, host)
+            return keys
+        if "is_role" in rows[0]:  # MariaDB before 10.4
+            for row in rows:
+                user, host = row["User"], row["Host"]
+                kind = "role" if _text(row["is_role"]) == "Y" else "user"
+                keys[(user, host)] = (kind, user, host)
+            return keys
+        # MySQL 8 has no role flag: a role is an account granted in role_edges (or a
+        # mandatory role).
+        self._mysql8_roles()
+        roles = {(_text(u), _text(h)) for h, u, *_ in self._role_edges} | set(self._mandatory)
         for row in rows:
             user, host = row["User"], row["Host"]
-            if is_system_account("mysql", user):
+            kind = "role" if (user, host) in roles else "user"
+            keys[(user, host)] = (kind, user, host)
+        return keys
+
+    def _account_keys(self) -> dict[tuple[str, str], AccountKey]:
+        if getattr(self, "_account_rows", None) is None:
+            self._account_rows = self._read_accounts()
+            self._keys = None
+        if getattr(self, "_keys", None) is None:
+            self._keys = self._kinds(self._account_rows)
+        return self._keys
+
+    def list_accounts(self) -> list[AccountRecord]:
+        """Every account but the system ones (matched exactly as ``user@host``), anonymous
+        ones included; on MariaDB 10.11+ the PUBLIC pseudo-account."""
+        self._account_rows = None  # a fresh listing on every call
+        self.__dict__.pop("_role_edges", None)
+        keys = self._account_keys()
+        records = []
+        for row in self._account_rows:
+            user, host = row["User"], row["Host"]
+            kind, name, host = keys[(user, host)]
+            if kind != "public" and is_system_account("mysql", f"{user}@{host}"):
                 continue
-            key = _key(user, host)
-            is_role = key in roles
-            # MariaDB roles have an empty host; MySQL 8 roles keep theirs.
-            records.append(AccountRecord(name=user, host=host, kind="role" if is_role else "user"))
-        self._roles = roles
+            records.append(AccountRecord(name=name, host=host, kind=kind))
         return records
 
     @functools.cached_property
-    def _bit_names(self) -> list[str | None]:
-        """Privilege name of each access bit on this server's version."""
-        names = list(MARIADB_GLOBAL_BITS)
-        info = self.parse_version(self._version)
-        version = info.major_minor
-        if version != "unknown" and tuple(int(n) for n in version.split(".")) < (10, 5):
-            names[20] = "REPLICATION CLIENT"
-        return names
+    def _decoded_masks(self) -> dict[tuple[int, int], GlobalAccess]:
+        return {}
 
-    def _global_from_bits(self, access: int) -> tuple[list[str], bool]:
-        # Most accounts share a handful of masks: decode each distinct mask once.
-        cache = self.__dict__.setdefault("_decoded_masks", {})
-        if access not in cache:
-            cache[access] = self._decode_bits(access)
-        privileges, grantable = cache[access]
-        return list(privileges), grantable
-
-    def _decode_bits(self, access: int) -> tuple[list[str], bool]:
-        names = self._bit_names
-        privileges = [name for bit, name in enumerate(names) if name and access & (1 << bit)]
-        unknown = access >> len(names)
-        privileges += [
-            f"PRIVILEGE BIT {len(names) + i}"
-            for i in range(unknown.bit_length())
-            if unknown >> i & 1
-        ]
-        top = (
-            max(bit for bit, name in enumerate(names) if name and (access >> bit) & 1)
-            if privileges
-            else -1
-        )
-        everything = all(access >> bit & 1 for bit in range(top + 1) if bit != GRANT_OPTION_BIT)
-        if privileges and everything and top >= SUPER_BIT:
-            privileges.append(ALL_PRIVILEGES)
-        return privileges, bool(access >> GRANT_OPTION_BIT & 1)
+    def _global_from_bits(self, row: dict) -> tuple[list[str], bool]:
+        """The global privileges of a global_priv row; each distinct mask decoded once."""
+        priv = row["priv"]
+        access, version_id = int(priv.get("access", 0)), int(priv.get("version_id", 0) or 0)
+        mask = (access, version_id)
+        decoded = self._decoded_masks.get(mask)
+        if decoded is None:
+            decoded = self._decoded_masks[mask] = decode_mariadb_access(
+                access, version_id, self._server
+            )
+        if decoded.unknown_bits:
+            bits = ", ".join(str(bit) for bit in decoded.unknown_bits)
+            written = f"version_id {version_id}" if version_id else "no version_id"
+            raise EngineFailure(
+                f"{EngineFailure.label}: account '{row['User']}'@'{row['Host']}' has global "
+                f"privilege bit {bits} set in mysql.global_priv (access {access}), which "
+                f"the server ({self._version}) does not define for a record with {written} "
+                f"(bits 0 to {decoded.last_bit}); it ignores this account's global privileges"
+            )
+        return list(decoded.privileges), decoded.grantable
 
     def _global_from_columns(self, row: dict) -> tuple[list[str], bool]:
         columns = [c for c in row if c.endswith("_priv")]
@@ -354,59 +545,73 @@ class MySQLAccountsMixin:
         return privileges, _text(row.get("Grant_priv")) == "Y"
 
     def collect_privileges(self, accounts: list[AccountRecord], *, deep: bool = False) -> dict:
-        """Canonical-ready privilege sets of ``accounts``, keyed by ``AccountRecord.key``."""
+        """Canonical-ready privilege sets of ``accounts``, keyed by ``AccountRecord.key``:
+        own grants, directly granted roles and the direct edges of the role graph."""
         wanted = {a.key: a for a in accounts}
         if not wanted:
             return {}
-        if getattr(self, "_account_rows", None) is None:
-            self._account_rows = self._read_accounts()
+        keys = self._account_keys()
         grants = _Grants()
-        attributes: dict[str, dict] = {}
+        attributes: dict[AccountKey, dict] = {}
+        default_roles: dict[AccountKey, str] = {}  # MariaDB: one default role per account
+        names: dict[tuple[str, ...], str] = {}  # object names repeat: quote each once
+
+        def name(*parts: str) -> str:
+            found = names.get(parts)
+            if found is None:
+                found = names[parts] = object_name(*parts)
+            return found
 
         for row in self._account_rows:
-            key = _key(row["User"], row["Host"])
+            key = keys[(row["User"], row["Host"])]
             if key not in wanted:
                 continue
-            is_role = wanted[key].kind == "role"
+            user = key[0] == "user"
             if "priv" in row:
                 priv = row["priv"]
-                privileges, grantable = self._global_from_bits(int(priv.get("access", 0)))
-                locked = bool(priv.get("account_locked")) and not is_role
+                privileges, grantable = self._global_from_bits(row)
                 changed = priv.get("password_last_changed")
                 attrs = {
                     "plugin": priv.get("plugin", ""),
-                    "password_last_changed": None if is_role else _epoch(changed),
-                    "password_expired": (not is_role) and changed == 0,
+                    "password_last_changed": _epoch(changed) if user else None,
+                    "password_expired": user and changed == 0,
                 }
+                locked = bool(priv.get("account_locked"))
                 if priv.get("default_role"):
-                    attrs["default_role"] = priv["default_role"]
+                    attrs["default_role"] = default_roles[key] = priv["default_role"]
                 if int(priv.get("password_lifetime", -1)) >= 0:
                     attrs["password_lifetime_days"] = int(priv["password_lifetime"])
             else:
                 privileges, grantable = self._global_from_columns(row)
-                locked = _text(row.get("account_locked")) == "Y" and not is_role
                 changed = row.get("password_last_changed")
                 attrs = {
                     "plugin": _text(row.get("plugin")),
                     "password_last_changed": None
-                    if is_role or not changed
+                    if not user or not changed
                     else (
                         changed.replace(tzinfo=UTC).isoformat()
                         if hasattr(changed, "isoformat")
                         else _text(changed)
                     ),
-                    "password_expired": (not is_role) and _text(row.get("password_expired")) == "Y",
+                    "password_expired": user and _text(row.get("password_expired")) == "Y",
                 }
+                locked = _text(row.get("account_locked")) == "Y"
+                if _text(row.get("default_role")):  # MariaDB before 10.4
+                    attrs["default_role"] = default_roles[key] = _text(row["default_role"])
             grants.add(key, "global", "", privileges, grantable)
             attrs |= {
                 "superuser": "SUPER" in privileges or ALL_PRIVILEGES in privileges,
-                "locked": locked,
-                "can_login": not is_role,
+                "locked": locked and user,
+                "can_login": user,
             }
+            if user:
+                attrs["password_set"] = row["password_set"]
+                if row["User"] == "":
+                    attrs["anonymous"] = True
             attributes[key] = attrs
 
         if not self._global_priv_table:
-            self._dynamic_global_grants(wanted, grants)
+            self._dynamic_global_grants(keys, wanted, grants)
 
         with self.remote(), self.connection.cursor() as cursor:
             cursor.execute("SELECT * FROM mysql.db")
@@ -421,55 +626,75 @@ class MySQLAccountsMixin:
         ]
         every = len(privilege_columns)
         for row in db_rows:
-            key = _key(row[user_i], row[host_i])
+            key = keys.get((row[user_i], row[host_i]))
             if key not in wanted:
                 continue
-            privileges = [name for i, name in privilege_columns if row[i] == "Y"]
+            privileges = [privilege for i, privilege in privilege_columns if row[i] == "Y"]
             if len(privileges) == every:
                 privileges.append(ALL_PRIVILEGES)
             grantable = row[grant_i] == "Y"
             if privileges or grantable:
-                grants.add(key, "database", row[db_i], privileges, grantable)
+                grants.add(key, "database", name(row[db_i]), privileges, grantable)
 
-        for host, db, user, table, privs in self.query(
-            "SELECT Host, Db, User, Table_name, Table_priv FROM mysql.tables_priv"
+        # The Grant in a table's Table_priv is the grant option of the table's privileges
+        # and of its column privileges (GRANT SELECT (c) ON t … WITH GRANT OPTION stores
+        # Table_priv 'Grant', Column_priv 'Select'): it stays with the columns.
+        table_options = set()
+        for host, db, user, table, table_privs, column_privs in self.query(
+            "SELECT Host, Db, User, Table_name, Table_priv, Column_priv FROM mysql.tables_priv"
         ):
-            key = _key(user, host)
-            if key in wanted:
-                values = _set_values(privs)
-                obj = f"{_text(db)}.{_text(table)}"
-                grants.add(
-                    key, "table", obj, [v for v in values if v != "GRANT"], "GRANT" in values
-                )
+            key = keys.get((user, host))
+            if key not in wanted:
+                continue
+            values = _set_values(table_privs)
+            grantable = "GRANT" in values
+            privileges = [v for v in values if v != "GRANT"]
+            if grantable:
+                table_options.add((host, db, user, table))
+            if privileges or (grantable and not column_privs):
+                grants.add(key, "table", name(db, table), privileges, grantable)
 
         for host, db, user, table, column, privs in self.query(
             "SELECT Host, Db, User, Table_name, Column_name, Column_priv FROM mysql.columns_priv"
         ):
-            key = _key(user, host)
+            key = keys.get((user, host))
             if key in wanted:
-                obj = f"{db}.{table}.{column}"
-                grants.add(key, "column", obj, _set_values(privs), False)
+                grantable = (host, db, user, table) in table_options
+                grants.add(key, "column", name(db, table, column), _set_values(privs), grantable)
 
-        for host, db, user, routine, privs in self.query(
-            "SELECT Host, Db, User, Routine_name, Proc_priv FROM mysql.procs_priv"
+        for host, db, user, routine, routine_type, privs in self.query(
+            "SELECT Host, Db, User, Routine_name, Routine_type, Proc_priv FROM mysql.procs_priv"
         ):
-            key = _key(user, host)
-            if key in wanted:
-                values = _set_values(privs)
-                obj = f"{db}.{routine}"
-                grants.add(
-                    key, "table", obj, [v for v in values if v != "GRANT"], "GRANT" in values
+            key = keys.get((user, host))
+            if key not in wanted:
+                continue
+            scope = ROUTINE_SCOPES.get(_text(routine_type).upper())
+            if scope is None:
+                raise EngineFailure(
+                    f"{EngineFailure.label}: mysql.procs_priv has a routine of unknown type "
+                    f"{_text(routine_type)!r} ({db}.{routine})"
                 )
+            values = _set_values(privs)
+            grants.add(
+                key,
+                scope,
+                name(db, routine),
+                [v for v in values if v != "GRANT"],
+                "GRANT" in values,
+            )
 
         for host, user, proxied_host, proxied_user, with_grant in self.query(
             "SELECT Host, User, Proxied_host, Proxied_user, With_grant FROM mysql.proxies_priv"
         ):
-            key = _key(user, host)
+            key = keys.get((user, host))
             if key in wanted:
-                proxied = f"{proxied_user}@{proxied_host}"
+                proxied = name(proxied_user, proxied_host)
                 grants.add(key, "global", proxied, ["PROXY"], bool(with_grant))
 
-        self._role_grants(wanted, grants)
+        if self._is_mariadb():
+            self._mariadb_roles(keys, wanted, grants, default_roles)
+        else:
+            self._mysql8_memberships(keys, wanted, grants)
 
         result = {}
         for key in wanted:
@@ -482,10 +707,11 @@ class MySQLAccountsMixin:
                 "attributes": attrs,
                 "roles": list(grants.roles[key]),
                 "grants": list(grants.grants[key]),
+                "memberships": list(grants.memberships[key].values()),
             }
         return result
 
-    def _dynamic_global_grants(self, wanted, grants: _Grants) -> None:
+    def _dynamic_global_grants(self, keys, wanted, grants: _Grants) -> None:
         """MySQL 8 dynamic privileges (BACKUP_ADMIN, SYSTEM_VARIABLES_ADMIN …)."""
         try:
             rows = self.dict_rows(
@@ -494,36 +720,65 @@ class MySQLAccountsMixin:
         except MySQLdb.ProgrammingError:  # before MySQL 8
             return
         for row in rows:
-            key = _key(row["USER"], row["HOST"])
+            key = keys.get((_text(row["USER"]), _text(row["HOST"])))
             if key in wanted:
                 grants.add(
                     key, "global", "", [_text(row["PRIV"])], _text(row["WITH_GRANT_OPTION"]) == "Y"
                 )
 
-    def _role_grants(self, wanted, grants: _Grants) -> None:
-        if self._is_mariadb():
-            rows = self.query("SELECT Host, User, Role, Admin_option FROM mysql.roles_mapping")
-            for host, user, role, admin in rows:
-                key = _key(user, host)
-                if key in wanted:
-                    grants.roles[key].add(_text(role))
-                    if _text(admin) == "Y":
-                        grants.admin_roles[key].add(_text(role))
+    def _mariadb_roles(self, keys, wanted, grants: _Grants, default_roles) -> None:
+        """MariaDB: mysql.roles_mapping holds user → role and role → role edges (Host ''
+        for a role or PUBLIC member). A user's roles are active only once set: at login,
+        its one default role; a role (or PUBLIC) that is active has its granted roles
+        active too, so those edges inherit."""
+        rows = self.query("SELECT Host, User, Role, Admin_option FROM mysql.roles_mapping")
+        for host, user, role, admin in rows:
+            key = keys.get((user, host))
+            if key not in wanted:
+                continue
+            role, admin = _text(role), _text(admin) == "Y"
+            grants.roles[key].add(role)
+            if admin:
+                grants.admin_roles[key].add(role)
+            inherit = key[0] != "user" or default_roles.get(key) == role
+            role_key = keys.get((role, "")) or ("role", role, "")
+            grants.member(key, role_key, inherit=inherit, admin=admin)
+
+    def _mysql8_memberships(self, keys, wanted, grants: _Grants) -> None:
+        """MySQL 8: mysql.role_edges (FROM = the role, TO = the grantee) and
+        mysql.default_roles. At login the default roles are active, or every granted role
+        with activate_all_roles_on_login; an active role's own roles are active too.
+        Mandatory roles are granted to every user, active on the same terms."""
+        self._mysql8_roles()
+        if not self._role_edges and not self._mandatory:
             return
-        try:
-            rows = self.query(
-                "SELECT FROM_HOST, FROM_USER, TO_HOST, TO_USER, WITH_ADMIN_OPTION "
-                "FROM mysql.role_edges"
-            )
-        except MySQLdb.ProgrammingError:  # before MySQL 8: no roles
-            return
-        for from_host, from_user, to_host, to_user, admin in rows:
-            key = _key(to_user, to_host)
+        defaults: dict[AccountKey, set[AccountKey]] = defaultdict(set)
+        for host, user, role_host, role_user in self.query(
+            "SELECT HOST, USER, DEFAULT_ROLE_HOST, DEFAULT_ROLE_USER FROM mysql.default_roles"
+        ):
+            key = keys.get((_text(user), _text(host)))
             if key in wanted:
-                role = _key(from_user, from_host)
-                grants.roles[key].add(role)
-                if _text(admin) == "Y":
-                    grants.admin_roles[key].add(role)
+                role = (_text(role_user), _text(role_host))
+                defaults[key].add(keys.get(role) or ("role", *role))
+        for from_host, from_user, to_host, to_user, admin in self._role_edges:
+            key = keys.get((_text(to_user), _text(to_host)))
+            if key not in wanted:
+                continue
+            role = (_text(from_user), _text(from_host))
+            role_key = keys.get(role) or ("role", *role)
+            name = f"{role[0]}@{role[1]}"
+            admin = _text(admin) == "Y"
+            grants.roles[key].add(name)
+            if admin:
+                grants.admin_roles[key].add(name)
+            inherit = self._activate_all or key[0] == "role" or role_key in defaults[key]
+            grants.member(key, role_key, inherit=inherit, admin=admin)
+        mandatory = [keys[role] for role in self._mandatory if role in keys]
+        for key in wanted:
+            if key[0] == "user":
+                for role_key in mandatory:
+                    inherit = self._activate_all or role_key in defaults[key]
+                    grants.member(key, role_key, inherit=inherit, admin=False)
 
 
 # --- Databases and sizes ----------------------------------------------------------------

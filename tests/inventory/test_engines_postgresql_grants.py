@@ -57,6 +57,11 @@ class Server:
         self.connection.execute(f'CREATE DATABASE "{database}" OWNER "{owner}"')
         return database
 
+    def drop(self, database: str) -> None:
+        """Drop ``database`` now: one without CONNECT for PUBLIC would stop the deep reads
+        of other runs on this server."""
+        self.connection.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+
     def close(self) -> None:
         for name in self.databases:
             self.connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -223,12 +228,12 @@ def test_public_holds_the_built_in_database_defaults(server, monitor, scene):
 
 def test_revoking_connect_from_public_removes_it(server, monitor, scene):
     other = server.database("revoked", scene["owner"])
-    before = read(server, monitor, deep=False)[PUBLIC]["grants"]
-    server.run(
-        f'REVOKE CONNECT ON DATABASE "{other}" FROM PUBLIC',
-        f'GRANT CONNECT ON DATABASE "{other}" TO {monitor}',  # for the deep reads below
-    )
-    after = read(server, monitor, deep=False)[PUBLIC]["grants"]
+    try:
+        before = read(server, monitor, deep=False)[PUBLIC]["grants"]
+        server.run(f'REVOKE CONNECT ON DATABASE "{other}" FROM PUBLIC')
+        after = read(server, monitor, deep=False)[PUBLIC]["grants"]
+    finally:
+        server.drop(other)
 
     assert ("database", other, "CONNECT", "") in before
     assert ("database", other, "CONNECT", "") not in after
@@ -440,7 +445,7 @@ def test_deep_privileges_without_connect_are_refused(server, monitor, scene):
         with pytest.raises(InsufficientPrivileges) as raised:
             read(server, monitor, deep=True)
     finally:
-        server.run(f'GRANT CONNECT ON DATABASE "{closed}" TO {monitor}')
+        server.drop(closed)
 
     assert f"cannot connect to database '{closed}'" in str(raised.value)
     assert raised.value.__cause__ is None

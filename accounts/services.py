@@ -284,7 +284,9 @@ def _match(stored: dict[AccountKey, tuple], collected: list[Collected]):
 SWITCHABLE_KINDS = frozenset({"user", "role"})
 SNAPSHOT_UPDATE_FIELDS = ["privileges", "facts", "fingerprint", "effective_fingerprint",
                           "format", *FLAG_FIELDS, "collected_at", "changed_at"]  # fmt: skip
-EFFECTIVE_UPDATE_FIELDS = ["facts", "effective_fingerprint", *FLAG_FIELDS, "collected_at"]
+EFFECTIVE_UPDATE_FIELDS = [
+    "facts", "effective_fingerprint", "format", *FLAG_FIELDS, "collected_at"
+]  # fmt: skip
 
 
 def _write(
@@ -429,6 +431,7 @@ def _write(
                     pk=snapshot_id,
                     facts=item.facts,
                     effective_fingerprint=item.effective_fingerprint,
+                    format=FORMAT,  # the same set in either format: now the current one
                     collected_at=now,
                     **_flags(item.facts),
                 )

@@ -49,7 +49,7 @@ class MariaDB:
         for account in self.users:
             self.run(f"DROP USER IF EXISTS {account}")
         for role in self.roles:  # DROP USER leaves roles alone
-            self.run(f"DROP ROLE IF EXISTS {role}")
+            self.run(f"DROP ROLE IF EXISTS `{role}`")
         for name in self.databases:
             self.run(f"DROP DATABASE IF EXISTS `{name}`")
         self.connection.close()

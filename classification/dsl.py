@@ -3,7 +3,8 @@
 An expression is ``{"version": 4, "expr": NODE}`` given as a mapping or as JSON text. A NODE
 is an operator ``{"op": "AND" | "OR" | "NOT", "args": [NODE, ...]}`` or a function call
 ``{"fn": NAME, "args": {...}}``. Rules are evaluated against the facts of
-:func:`accounts.facts.derive_facts` (``engine``, ``capabilities``, ``roles``, ``grants``).
+:func:`accounts.facts.derive_facts` (``engine``, ``capabilities``, ``roles``, ``grants``),
+plus ``effective`` and ``public`` for the effective checks described below.
 
 Decisions where the predecessor was loose or silent:
 
@@ -21,12 +22,36 @@ Decisions where the predecessor was loose or silent:
 * Fail closed: any error anywhere makes the outcome "not matched" with every error listed,
   whatever the operators around it (``NOT`` of an erroring node is not a match, and an
   invalid node after a decisive one still counts). Nothing is evaluated unless the whole
-  expression is valid, so :func:`validate` accepting a rule means it never errors at run time.
+  expression is valid, so :func:`validate` accepting a rule means its only possible run-time
+  error is ``PERMISSION_FACTS_MISSING`` (below).
 * ``has_privilege`` matches literally: scopes do not imply one another; privilege, role,
   capability and object names are compared exactly as written. A grant whose option is
   ``DENY`` records a denial, not a holding, so it never satisfies ``has_privilege``.
   ``database`` is an alias of ``object`` for scopes ``database`` and ``tablespace`` (the
   predecessor named tablespace buckets with it; its rules must load unchanged).
+
+Effective privileges (SPEC §5.5). Without arguments beyond the predecessor's, every function
+keeps its literal meaning: it reads the account's own ``capabilities``, ``roles`` and
+``grants``. The functions that read those (``is_superuser``, ``is_locked``,
+``has_capability``, ``has_role``, ``has_privilege``) take an optional boolean ``effective``;
+``"effective": true`` makes them read what the account can really do instead:
+
+* ``facts["effective"]`` — ``{"capabilities", "roles", "grants"}`` stored by the sync beside
+  the literal facts: capabilities derived from the effective set (PUBLIC included; a closed
+  list, so a misspelt name is an error), the role names reached through memberships, and
+  the account's own grants plus those obtainable through its roles (also by ``SET ROLE``),
+  without PUBLIC's;
+* ``facts["public"]`` — ``{"grants", "roles"}`` of the instance's PUBLIC pseudo-account,
+  added at evaluation time by the classification service (empty where there is none).
+
+``has_privilege`` and ``has_role`` with ``effective`` match in the effective set or in
+PUBLIC's; capability functions read the effective capabilities only. In the effective set a
+``DENY`` of the same privilege on the same object cancels a grant (SQL Server: DENY on a role
+beats GRANT on the member); scopes still do not imply one another. A rule with an effective
+check evaluated against facts that lack ``effective`` (a snapshot written before effective
+privileges were recorded) or ``public`` does not match, with ``PERMISSION_FACTS_MISSING`` for
+every such check, whatever the operators around it: falling back to the literal facts would
+silently answer a different question.
 
 Besides ``validate``, ``evaluate`` and ``render`` the module offers :func:`compile`, which
 validates once and returns a plain predicate for evaluating one rule against many accounts.
@@ -36,9 +61,11 @@ Pure: no ORM, no I/O.
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Any
 
 from accounts.canonical import SCOPES
+from accounts.facts import EFFECTIVE_CAPABILITIES
 
 VERSION = 4
 
@@ -47,6 +74,9 @@ INVALID_DSL_EXPRESSION = "INVALID_DSL_EXPRESSION"
 UNKNOWN_DSL_FUNCTION = "UNKNOWN_DSL_FUNCTION"
 MISSING_DSL_ARGS = "MISSING_DSL_ARGS"
 INVALID_DSL_ARGS = "INVALID_DSL_ARGS"
+# Evaluation only: the facts lack what an effective check reads (the predecessor's name for
+# an account without facts).
+FACTS_MISSING = "PERMISSION_FACTS_MISSING"
 
 OPERATORS = ("AND", "OR", "NOT")
 
@@ -58,12 +88,17 @@ ENGINE_SPELLINGS = {"mariadb": "mysql", "mssql": "sqlserver", "postgres": "postg
 # Function name -> accepted arguments, in the order the readable form shows them.
 FUNCTIONS: dict[str, tuple[str, ...]] = {
     "db_type_in": ("types",),
-    "is_superuser": (),
-    "is_locked": (),
-    "has_capability": ("name",),
-    "has_role": ("name",),
-    "has_privilege": ("name", "scope", "object", "database"),
+    "is_superuser": ("effective",),
+    "is_locked": ("effective",),
+    "has_capability": ("name", "effective"),
+    "has_role": ("name", "effective"),
+    "has_privilege": ("name", "scope", "object", "database", "effective"),
 }
+
+EFFECTIVE = "effective"
+PUBLIC = "public"
+# What an effective check reads besides facts["effective"]: PUBLIC's grants and roles.
+_READS_PUBLIC = ("has_role", "has_privilege")
 
 # Scopes whose object may also be given as ``database`` (predecessor compatibility).
 DATABASE_ALIAS_SCOPES = ("database", "tablespace")
@@ -112,20 +147,44 @@ def compile(expression: Any) -> Predicate:
 
     Raises :class:`InvalidExpression` (with all errors) when the expression is invalid.
     """
-    predicate, errors = _Compiler().document(expression)
+    compiler = _Compiler()
+    predicate, errors = compiler.document(expression)
     if errors or predicate is None:
         raise InvalidExpression(errors)
-    return predicate
+    keys = tuple(dict.fromkeys(key for _path, needed in compiler.needs for key in needed))
+    return _requiring(keys, predicate) if keys else predicate
 
 
 def evaluate(expression: Any, facts: Facts) -> Outcome:
     """Whether ``facts`` match ``expression``; any error anywhere means not matched."""
     if not isinstance(facts, Mapping):
         raise TypeError(f"facts must be a mapping, not {type(facts).__name__}")
-    predicate, errors = _Compiler().document(expression)
+    compiler = _Compiler()
+    predicate, errors = compiler.document(expression)
     if errors or predicate is None:
         return Outcome(matched=False, errors=errors)
+    missing = _missing_facts(compiler.needs, facts)
+    if missing:
+        return Outcome(matched=False, errors=missing)
     return Outcome(matched=predicate(facts), errors=[])
+
+
+_FACTS_NEEDED = {
+    EFFECTIVE: "the account's snapshot has no effective privileges (it was written before "
+    "they were recorded; the next sync adds them), so this effective check is not answered",
+    PUBLIC: "PUBLIC's privileges were not given with the facts, so this effective check is "
+    "not answered",
+}
+
+
+def _missing_facts(needs: list[tuple[str, tuple[str, ...]]], facts: Facts) -> list[DslError]:
+    """A ``PERMISSION_FACTS_MISSING`` error for each effective check ``facts`` cannot answer."""
+    return [
+        DslError(FACTS_MISSING, path, _FACTS_NEEDED[key])
+        for path, keys in needs
+        for key in keys
+        if not isinstance(facts.get(key), Mapping)
+    ]
 
 
 # --- validation and compilation --------------------------------------------------------
@@ -155,6 +214,8 @@ class _Compiler:
 
     def __init__(self) -> None:
         self.errors: list[DslError] = []
+        # (path of the effective argument, facts keys it reads) of every effective check.
+        self.needs: list[tuple[str, tuple[str, ...]]] = []
 
     def error(self, code: str, path: str, message: str) -> None:
         self.errors.append(DslError(code, path, message))
@@ -285,7 +346,12 @@ class _Compiler:
                     f"{name} does not take {_show(key)} (it takes {accepted})",
                 )
         predicate = getattr(self, f"fn_{name}")(args, args_path)
-        return None if len(self.errors) > before else predicate
+        if len(self.errors) > before:
+            return None
+        if args.get(EFFECTIVE) is True:
+            keys = (EFFECTIVE, PUBLIC) if name in _READS_PUBLIC else (EFFECTIVE,)
+            self.needs.append((f"{args_path}.{EFFECTIVE}", keys))
+        return predicate
 
     # Arguments -----------------------------------------------------------------------
 
@@ -303,6 +369,20 @@ class _Compiler:
                 f"{key} must be a non-blank string, not {_show(value)}",
             )
             return None
+        return value
+
+    def flag(self, args: Mapping, path: str, key: str) -> bool:
+        """A boolean argument; absent or null is false."""
+        value = args.get(key)
+        if value is None:
+            return False
+        if type(value) is not bool:
+            self.error(
+                INVALID_DSL_ARGS,
+                f"{path}.{key}",
+                f"{key} must be true or false, not {_show(value)}",
+            )
+            return False
         return value
 
     # Functions: each validates its arguments and returns the predicate ------------------
@@ -342,18 +422,32 @@ class _Compiler:
         return _engine_in(frozenset(wanted))
 
     def fn_is_superuser(self, args: Mapping, path: str) -> Predicate:
-        return _has_capability("SUPERUSER")
+        return _has_capability("SUPERUSER", self.flag(args, path, EFFECTIVE))
 
     def fn_is_locked(self, args: Mapping, path: str) -> Predicate:
-        return _has_capability("LOCKED")
+        return _has_capability("LOCKED", self.flag(args, path, EFFECTIVE))
 
     def fn_has_capability(self, args: Mapping, path: str) -> Predicate | None:
         name = self.text(args, path, "name", required=True)
-        return None if name is None else _has_capability(name)
+        effective = self.flag(args, path, EFFECTIVE)
+        if name is None:
+            return None
+        # The effective capabilities are a closed list, so a misspelt one is an error; the
+        # literal ones also hold every true attribute of the engine and stay open.
+        if effective and name not in EFFECTIVE_CAPABILITIES:
+            self.error(
+                INVALID_DSL_ARGS,
+                f"{path}.name",
+                f"effective capabilities are {', '.join(EFFECTIVE_CAPABILITIES)}, "
+                f"not {_show(name)}",
+            )
+            return None
+        return _has_capability(name, effective)
 
     def fn_has_role(self, args: Mapping, path: str) -> Predicate | None:
         name = self.text(args, path, "name", required=True)
-        return None if name is None else _has_role(name)
+        effective = self.flag(args, path, EFFECTIVE)
+        return None if name is None else _has_role(name, effective)
 
     def fn_has_privilege(self, args: Mapping, path: str) -> Predicate | None:
         before = len(self.errors)
@@ -371,6 +465,7 @@ class _Compiler:
             scope = None
         obj = self.text(args, path, "object", required=False)
         database = self.text(args, path, "database", required=False)
+        effective = self.flag(args, path, EFFECTIVE)
         if database is not None and scope is not None:
             if scope not in DATABASE_ALIAS_SCOPES:
                 self.error(
@@ -387,7 +482,7 @@ class _Compiler:
                 )
         if len(self.errors) > before:
             return None
-        return _has_privilege(name, scope, obj if obj is not None else database)
+        return _has_privilege(name, scope, obj if obj is not None else database, effective)
 
 
 # --- predicates --------------------------------------------------------------------------
@@ -454,21 +549,56 @@ def _engine_in(engines: frozenset[str]) -> Predicate:
     return check
 
 
-def _has_capability(name: str) -> Predicate:
+def _requiring(keys: tuple[str, ...], predicate: Predicate) -> Predicate:
+    """``predicate``, not matching facts that lack one of ``keys`` (fail closed)."""
+
+    def check(facts: Facts) -> bool:
+        for key in keys:
+            if not isinstance(facts.get(key), Mapping):
+                return False
+        return predicate(facts)
+
+    return check
+
+
+# An effective predicate runs only once facts["effective"] (and facts["public"] where it is
+# read) are known to be mappings: compile and evaluate check them first.
+
+
+def _has_capability(name: str, effective: bool = False) -> Predicate:
+    if effective:
+
+        def check_effective(facts: Facts) -> bool:
+            return name in (facts[EFFECTIVE].get("capabilities") or ())
+
+        return check_effective
+
     def check(facts: Facts) -> bool:
         return name in (facts.get("capabilities") or ())
 
     return check
 
 
-def _has_role(name: str) -> Predicate:
+def _has_role(name: str, effective: bool = False) -> Predicate:
+    if effective:
+
+        def check_effective(facts: Facts) -> bool:
+            return name in (facts[EFFECTIVE].get("roles") or ()) or name in (
+                facts[PUBLIC].get("roles") or ()
+            )
+
+        return check_effective
+
     def check(facts: Facts) -> bool:
         return name in (facts.get("roles") or ())
 
     return check
 
 
-def _has_privilege(name: str, scope: str, obj: str | None) -> Predicate:
+def _has_privilege(name: str, scope: str, obj: str | None, effective: bool = False) -> Predicate:
+    if effective:
+        return _holds_effective(name, scope, obj)
+
     def check(facts: Facts) -> bool:
         for grant in facts.get("grants") or ():
             if (
@@ -479,6 +609,26 @@ def _has_privilege(name: str, scope: str, obj: str | None) -> Predicate:
             ):
                 return True
         return False
+
+    return check
+
+
+def _holds_effective(name: str, scope: str, obj: str | None) -> Predicate:
+    """Held through the account, its roles or PUBLIC, and not denied on the same object by
+    any of them (a DENY reached through a role beats the member's GRANT)."""
+
+    def check(facts: Facts) -> bool:
+        held: set[Any] = set()
+        denied: set[Any] = set()
+        grants = chain(facts[EFFECTIVE].get("grants") or (), facts[PUBLIC].get("grants") or ())
+        for grant in grants:
+            if grant.get("privilege") != name or grant.get("scope") != scope:
+                continue
+            target = grant.get("object")
+            if obj is not None and target != obj:
+                continue
+            (denied if grant.get("option") == "DENY" else held).add(target)
+        return bool(held - denied)
 
     return check
 
@@ -540,9 +690,18 @@ def _render_function(node: Mapping) -> str:
     params = FUNCTIONS.get(name, ())
     keys = [key for key in params if args.get(key) is not None]
     keys += sorted((key for key in args if key not in params), key=str)
-    if len(params) == 1 and keys == [params[0]]:
-        return f"{name}({_literal(args[params[0]])})"
-    return f"{name}({', '.join(f'{key}={_literal(args[key])}' for key in keys)})"
+    # ``effective`` is a mode rather than a value: shown last, as a bare word when true.
+    tail = []
+    if EFFECTIVE in params and EFFECTIVE in keys:
+        keys.remove(EFFECTIVE)
+        value = args[EFFECTIVE]
+        tail = [EFFECTIVE if value is True else f"{EFFECTIVE}={_literal(value)}"]
+    positional = [key for key in params if key != EFFECTIVE]
+    if len(positional) == 1 and keys == positional:
+        parts = [_literal(args[positional[0]])]
+    else:
+        parts = [f"{key}={_literal(args[key])}" for key in keys]
+    return f"{name}({', '.join(parts + tail)})"
 
 
 def _literal(value: Any) -> str:

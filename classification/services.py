@@ -21,7 +21,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count
 from django.utils import timezone
 
-from accounts.models import Account, PrivilegeSnapshot
+from accounts.models import Account, AccountKind, PrivilegeSnapshot
 from accounts.services import account_sync_instance
 from classification import dsl
 from classification.models import (
@@ -199,14 +199,47 @@ def matches_compute(
     return matched
 
 
+NO_PUBLIC: dict[str, list] = {"grants": [], "roles": []}
+
+
+def _public_facts(instances) -> dict[int, dict[str, list]]:
+    """Instance id -> the grants and roles of its PUBLIC account, for effective rule checks
+    (``instances``: ids or a subquery of them; one query whatever their number)."""
+    rows = PrivilegeSnapshot.objects.filter(
+        account__instance_id__in=instances,
+        account__kind=AccountKind.PUBLIC,
+        account__removed_at__isnull=True,
+    ).values_list("account__instance_id", "facts")
+    public = {}
+    for instance_id, facts in rows:
+        # Its effective set (own grants plus those of the roles granted to PUBLIC) when the
+        # sync recorded one.
+        held = facts.get("effective") or facts
+        public[instance_id] = {
+            "grants": list(held.get("grants") or ()),
+            "roles": list(held.get("roles") or ()),
+        }
+    return public
+
+
+def _with_public(rows, public) -> Iterable[tuple[int, Mapping[str, Any]]]:
+    """``(account_id, facts)`` with ``facts["public"]`` from ``(account_id, instance_id,
+    facts)`` rows; an instance without a PUBLIC account gives it empty."""
+    for account_id, instance_id, facts in rows:
+        facts["public"] = public.get(instance_id, NO_PUBLIC)
+        yield account_id, facts
+
+
 def _active_facts(instance_ids: Iterable[int]) -> Iterable[tuple[int, Mapping[str, Any]]]:
-    return (
+    instance_ids = list(instance_ids)
+    rows = (
         PrivilegeSnapshot.objects.filter(
-            account__instance_id__in=list(instance_ids), account__removed_at__isnull=True
+            account__instance_id__in=instance_ids, account__removed_at__isnull=True
         )
-        .values_list("account_id", "facts")
+        .values_list("account_id", "account__instance_id", "facts")
         .iterator(chunk_size=BATCH)
     )
+    return _with_public(rows, _public_facts(instance_ids))
 
 
 @dataclass
@@ -430,9 +463,9 @@ def rule_preview(*, expression: Any, engine: str, accounts, limit: int = 200) ->
     if engine:
         accounts = accounts.filter(instance__engine=engine)
     matched_ids, evaluated = [], 0
-    for account_id, facts in accounts.values_list("pk", "snapshot__facts").iterator(
-        chunk_size=BATCH
-    ):
+    rows = accounts.values_list("pk", "instance_id", "snapshot__facts").iterator(chunk_size=BATCH)
+    public = _public_facts(accounts.values("instance_id"))
+    for account_id, facts in _with_public(rows, public):
         evaluated += 1
         if predicate(facts):
             matched_ids.append(account_id)

@@ -64,6 +64,7 @@ def test_first_sync_creates_accounts_with_exact_snapshots(mariadb_instance, scen
             "locked": False,
             "password_expired": False,
             "password_last_changed": app.snapshot.privileges["attributes"]["password_last_changed"],
+            "password_set": True,
             "plugin": "mysql_native_password",
             "superuser": False,
         },

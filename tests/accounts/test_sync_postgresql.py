@@ -120,11 +120,14 @@ def test_membership_and_acl_revocations(postgres, postgres_instance, scenario):
         f'REVOKE TEMPORARY ON DATABASE "{scenario["shop"]}" FROM {scenario["app"]}',
     )
     account_sync_instance(instance=postgres_instance)
-    change = AccountChange.objects.filter(account__name=scenario["app"]).latest("id")
-    assert change.change_type == "privileges_changed"
+    changes = AccountChange.objects.filter(account__name=scenario["app"]).order_by("-id")
+    change = changes.filter(change_type="privileges_changed").first()
     assert change.diff["roles_removed"] == [scenario["group"]]
     assert change.diff["grants_removed"][0]["privilege"] == "TEMPORARY"
     assert change.summary == "−1 grant; −1 role"
+    # What it could do through the role is gone too, on the same account's timeline.
+    reach = changes.get(change_type="effective_changed")
+    assert reach.diff["roles_reached_removed"] == [scenario["group"]]
 
 
 def test_dropped_role_is_removed(postgres, postgres_instance, scenario):

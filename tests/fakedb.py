@@ -2730,8 +2730,12 @@ class OracleCatalog:
 
     # Grants ---------------------------------------------------------------------------------
 
-    def grant(self, privilege_or_role: str, *, to: str, admin: bool = False) -> None:
-        """GRANT a role or a system privilege [WITH ADMIN OPTION] (re-granting replaces)."""
+    def grant(
+        self, privilege_or_role: str, *, to: str, admin: bool = False, default: bool = True
+    ) -> None:
+        """GRANT a role or a system privilege [WITH ADMIN OPTION] (re-granting replaces).
+        A role granted to a user is one of its default roles, unless ``default`` is false
+        (as after ALTER USER … DEFAULT ROLE ALL EXCEPT role): DEFAULT_ROLE is then NO."""
         self.revoke(privilege_or_role, from_=to)
         option = "YES" if admin else "NO"
         if self._is_role(privilege_or_role):
@@ -2741,7 +2745,7 @@ class OracleCatalog:
                 granted_role=privilege_or_role,
                 admin_option=option,
                 delegate_option="NO",
-                default_role="YES",
+                default_role="YES" if default else "NO",
                 common="NO",
                 inherited="NO",
             )

@@ -25,11 +25,14 @@ the certificate); Oracle has no opportunistic TLS, so "preferred" connects over 
 
 Accounts
 --------
-Users from ``DBA_USERS`` (kind "user") and the roles of ``DBA_ROLES`` (kind "role"): a role
-carries system, object and role grants of its own, and what it grants is recorded once, on
-the role. Oracle's own users and roles (``ORACLE_MAINTAINED = 'Y'``, Oracle 12.1 and later)
-and the names of ``WHALEFALL_SYSTEM_ACCOUNTS["oracle"]`` (SYS, SYSTEM, ``APEX%``, ``XDB%``,
-…) are left out; ``PUBLIC`` is never an account.
+Users from ``DBA_USERS`` (key ``("user", name, "")``) and the roles of ``DBA_ROLES``
+(``("role", name, "")``; users and roles share one namespace): a role carries system,
+object and role grants of its own, and what it grants is recorded once, on the role.
+Oracle's own users and roles (``ORACLE_MAINTAINED = 'Y'``, Oracle 12.1 and later) and the
+names of ``WHALEFALL_SYSTEM_ACCOUNTS["oracle"]`` (SYS, SYSTEM, ``APEX%``, ``XDB%``, …) are
+left out. Grantee ``PUBLIC`` is the PUBLIC pseudo-account (``("public", "PUBLIC", "")``),
+always listed: it holds the system privileges, roles and (with deep privileges) object
+privileges granted to PUBLIC, which apply to everyone and are never copied onto accounts.
 
 Privileges
 ----------
@@ -37,20 +40,37 @@ One statement per dictionary view for all accounts at once, nothing bound per ac
 six statements, eight with deep privileges (one more before Oracle 12.1, whose DBA_USERS
 refuses the ORACLE_MAINTAINED column).
 
-* ``roles``: roles granted (``DBA_ROLE_PRIVS``), directly or through other roles, so that
-  DBA reached through a custom role still counts; the directly granted roles held WITH
-  ADMIN OPTION are the attribute ``admin_roles``.
+* ``roles`` (the literal view): roles granted (``DBA_ROLE_PRIVS``), directly or through
+  other roles, so that DBA reached through a custom role still counts; the directly
+  granted roles held WITH ADMIN OPTION are the attribute ``admin_roles``.
 * scope ``server``: system privileges of ``DBA_SYS_PRIVS`` (option ``GRANT`` with admin
   option) and the administrative privileges of the password file (``V$PWFILE_USERS``:
   SYSDBA, SYSOPER, SYSASM, SYSBACKUP, SYSDG, SYSKM).
 * scope ``tablespace``: quotas of ``DBA_TS_QUOTAS``, ``QUOTA UNLIMITED`` or
   ``QUOTA <bytes>``.
-* with deep privileges: object privileges of ``DBA_TAB_PRIVS`` (scope ``table``, object
-  ``OWNER.NAME`` — tables, views, sequences, procedures, directories…) and column
-  privileges of ``DBA_COL_PRIVS`` (``OWNER.TABLE.COLUMN``); option ``GRANT`` when
-  grantable.
+* with deep privileges: object privileges of ``DBA_TAB_PRIVS``, object ``OWNER.NAME``:
+  scope ``procedure``, ``function`` or ``package`` for routines, as its TYPE column says
+  from Oracle 12.1 (before, it has none and every object is a ``table``), ``table`` for
+  tables, views, sequences, directories…; and column privileges of ``DBA_COL_PRIVS``
+  (``OWNER.TABLE.COLUMN``); option ``GRANT`` when grantable. Names are
+  :func:`~inventory.engines.base.object_name` of the separate columns, so a quoted name
+  holding a dot stays one part.
 
-Grants to ``PUBLIC`` apply to everyone and are not copied onto every account.
+Role hierarchy
+--------------
+``memberships`` holds every direct row of ``DBA_ROLE_PRIVS``: ``set`` (any granted role
+can be enabled by SET ROLE), ``admin`` (ADMIN_OPTION), and ``inherit`` when the role is on
+without doing anything — a default role of a user or of PUBLIC (``DEFAULT_ROLE = 'YES'``),
+and always for a role granted to a role, which is enabled with it. The resolver follows
+the chain: every role reached from the accounts asked for that is not one of them (DBA,
+IMP_FULL_DATABASE, SELECT_CATALOG_ROLE and Oracle's other roles, or a role left out by
+name) is returned as well, ``"listed": False`` with ``display`` its name, its system
+(and with deep privileges object) privileges as grants and its own memberships. Before
+Oracle 12.1 the same views give the same graph; Oracle's roles are listed there, since
+nothing tells them apart.
+
+No attribute says "no password": AUTHENTICATION_TYPE NONE is a schema-only account that
+cannot log in at all, and EXTERNAL or GLOBAL ones authenticate outside the database.
 
 Tablespaces and sizes
 ---------------------
@@ -68,7 +88,8 @@ Attributes: ``account_status`` as Oracle reports it (``OPEN``, ``LOCKED``,
 ``expired`` (the status says EXPIRED), ``profile``, ``default_tablespace``,
 ``authentication_type``, ``created``, ``password_expiry_date`` and ``can_login`` (status
 OPEN, a password or external authentication, and CREATE SESSION held directly, through a
-role or through PUBLIC). Roles have ``can_login`` and ``locked`` false.
+role or through PUBLIC). Roles and PUBLIC have ``can_login`` and
+``locked`` false.
 """
 
 import asyncio
@@ -79,6 +100,9 @@ from collections import defaultdict
 import oracledb
 
 from inventory.engines.base import (
+    PUBLIC,
+    PUBLIC_ACCOUNT,
+    AccountKey,
     AccountRecord,
     AuthenticationFailed,
     DatabaseRecord,
@@ -94,6 +118,7 @@ from inventory.engines.base import (
     VersionInfo,
     is_system_account,
     is_system_database,
+    object_name,
     parse_version,
 )
 
@@ -253,8 +278,8 @@ SELECT username, account_status, profile, default_tablespace, authentication_typ
        created, expiry_date, oracle_maintained
 FROM dba_users
 """
-# Before Oracle 12.1 neither DBA_USERS nor DBA_ROLES has ORACLE_MAINTAINED, and the password
-# file knows only SYSDBA, SYSOPER and SYSASM.
+# Before Oracle 12.1 neither DBA_USERS nor DBA_ROLES has ORACLE_MAINTAINED, DBA_TAB_PRIVS
+# has no TYPE, and the password file knows only SYSDBA, SYSOPER and SYSASM.
 USERS_SQL_BEFORE_12C = """
 SELECT username, account_status, profile, default_tablespace, authentication_type,
        created, expiry_date
@@ -262,19 +287,23 @@ FROM dba_users
 """
 ROLES_SQL = "SELECT role, oracle_maintained FROM dba_roles"
 ROLES_SQL_BEFORE_12C = "SELECT role FROM dba_roles"
-ROLE_PRIVS_SQL = "SELECT grantee, granted_role, admin_option FROM dba_role_privs"
+ROLE_PRIVS_SQL = "SELECT grantee, granted_role, admin_option, default_role FROM dba_role_privs"
 SYS_PRIVS_SQL = "SELECT grantee, privilege, admin_option FROM dba_sys_privs"
 PWFILE_SQL = "SELECT username, sysdba, sysoper, sysasm, sysbackup, sysdg, syskm FROM v$pwfile_users"
 PWFILE_SQL_BEFORE_12C = "SELECT username, sysdba, sysoper, sysasm FROM v$pwfile_users"
 PWFILE_PRIVILEGES = ("SYSDBA", "SYSOPER", "SYSASM", "SYSBACKUP", "SYSDG", "SYSKM")
 TS_QUOTAS_SQL = "SELECT username, tablespace_name, max_bytes, dropped FROM dba_ts_quotas"
-TAB_PRIVS_SQL = "SELECT grantee, owner, table_name, privilege, grantable FROM dba_tab_privs"
+TAB_PRIVS_SQL = "SELECT grantee, owner, table_name, privilege, grantable, type FROM dba_tab_privs"
+TAB_PRIVS_SQL_BEFORE_12C = (
+    "SELECT grantee, owner, table_name, privilege, grantable FROM dba_tab_privs"
+)
 COL_PRIVS_SQL = (
     "SELECT grantee, owner, table_name, column_name, privilege, grantable FROM dba_col_privs"
 )
+# DBA_TAB_PRIVS.TYPE of the routines; every other object keeps the scope "table".
+OBJECT_SCOPES = {"PROCEDURE": "procedure", "FUNCTION": "function", "PACKAGE": "package"}
 
 _INVALID_IDENTIFIER = "ORA-00904"
-PUBLIC = "PUBLIC"
 OPEN = "OPEN"
 CREATE_SESSION = "CREATE SESSION"
 UNLIMITED = -1
@@ -301,8 +330,8 @@ def _closure(granted: dict[str, set[str]], grantee: str) -> set[str]:
 
 
 class OracleAccountsMixin:
-    """Users, roles and privileges read from the DBA_* views, one statement per view for
-    all accounts at once (never a statement per account)."""
+    """Users, roles, PUBLIC and privileges, with the role hierarchy, read from the DBA_*
+    views, one statement per view for all accounts at once (never one per account)."""
 
     def _account_rows(self) -> tuple[list[tuple], list[tuple]]:
         """(users, roles) as read from DBA_USERS and DBA_ROLES, once per session."""
@@ -342,28 +371,49 @@ class OracleAccountsMixin:
             for role, maintained in roles
             if maintained != "Y" and role != PUBLIC and not is_system_account("oracle", role)
         ]
+        records.append(PUBLIC_ACCOUNT)
         return records
 
     def collect_privileges(self, accounts: list[AccountRecord], *, deep: bool = False) -> dict:
-        """Canonical-ready privilege sets of ``accounts``, keyed by user or role name."""
-        wanted = {a.key for a in accounts}
-        if not wanted:
-            return {}
+        """Privilege sets of ``accounts`` keyed by account key, plus the roles they reach
+        through other roles that are not among them (graph-only, ``"listed": False``)."""
         users, roles = self._account_rows()
         role_names = {role for role, _maintained in roles}
+
+        def key_of(name: str) -> AccountKey:
+            if name == PUBLIC:
+                return PUBLIC_ACCOUNT.key
+            return ("role", name, "") if name in role_names else ("user", name, "")
+
+        wanted = {key[1] for key in {a.key for a in accounts} if key_of(key[1]) == key}
+        if not wanted:
+            return {}
         grants: dict[str, set[tuple[str, str, str, str]]] = defaultdict(set)
         granted_roles: dict[str, set[str]] = defaultdict(set)
+        edges: dict[str, list[dict]] = defaultdict(list)
         admin_roles: dict[str, set[str]] = defaultdict(set)
         system_privileges: dict[str, set[str]] = defaultdict(set)
 
-        for grantee, role, admin in self._dictionary(ROLE_PRIVS_SQL, "DBA_ROLE_PRIVS"):
+        role_privs = self._dictionary(ROLE_PRIVS_SQL, "DBA_ROLE_PRIVS")
+        for grantee, role, _admin, _default in role_privs:
             granted_roles[grantee].add(role)
+        reached = set().union(*(_closure(granted_roles, name) for name in wanted))
+        nodes = wanted | reached  # every principal whose grants and edges are returned
+        for grantee, role, admin, default in role_privs:
+            if grantee not in nodes:
+                continue
+            # A role granted to a role is enabled with it; a user's (and PUBLIC's) roles
+            # are on at login when they are default roles, otherwise by SET ROLE.
+            inherit = grantee in role_names or _yes(default)
+            edges[grantee].append(
+                {"role": key_of(role), "inherit": inherit, "set": True, "admin": _yes(admin)}
+            )
             if grantee in wanted and _yes(admin):
                 admin_roles[grantee].add(role)
 
         for grantee, privilege, admin in self._dictionary(SYS_PRIVS_SQL, "DBA_SYS_PRIVS"):
             system_privileges[grantee].add(privilege)
-            if grantee in wanted:
+            if grantee in nodes:
                 grants[grantee].add(("server", "", privilege, "GRANT" if _yes(admin) else ""))
 
         pwfile = PWFILE_SQL_BEFORE_12C if self._before_12c else PWFILE_SQL
@@ -381,18 +431,7 @@ class OracleAccountsMixin:
                 grants[username].add(("tablespace", tablespace, f"QUOTA {quota}", ""))
 
         if deep:
-            for grantee, owner, table, privilege, grantable in self._dictionary(
-                TAB_PRIVS_SQL, "DBA_TAB_PRIVS"
-            ):
-                if grantee in wanted:
-                    option = "GRANT" if _yes(grantable) else ""
-                    grants[grantee].add(("table", f"{owner}.{table}", privilege, option))
-            for grantee, owner, table, column, privilege, grantable in self._dictionary(
-                COL_PRIVS_SQL, "DBA_COL_PRIVS"
-            ):
-                if grantee in wanted:
-                    option = "GRANT" if _yes(grantable) else ""
-                    grants[grantee].add(("column", f"{owner}.{table}.{column}", privilege, option))
+            self._object_privileges(nodes, grants)
 
         public = {PUBLIC, *_closure(granted_roles, PUBLIC)}
 
@@ -408,16 +447,52 @@ class OracleAccountsMixin:
                 "attributes": attributes,
                 "roles": sorted(_closure(granted_roles, name)),
                 "grants": sorted(grants[name]),
+                "memberships": sorted(edges[name], key=lambda edge: edge["role"]),
             }
 
         result = {
-            row[0]: privilege_set(row[0], _user_attributes(row, holds(row[0], CREATE_SESSION)))
+            key_of(row[0]): privilege_set(
+                row[0], _user_attributes(row, holds(row[0], CREATE_SESSION))
+            )
             for row in users
             if row[0] in wanted
         }
-        for name in wanted & role_names:
-            result[name] = privilege_set(name, {"can_login": False, "locked": False})
+        for name in wanted & (role_names | {PUBLIC}):
+            result[key_of(name)] = privilege_set(name, {"can_login": False, "locked": False})
+        for name in reached - wanted:
+            result[key_of(name)] = {
+                "engine": "oracle",
+                "listed": False,
+                "display": name,
+                "attributes": {"can_login": False, "locked": False},
+                "roles": [],
+                "grants": sorted(grants[name]),
+                "memberships": sorted(edges[name], key=lambda edge: edge["role"]),
+            }
         return result
+
+    def _object_privileges(self, nodes: set[str], grants: dict) -> None:
+        """Object privileges (DBA_TAB_PRIVS: routines in their own scope from Oracle 12.1,
+        whose TYPE column names the kind of object) and column privileges of ``nodes``."""
+        if self._before_12c:
+            rows = [
+                (*row, None) for row in self._dictionary(TAB_PRIVS_SQL_BEFORE_12C, "DBA_TAB_PRIVS")
+            ]
+        else:
+            rows = self._dictionary(TAB_PRIVS_SQL, "DBA_TAB_PRIVS")
+        for grantee, owner, table, privilege, grantable, object_type in rows:
+            if grantee in nodes:
+                scope = OBJECT_SCOPES.get((object_type or "").upper(), "table")
+                option = "GRANT" if _yes(grantable) else ""
+                grants[grantee].add((scope, object_name(owner, table), privilege, option))
+        for grantee, owner, table, column, privilege, grantable in self._dictionary(
+            COL_PRIVS_SQL, "DBA_COL_PRIVS"
+        ):
+            if grantee in nodes:
+                option = "GRANT" if _yes(grantable) else ""
+                grants[grantee].add(
+                    ("column", object_name(owner, table, column), privilege, option)
+                )
 
 
 def _user_attributes(row: tuple, create_session: bool) -> dict:

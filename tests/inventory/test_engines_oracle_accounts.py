@@ -31,6 +31,17 @@ def read(*, deep: bool = False):
         return {a.name: a for a in accounts}, privileges, engine.queries
 
 
+def user(name: str) -> tuple[str, str, str]:
+    return ("user", name, "")
+
+
+def role(name: str) -> tuple[str, str, str]:
+    return ("role", name, "")
+
+
+PUBLIC = ("public", "PUBLIC", "")
+
+
 def monitored(catalog: fakedb.OracleCatalog) -> fakedb.OracleCatalog:
     catalog.create_user("WHALEFALL")
     catalog.grant("CREATE SESSION", to="WHALEFALL")
@@ -60,6 +71,7 @@ def test_lists_users_and_user_defined_roles_without_oracle_accounts(catalog):
         "WHALEFALL": "user",
         "APP": "user",
         "APP_READ": "role",
+        "PUBLIC": "public",
     }
     # SYS, SYSTEM, XDB, DBSNMP, OUTLN, APEX_200200, GSMADMIN_INTERNAL, XS$NULL and the
     # Oracle-maintained roles (DBA, CONNECT, RESOURCE, …) are all left out.
@@ -105,7 +117,7 @@ def test_before_12c_the_listing_does_without_oracle_maintained(fake_oracle):
     assert not {"SYS", "SYSTEM", "XDB", "APEX_200200"} & set(accounts)
     # 11g cannot tell Oracle's own roles from the others: they are listed.
     assert accounts["DBA"].kind == "role"
-    assert ("server", "", "SYSDBA", "") in privileges["APP"]["grants"]
+    assert ("server", "", "SYSDBA", "") in privileges[user("APP")]["grants"]
     assert fake_oracle.statements[:2] == [
         fakedb.normalise(
             "SELECT username, account_status, profile, default_tablespace, "
@@ -146,7 +158,7 @@ def test_account_status_survives_into_attributes(catalog, status, locked, expire
 
     _accounts, privileges, _queries = read()
 
-    assert privileges["APP"]["attributes"] == {
+    assert privileges[user("APP")]["attributes"] == {
         "account_status": status,
         "locked": locked,
         "expired": expired,
@@ -166,8 +178,8 @@ def test_can_login_needs_create_session_and_a_way_to_authenticate(catalog):
 
     _accounts, privileges, _queries = read()
 
-    assert privileges["NO_SESSION"]["attributes"]["can_login"] is False
-    assert privileges["SCHEMA_ONLY"]["attributes"]["can_login"] is False
+    assert privileges[user("NO_SESSION")]["attributes"]["can_login"] is False
+    assert privileges[user("SCHEMA_ONLY")]["attributes"]["can_login"] is False
 
     catalog.create_role("LOGIN_ROLE")
     catalog.grant("CREATE SESSION", to="LOGIN_ROLE")
@@ -175,9 +187,9 @@ def test_can_login_needs_create_session_and_a_way_to_authenticate(catalog):
 
     _accounts, privileges, _queries = read()
 
-    assert privileges["NO_SESSION"]["attributes"]["can_login"] is True
-    assert privileges["NO_SESSION"]["roles"] == []  # PUBLIC's roles are not copied
-    assert privileges["SCHEMA_ONLY"]["attributes"]["can_login"] is False
+    assert privileges[user("NO_SESSION")]["attributes"]["can_login"] is True
+    assert privileges[user("NO_SESSION")]["roles"] == []  # PUBLIC's roles are not copied
+    assert privileges[user("SCHEMA_ONLY")]["attributes"]["can_login"] is False
 
 
 def test_roles_system_privileges_and_the_password_file(catalog):
@@ -192,7 +204,7 @@ def test_roles_system_privileges_and_the_password_file(catalog):
 
     accounts, privileges, _queries = read()
 
-    app = privileges["APP"]
+    app = privileges[user("APP")]
     assert app["roles"] == ["APP_ADMIN", "CONNECT", "DBA", "SELECT_CATALOG_ROLE"]
     assert app["attributes"]["admin_roles"] == ["APP_ADMIN"]
     assert app["grants"] == [
@@ -202,11 +214,12 @@ def test_roles_system_privileges_and_the_password_file(catalog):
         ("server", "", "UNLIMITED TABLESPACE", ""),
     ]
     assert accounts["APP_ADMIN"].kind == "role"
-    assert privileges["APP_ADMIN"] == {
+    assert privileges[role("APP_ADMIN")] == {
         "engine": "oracle",
         "attributes": {"can_login": False, "locked": False},
         "roles": ["DBA", "SELECT_CATALOG_ROLE"],
         "grants": [],
+        "memberships": [{"role": role("DBA"), "inherit": True, "set": True, "admin": False}],
     }
 
 
@@ -220,7 +233,7 @@ def test_tablespace_quotas(catalog):
 
     _accounts, privileges, _queries = read()
 
-    assert privileges["APP"]["grants"] == [
+    assert privileges[user("APP")]["grants"] == [
         ("tablespace", "DATA", "QUOTA 10485760", ""),
         ("tablespace", "USERS", "QUOTA UNLIMITED", ""),
     ]
@@ -237,13 +250,13 @@ def test_object_privileges_only_with_deep_privileges(catalog, fake_oracle):
     _accounts, shallow, shallow_queries = read()
     _accounts, deep, deep_queries = read(deep=True)
 
-    assert shallow["APP"]["grants"] == []
-    assert deep["APP"]["grants"] == [
+    assert shallow[user("APP")]["grants"] == []
+    assert deep[user("APP")]["grants"] == [
         ("column", "HR.EMPLOYEES.SALARY", "UPDATE", ""),
+        ("package", "HR.PAYROLL", "EXECUTE", ""),
         ("table", "HR.EMPLOYEES", "SELECT", "GRANT"),
-        ("table", "HR.PAYROLL", "EXECUTE", ""),
     ]
-    assert deep["APP_READ"]["grants"] == [("table", "HR.DEPARTMENTS", "SELECT", "")]
+    assert deep[role("APP_READ")]["grants"] == [("table", "HR.DEPARTMENTS", "SELECT", "")]
     assert (shallow_queries, deep_queries) == (6, 8)
 
 
@@ -253,8 +266,8 @@ def test_privileges_can_be_collected_without_listing_first(catalog):
     with engine_class("oracle")(target()) as engine:
         privileges = engine.collect_privileges([AccountRecord("APP")])
 
-    assert list(privileges) == ["APP"]
-    assert privileges["APP"]["attributes"]["locked"] is True
+    assert list(privileges) == [user("APP")]
+    assert privileges[user("APP")]["attributes"]["locked"] is True
 
 
 @pytest.mark.parametrize("users", [3, 50])
@@ -268,5 +281,169 @@ def test_the_number_of_statements_does_not_depend_on_the_accounts(catalog, users
 
     accounts, _privileges, queries = read(deep=True)
 
-    assert len(accounts) == users + 1
+    assert len(accounts) == users + 2  # WHALEFALL and PUBLIC
     assert queries == 8
+
+
+# --- PUBLIC and the role hierarchy ---------------------------------------------------------
+
+
+def edge(name: str, *, inherit: bool = True, admin: bool = False) -> dict:
+    return {"role": role(name), "inherit": inherit, "set": True, "admin": admin}
+
+
+# What the fake catalog grants DBA (a few of its real 200-odd system privileges).
+DBA_PRIVILEGES = sorted(
+    [
+        "CREATE USER", "ALTER USER", "DROP USER", "CREATE SESSION", "GRANT ANY PRIVILEGE",
+        "GRANT ANY ROLE", "GRANT ANY OBJECT PRIVILEGE", "SELECT ANY TABLE",
+    ]
+)  # fmt: skip
+
+
+def test_dba_reached_through_a_chain_of_custom_roles(catalog):
+    catalog.create_user("APP")
+    catalog.create_role("APP_SUPPORT")
+    catalog.create_role("APP_OPS")
+    catalog.grant("APP_SUPPORT", to="APP")
+    catalog.grant("APP_OPS", to="APP_SUPPORT", admin=True)
+    catalog.grant("DBA", to="APP_OPS")
+
+    accounts, privileges, _queries = read()
+
+    assert "DBA" not in accounts  # Oracle's own role: not an account, but a node
+    assert privileges[user("APP")]["memberships"] == [edge("APP_SUPPORT")]
+    assert privileges[role("APP_SUPPORT")]["memberships"] == [edge("APP_OPS", admin=True)]
+    assert privileges[role("APP_OPS")]["memberships"] == [edge("DBA")]
+    assert privileges[role("DBA")] == {
+        "engine": "oracle",
+        "listed": False,
+        "display": "DBA",
+        "attributes": {"can_login": False, "locked": False},
+        "roles": [],
+        "grants": [("server", "", privilege, "GRANT") for privilege in DBA_PRIVILEGES],
+        "memberships": [edge("SELECT_CATALOG_ROLE", admin=True)],
+    }
+    assert privileges[role("SELECT_CATALOG_ROLE")]["listed"] is False
+    # The literal view keeps the closure, as before.
+    assert privileges[user("APP")]["roles"] == [
+        "APP_OPS",
+        "APP_SUPPORT",
+        "DBA",
+        "SELECT_CATALOG_ROLE",
+    ]
+    # Roles nobody asked for reaches are left out.
+    assert role("IMP_FULL_DATABASE") not in privileges
+
+
+def test_a_role_that_is_not_a_default_role_is_only_obtainable_by_set_role(catalog):
+    catalog.create_user("APP")
+    catalog.create_role("APP_ADMIN")
+    catalog.grant("APP_ADMIN", to="APP", default=False)
+    catalog.grant("DBA", to="APP_ADMIN")
+
+    _accounts, privileges, _queries = read()
+
+    assert privileges[user("APP")]["memberships"] == [edge("APP_ADMIN", inherit=False)]
+    # A role granted to a role is enabled together with it.
+    assert privileges[role("APP_ADMIN")]["memberships"] == [edge("DBA")]
+
+
+def test_public_holds_what_is_granted_to_public(catalog):
+    catalog.create_user("APP")
+    catalog.create_role("EVERYONE")
+    catalog.grant("CREATE SESSION", to="PUBLIC")
+    catalog.grant("EVERYONE", to="PUBLIC")
+    catalog.grant("SELECT ANY DICTIONARY", to="EVERYONE")
+    catalog.grant_object("EXECUTE", on="SYS.UTL_FILE", to="PUBLIC", object_type="PACKAGE")
+    catalog.grant_object("SELECT", on="HR.EMPLOYEES(SALARY)", to="PUBLIC")
+
+    accounts, privileges, _queries = read(deep=True)
+
+    assert accounts["PUBLIC"].kind == "public"
+    assert privileges[PUBLIC] == {
+        "engine": "oracle",
+        "attributes": {"can_login": False, "locked": False},
+        "roles": ["EVERYONE"],
+        "grants": [
+            ("column", "HR.EMPLOYEES.SALARY", "SELECT", ""),
+            ("package", "SYS.UTL_FILE", "EXECUTE", ""),
+            ("server", "", "CREATE SESSION", ""),
+        ],
+        "memberships": [edge("EVERYONE")],
+    }
+    # Never copied onto the accounts: PUBLIC applies to everyone.
+    assert privileges[user("APP")]["grants"] == []
+    assert privileges[user("APP")]["memberships"] == []
+    assert privileges[user("APP")]["attributes"]["can_login"] is True
+    assert privileges[role("EVERYONE")]["grants"] == [("server", "", "SELECT ANY DICTIONARY", "")]
+
+
+@pytest.mark.parametrize(
+    ("object_type", "scope"),
+    [
+        ("PROCEDURE", "procedure"),
+        ("FUNCTION", "function"),
+        ("PACKAGE", "package"),
+        ("TABLE", "table"),
+        ("VIEW", "table"),
+        ("SEQUENCE", "table"),
+        ("DIRECTORY", "table"),
+    ],
+)
+def test_routines_get_their_own_scope_from_12c(catalog, object_type, scope):
+    catalog.create_user("APP")
+    catalog.grant_object("EXECUTE", on="HR.THING", to="APP", object_type=object_type)
+
+    _accounts, privileges, _queries = read(deep=True)
+
+    assert privileges[user("APP")]["grants"] == [(scope, "HR.THING", "EXECUTE", "")]
+
+
+def test_object_names_are_unambiguous_whatever_their_characters(catalog):
+    catalog.create_user("APP")
+    catalog.grant_object("SELECT", on='HR.a.b"c', to="APP")  # a quoted name
+    catalog.grant_object("UPDATE", on="HR.EMPLOYEES(FIRST.NAME)", to="APP")
+
+    _accounts, privileges, _queries = read(deep=True)
+
+    assert privileges[user("APP")]["grants"] == [
+        ("column", 'HR.EMPLOYEES."FIRST.NAME"', "UPDATE", ""),
+        ("table", 'HR."a.b""c"', "SELECT", ""),
+    ]
+
+
+def test_before_12c_the_hierarchy_and_the_object_privileges_come_from_the_older_views(
+    fake_oracle,
+):
+    catalog = monitored(fake_oracle.use_catalog(fakedb.OracleCatalog(release="11g")))
+    catalog.create_user("APP")
+    catalog.create_role("APP_SUPPORT")
+    catalog.create_role("APP_OPS")
+    catalog.grant("APP_SUPPORT", to="APP")
+    catalog.grant("APP_OPS", to="APP_SUPPORT")
+    catalog.grant("DBA", to="APP_OPS")
+    catalog.grant("XDBADMIN", to="APP_OPS")  # a role WHALEFALL_SYSTEM_ACCOUNTS leaves out
+    catalog.grant_object("EXECUTE", on="HR.PAYROLL", to="APP")
+    catalog.grant("CONNECT", to="PUBLIC")
+
+    accounts, privileges, queries = read(deep=True)
+
+    assert privileges[user("APP")]["memberships"] == [edge("APP_SUPPORT")]
+    assert privileges[role("APP_SUPPORT")]["memberships"] == [edge("APP_OPS")]
+    assert privileges[role("APP_OPS")]["memberships"] == [edge("DBA"), edge("XDBADMIN")]
+    # 11g cannot tell Oracle's roles from the others: DBA is an account there.
+    assert accounts["DBA"].kind == "role"
+    assert "listed" not in privileges[role("DBA")]
+    assert ("server", "", "GRANT ANY ROLE", "GRANT") in privileges[role("DBA")]["grants"]
+    assert privileges[role("XDBADMIN")]["listed"] is False
+    assert privileges[PUBLIC]["memberships"] == [edge("CONNECT")]
+    # No TYPE column before 12.1: every object privilege stays in the scope "table".
+    assert privileges[user("APP")]["grants"] == [("table", "HR.PAYROLL", "EXECUTE", "")]
+    assert (
+        fakedb.normalise(
+            "SELECT grantee, owner, table_name, privilege, grantable FROM dba_tab_privs"
+        )
+        in fake_oracle.statements
+    )
+    assert queries == 9  # the refused column costs one statement

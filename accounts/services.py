@@ -399,7 +399,7 @@ def _write(
                     outcome.restored += 1
                 else:
                     outcome.changed += 1
-                if old[1] and "effective" in old[1]:
+                if change_type != ChangeType.RESTORED and old[1] and "effective" in old[1]:
                     row = _effective_row(instance, pk, old[1], item, run_id, now, own_diff)
                     if row is not None:
                         changes.append(row)

@@ -26,7 +26,12 @@ def snapshot(instance, name):
 
 
 def latest_change(instance, name):
-    return AccountChange.objects.filter(account__instance=instance, account__name=name).latest("id")
+    """The account's latest change of its own set (effective changes are tested apart)."""
+    return (
+        AccountChange.objects.filter(account__instance=instance, account__name=name)
+        .exclude(change_type="effective_changed")
+        .latest("id")
+    )
 
 
 def grant(scope, obj, privilege, option=""):
@@ -86,10 +91,11 @@ def instance(db, oracle):
 def test_first_sync_creates_accounts_with_exact_snapshots(instance):
     outcome = account_sync_instance(instance=instance, run_id=41)
 
-    assert outcome.created == len(SCENARIO_ACCOUNTS)
-    assert dict(Account.objects.filter(instance=instance).values_list("name", "kind")) == (
-        SCENARIO_ACCOUNTS
-    )
+    assert outcome.created == len(SCENARIO_ACCOUNTS) + 1  # and PUBLIC
+    assert dict(Account.objects.filter(instance=instance).values_list("name", "kind")) == {
+        **SCENARIO_ACCOUNTS,
+        "PUBLIC": "public",
+    }
     app = snapshot(instance, "APP")
     assert app.privileges == {
         "engine": "oracle",
@@ -233,6 +239,13 @@ def test_granting_dba_is_a_privileged_change(oracle, instance):
     assert change.privileged
     assert snapshot(instance, "APP").is_superuser
     assert snapshot(instance, "APP_READ").is_superuser
+    # APP's timeline also says what it can now do, and through which role.
+    reach = AccountChange.objects.get(
+        account__instance=instance, account__name="APP", change_type="effective_changed"
+    )
+    assert "DBA" in reach.diff["roles_reached_added"]
+    assert "SUPERUSER gained" in reach.summary
+    assert reach.diff["via"] == ["APP_READ"]
 
 
 def test_dropped_users_are_removed_and_come_back_restored(oracle, instance):
@@ -285,3 +298,40 @@ def test_remote_statements_do_not_grow_with_the_accounts(oracle, instance):
 
     assert outcome.created == 47
     assert outcome.remote_queries == few == 6
+
+
+# --- Effective privileges -----------------------------------------------------------------
+
+
+def test_dba_through_a_chain_of_custom_roles_with_provenance(oracle, instance):
+    oracle.create_role("APP_OPS")
+    oracle.create_role("APP_SUPPORT")
+    oracle.grant("DBA", to="APP_OPS")
+    oracle.grant("APP_OPS", to="APP_SUPPORT")
+    oracle.create_user("HELPDESK")
+    oracle.grant("CREATE SESSION", to="HELPDESK")
+    oracle.grant("APP_SUPPORT", to="HELPDESK", default=False)
+    account_sync_instance(instance=instance)
+
+    helpdesk = snapshot(instance, "HELPDESK")
+    assert helpdesk.is_superuser
+    assert helpdesk.can_grant
+    paths = {p["role"]: p for p in helpdesk.facts["effective"]["role_paths"]}
+    assert paths["DBA"] == {"role": "DBA", "via": ["APP_SUPPORT", "APP_OPS"], "set_role": True}
+    # What DBA holds reaches HELPDESK with its path; its own set holds none of it.
+    granted = {g["privilege"]: g for g in helpdesk.facts["effective"]["grants"] if g["via"]}
+    assert granted["GRANT ANY PRIVILEGE"]["via"] == ["APP_SUPPORT", "APP_OPS", "DBA"]
+    assert not any(g["privilege"] == "GRANT ANY PRIVILEGE" for g in helpdesk.privileges["grants"])
+
+
+def test_public_is_one_account_holding_the_grants_to_public(oracle, instance):
+    oracle.grant("CREATE SESSION", to="PUBLIC")
+    account_sync_instance(instance=instance)
+
+    public = Account.objects.select_related("snapshot").get(instance=instance, kind="public")
+    assert {"scope": "server", "object": "", "privilege": "CREATE SESSION", "option": ""} in (
+        public.snapshot.privileges["grants"]
+    )
+    # Not copied onto the other accounts' own or effective sets.
+    app = snapshot(instance, "APP")
+    assert not any(g["via"] == ["PUBLIC"] for g in app.facts["effective"]["grants"])

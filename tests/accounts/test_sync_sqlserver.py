@@ -20,7 +20,12 @@ def account(instance, name):
 
 
 def latest_change(instance, name):
-    return AccountChange.objects.filter(account__instance=instance, account__name=name).latest("id")
+    """The account's latest change of its own set (effective changes are tested apart)."""
+    return (
+        AccountChange.objects.filter(account__instance=instance, account__name=name)
+        .exclude(change_type="effective_changed")
+        .latest("id")
+    )
 
 
 def grant(scope, obj, privilege, option=""):
@@ -74,7 +79,7 @@ def instance(db, sqlserver):
 
 def test_first_sync_creates_logins_with_exact_snapshots(instance):
     outcome = account_sync_instance(instance=instance, run_id=41)
-    assert outcome.created == 8  # sa, whalefall and the six logins of the scenario
+    assert outcome.created == 9  # sa, whalefall, the six logins of the scenario and PUBLIC
     assert outcome.changed == outcome.removed == 0
 
     app = account(instance, "app")
@@ -258,7 +263,10 @@ def test_a_dropped_login_is_removed_and_a_recreated_one_restored(sqlserver, inst
         AccountChange.objects.filter(account=back)
         .order_by("id")
         .values_list("change_type", flat=True)
-    ) == ["created", "removed", "restored", "privileges_changed"]
+    ) == ["created", "removed", "restored", "privileges_changed", "effective_changed"]
+    # With a user in the database again, the login reaches that database's public role.
+    reach = AccountChange.objects.filter(account=back).latest("id")
+    assert reach.diff["roles_reached_added"] == ["public"]
 
 
 @pytest.mark.parametrize(
@@ -317,3 +325,75 @@ def test_per_database_statements_grow_by_batch_only(sqlserver, instance):
         if g["privilege"] == "OWNER"
     ]
     assert len(owned) == 43
+
+
+# --- Effective privileges -----------------------------------------------------------------
+
+
+def effective(instance, name):
+    facts = account(instance, name).snapshot.facts["effective"]
+    return {
+        (g["scope"], g["object"], g["privilege"], g["option"]): g["via"] for g in facts["grants"]
+    }
+
+
+def test_fixed_server_roles_and_database_roles_are_expanded_with_provenance(instance):
+    account_sync_instance(instance=instance)
+
+    boss = account(instance, "boss")
+    assert boss.snapshot.privileges["grants"] == [grant("server", "", "CONNECT SQL")]
+    assert effective(instance, "boss")[("server", "", "CONTROL SERVER", "GRANT")] == ["sysadmin"]
+    assert boss.snapshot.is_superuser
+    assert boss.snapshot.can_escalate
+
+    security = account(instance, "security").snapshot
+    assert security.can_grant
+    assert security.can_escalate
+    assert not security.is_superuser
+
+    # app's database user is in db_datareader of the shop: SELECT on the database, through it.
+    app = effective(instance, "app")
+    assert app[("database", SHOP, "SELECT", "")] == [f"db_datareader in {SHOP}"]
+    # The same user name in Reports belongs to another SID: nothing through db_owner there.
+    assert not any(via == ["db_owner in Reports"] for via in app.values())
+    assert ("server", "", "VIEW SERVER STATE", "") in app
+    assert not account(instance, "app").snapshot.is_superuser
+
+
+def test_a_deny_beats_a_grant_through_a_role_but_not_sysadmin(sqlserver, instance):
+    sqlserver.create_server_role("auditors")
+    sqlserver.grant("CONTROL SERVER", to="auditors")
+    sqlserver.add_server_role_member("auditors", "denied")
+    sqlserver.add_server_role_member("auditors", "boss")
+    sqlserver.deny("CONTROL SERVER", to="denied")
+    sqlserver.deny("CONTROL SERVER", to="boss")
+    account_sync_instance(instance=instance)
+
+    denied = account(instance, "denied").snapshot
+    assert not denied.can_grant
+    assert not denied.can_escalate
+    assert account(instance, "boss").snapshot.is_superuser  # sysadmin skips permission checks
+    assert account(instance, "auditors").snapshot.can_grant
+
+
+def test_windows_group_logins_are_marked_as_groups_with_unseen_members(sqlserver, instance):
+    sqlserver.create_login("CORP\\dba-team", type="G")
+    sqlserver.add_server_role_member("sysadmin", "CORP\\dba-team")
+    account_sync_instance(instance=instance)
+
+    group = account(instance, "CORP\\dba-team")
+    assert group.kind == "group"
+    assert group.snapshot.privileges["attributes"]["members_visible"] is False
+    assert group.snapshot.is_superuser
+
+
+def test_public_holds_the_grants_to_public_and_a_new_one_is_its_change(sqlserver, instance):
+    account_sync_instance(instance=instance, run_id=1)
+    public = account(instance, "PUBLIC")
+    assert public.kind == "public"
+    assert grant("server", "", "VIEW ANY DATABASE") in public.snapshot.privileges["grants"]
+
+    sqlserver.grant("VIEW SERVER STATE", to="public")
+    account_sync_instance(instance=instance, run_id=2)
+    change = AccountChange.objects.get(account=public, run_id=2)
+    assert change.diff["grants_added"] == [grant("server", "", "VIEW SERVER STATE")]

@@ -697,17 +697,19 @@ class MySQLAccountsMixin:
             self._mysql8_memberships(keys, wanted, grants)
 
         result = {}
+        nothing = {}
         for key in wanted:
-            attrs = dict(attributes.get(key, {}))
-            if grants.admin_roles[key]:
-                attrs["admin_roles"] = sorted(grants.admin_roles[key])
+            attrs = attributes.get(key) or {}  # built for this call: no copy needed
+            admin_roles = grants.admin_roles.get(key)
+            if admin_roles:
+                attrs["admin_roles"] = sorted(admin_roles)
             # Unsorted: canonicalisation sorts once, later.
             result[key] = {
                 "engine": "mysql",
                 "attributes": attrs,
-                "roles": list(grants.roles[key]),
-                "grants": list(grants.grants[key]),
-                "memberships": list(grants.memberships[key].values()),
+                "roles": list(grants.roles.get(key, ())),
+                "grants": list(grants.grants.get(key, ())),
+                "memberships": list(grants.memberships.get(key, nothing).values()),
             }
         return result
 

@@ -63,8 +63,11 @@ def display_name(key: Key) -> str:
     return f"{name}@{host}" if host else name
 
 
-def node_from_raw(key: Key, raw: Mapping[str, Any]) -> Node:
-    """A graph node from an engine's privilege set (``memberships`` are its edges)."""
+def node_from_raw(
+    key: Key, raw: Mapping[str, Any], canonical: Mapping[str, Any] | None = None
+) -> Node:
+    """A graph node from an engine's privilege set (``memberships`` are its edges);
+    ``canonical`` is the set already canonicalised, when the caller has it."""
     edges = [
         Edge(tuple(m["role"]), bool(m.get("inherit", True)), bool(m.get("set", True)))
         for m in raw.get("memberships") or ()
@@ -73,8 +76,12 @@ def node_from_raw(key: Key, raw: Mapping[str, Any]) -> Node:
     return Node(
         key=key,
         display=raw.get("display") or display_name(key),
-        grants=sorted({grant_tuple(g) for g in raw.get("grants") or ()}),
-        attributes=raw.get("attributes") or {},
+        grants=(
+            [(g["scope"], g["object"], g["privilege"], g["option"]) for g in canonical["grants"]]
+            if canonical is not None
+            else sorted({grant_tuple(g) for g in raw.get("grants") or ()})
+        ),
+        attributes=(canonical or raw).get("attributes") or {},
         edges=edges,
     )
 

@@ -31,7 +31,7 @@ from accounts.facts import (
 from accounts.models import Account, AccountChange, ChangeType, PrivilegeSnapshot
 from inventory.engines.base import PUBLIC_ACCOUNT, AccountKey, AccountRecord, connect
 from inventory.models import Instance
-from whalefall.db import JsonText, insert_rows
+from whalefall.db import JsonText, insert_rows, update_rows
 
 log = structlog.get_logger(__name__)
 
@@ -81,19 +81,22 @@ def _collect(instance: Instance) -> tuple[list[Collected], int]:
         raise SyncRefused(
             f"privileges missing for {len(missing)} listed account(s), e.g. {missing[0]!r}"
         )
-    listed = [r.key for r in records]
-    nodes = {key: eff.node_from_raw(key, value) for key, value in raw.items()}
+    canonical = {r.key: canonical_fingerprint_json(raw[r.key]) for r in records}
+    nodes = {
+        key: eff.node_from_raw(key, value, canonical[key][0] if key in canonical else None)
+        for key, value in raw.items()
+    }
     public = PUBLIC_ACCOUNT.key if PUBLIC_ACCOUNT.key in nodes else None
-    effective = eff.resolve(instance.engine, nodes, listed, public)
+    effective = eff.resolve(instance.engine, nodes, list(canonical), public)
     collected = []
     for record in records:
-        canonical, fingerprint, text = canonical_fingerprint_json(raw[record.key])
-        facts = facts_of_canonical(canonical)
+        privileges, fingerprint, text = canonical[record.key]
+        facts = facts_of_canonical(privileges)
         facts["effective"] = effective[record.key]
         collected.append(
             Collected(
                 record,
-                canonical,
+                privileges,
                 fingerprint,
                 facts,
                 text,
@@ -403,18 +406,21 @@ def _write(
                     row = _effective_row(instance, pk, old[1], item, run_id, now, own_diff)
                     if row is not None:
                         changes.append(row)
-            snapshot = PrivilegeSnapshot(
-                pk=snapshot_id,
-                privileges=item.privileges,
-                facts=item.facts,
-                fingerprint=item.fingerprint,
-                effective_fingerprint=item.effective_fingerprint,
-                format=FORMAT,
-                collected_at=now,
-                changed_at=changed_at,
-                **_flags(item.facts),
-            )
-            (updates if changed_at else reformatted).append(snapshot)
+            flags = _flags(item.facts)
+            values = [
+                snapshot_id,
+                JsonText(item.privileges_json),
+                item.facts,
+                item.fingerprint,
+                item.effective_fingerprint,
+                FORMAT,
+                *(flags[name] for name in FLAG_FIELDS),
+                now,
+            ]
+            if changed_at:
+                updates.append((*values, changed_at))
+            else:
+                reformatted.append(values)
         for pk, snapshot_id, item, effective_fp in effective_only:
             old_facts = before[snapshot_id][1] or {}
             if effective_fp and "effective" in old_facts:
@@ -426,23 +432,15 @@ def _write(
                     outcome.unchanged += 1
             else:
                 outcome.unchanged += 1  # first effective resolution after the upgrade
+            flags = _flags(item.facts)
+            # The same set in either format: from now on it is marked as the current one.
             effective_updates.append(
-                PrivilegeSnapshot(
-                    pk=snapshot_id,
-                    facts=item.facts,
-                    effective_fingerprint=item.effective_fingerprint,
-                    format=FORMAT,  # the same set in either format: now the current one
-                    collected_at=now,
-                    **_flags(item.facts),
-                )
-            )
-        PrivilegeSnapshot.objects.bulk_update(updates, SNAPSHOT_UPDATE_FIELDS, batch_size=500)
-        PrivilegeSnapshot.objects.bulk_update(
-            reformatted, SNAPSHOT_UPDATE_FIELDS[:-1], batch_size=500
-        )
-        PrivilegeSnapshot.objects.bulk_update(
-            effective_updates, EFFECTIVE_UPDATE_FIELDS, batch_size=500
-        )
+                (snapshot_id, item.facts, item.effective_fingerprint, FORMAT,
+                 *(flags[name] for name in FLAG_FIELDS), now)
+            )  # fmt: skip
+        update_rows(PrivilegeSnapshot, SNAPSHOT_UPDATE_FIELDS, updates)
+        update_rows(PrivilegeSnapshot, SNAPSHOT_UPDATE_FIELDS[:-1], reformatted)
+        update_rows(PrivilegeSnapshot, EFFECTIVE_UPDATE_FIELDS, effective_updates)
         for kind in set(kinds.values()):
             Account.objects.filter(pk__in=[pk for pk, k in kinds.items() if k == kind]).update(
                 kind=kind

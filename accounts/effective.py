@@ -11,7 +11,6 @@ account are derived with them. Pure: no ORM, no I/O.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -125,8 +124,9 @@ def _grant_dict(grant: Grant, via: tuple[str, ...], set_role: bool) -> dict[str,
 def resolve(
     engine: str, nodes: Mapping[Key, Node], accounts: Iterable[Key], public: Key | None = None
 ) -> dict[Key, dict[str, Any]]:
-    """The effective facts of each of ``accounts``: ``grants`` (with ``via`` and
-    ``set_role``), ``roles`` (reached role names), ``role_paths`` and ``capabilities``.
+    """The effective facts of each of ``accounts``: ``grants`` it holds through roles and
+    not itself (with ``via`` and ``set_role``; its own grants are its direct set), ``roles``
+    (reached role names), ``role_paths`` and ``capabilities`` (of everything together).
 
     ``public`` is the PUBLIC account's key: its grants and roles count for everyone's
     capabilities but are not copied into the others' grants.
@@ -146,16 +146,19 @@ def resolve(
     for key in accounts:
         node = nodes[key]
         reached = reach(nodes, key) if node.edges else []
-        grants: dict[Grant, tuple[tuple[str, ...], bool]] = {g: ((), False) for g in node.grants}
+        own = set(node.grants)
+        # Only what comes through roles: the account's own grants are its direct set.
+        through: dict[Grant, tuple[tuple[str, ...], bool]] = {}
         for step in reached:
             for grant in step.node.grants:
-                if grant not in grants:
-                    grants[grant] = (step.path, step.set_role)
+                if grant not in own and grant not in through:
+                    through[grant] = (step.path, step.set_role)
         names = [(r.node.key[1], r.node.attributes) for r in reached]
-        everything = grants.keys() if key == public else [*grants.keys(), *public_grants]
-        capabilities = effective_capabilities(
-            engine, node.attributes, everything, names if key == public else names + public_names
-        )
+        if key == public:
+            everything, reached_names = [*own, *through], names
+        else:
+            everything, reached_names = [*own, *through, *public_grants], names + public_names
+        capabilities = effective_capabilities(engine, node.attributes, everything, reached_names)
         result[key] = {
             "capabilities": sorted(capabilities),
             "roles": sorted({r.node.key[1] for r in reached}),
@@ -165,32 +168,52 @@ def resolve(
             ],
             "grants": [
                 _grant_dict(grant, via, set_role)
-                for grant, (via, set_role) in sorted(grants.items())
+                for grant, (via, set_role) in sorted(through.items())
             ],
         }
     return result
 
 
 def effective_fingerprint(effective: Mapping[str, Any]) -> str:
-    """SHA-256 of what the account can do: its effective grants, reached roles and
-    capabilities, without provenance (a grant that arrives by another path is no change)."""
-    text = json.dumps(
-        [
-            effective["capabilities"],
-            effective["roles"],
-            [[g["scope"], g["object"], g["privilege"], g["option"]] for g in effective["grants"]],
-        ],
-        separators=(",", ":"),
-        ensure_ascii=False,
-    )
+    """SHA-256 of what the account can do beyond its own set (which its own fingerprint
+    covers): grants through roles, reached roles and capabilities, without provenance — a
+    grant that arrives by another path is no change."""
+    if not effective["grants"] and not effective["roles"]:
+        text = ",".join(effective["capabilities"])  # most accounts: no roles at all
+    else:
+        # repr of strings and tuples is exact and stable, and far cheaper than JSON here.
+        text = repr(
+            (
+                effective["capabilities"],
+                effective["roles"],
+                [
+                    (g["scope"], g["object"], g["privilege"], g["option"])
+                    for g in effective["grants"]
+                ],
+            )
+        )
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def diff_effective(before: Mapping[str, Any] | None, after: Mapping[str, Any]) -> dict[str, Any]:
-    """What changed in an effective set: grants (with their provenance after, or before for
-    removed ones), reached roles, capabilities, and the roles the change came through."""
-    old = {_key4(g): g for g in (before or {}).get("grants", ())}
-    new = {_key4(g): g for g in after["grants"]}
+def held(own_grants: Iterable[Mapping[str, Any]], effective: Mapping[str, Any] | None):
+    """Every grant the account holds, own ones first (``via`` empty), keyed by its tuple."""
+    grants = {_key4(g): {**g, "via": [], "set_role": False} for g in own_grants}
+    for grant in (effective or {}).get("grants", ()):
+        grants.setdefault(_key4(grant), grant)
+    return grants
+
+
+def diff_effective(
+    before: Mapping[str, Any] | None,
+    after: Mapping[str, Any],
+    before_own: Iterable[Mapping[str, Any]] = (),
+    after_own: Iterable[Mapping[str, Any]] = (),
+) -> dict[str, Any]:
+    """What changed in what an account can do (its own grants and those through roles):
+    grants with their provenance (after, or before for removed ones), reached roles,
+    capabilities, and the roles the change came through."""
+    old = held(before_own, before)
+    new = held(after_own, after)
     added = [new[k] for k in sorted(new.keys() - old.keys())]
     removed = [old[k] for k in sorted(old.keys() - new.keys())]
     old_roles, new_roles = set((before or {}).get("roles", ())), set(after["roles"])

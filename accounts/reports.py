@@ -9,6 +9,7 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from accounts.effective import held
 from accounts.models import Account, AccountChange, AccountKind
 from inventory.services import formula_safe
 
@@ -85,19 +86,13 @@ def _grant_text(grant: dict) -> str:
 
 
 def effective_grants(snapshot, public_grants: list[dict] | None = None) -> list[dict]:
-    """What an account can do, each grant with its provenance: its effective set as the
-    last sync resolved it (its own grants before the upgrade) and PUBLIC's grants."""
-    effective = (snapshot.facts or {}).get("effective")
-    grants = (
-        list(effective["grants"])
-        if effective
-        else [{**g, "via": [], "set_role": False} for g in snapshot.privileges["grants"]]
-    )
-    held = {(g["scope"], g["object"], g["privilege"], g["option"]) for g in grants}
+    """What an account can do, each grant with its provenance: its own grants (direct), those
+    it holds through roles as the last sync resolved them, and PUBLIC's."""
+    grants = held(snapshot.privileges["grants"], (snapshot.facts or {}).get("effective"))
     for grant in public_grants or ():
-        if (grant["scope"], grant["object"], grant["privilege"], grant["option"]) not in held:
-            grants.append({**grant, "via": ["PUBLIC"], "set_role": False})
-    return grants
+        key = (grant["scope"], grant["object"], grant["privilege"], grant["option"])
+        grants.setdefault(key, {**grant, "via": ["PUBLIC"], "set_role": False})
+    return list(grants.values())
 
 
 def effective_capabilities(snapshot) -> list[str]:

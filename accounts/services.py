@@ -228,10 +228,15 @@ def _snapshot_row(account_id: int, item: Collected, now: datetime) -> tuple:
 def _effective_row(instance, account_id, old_facts, item: Collected, run_id, now, own_diff):
     """The "effective privileges changed" row of an account whose reach through roles or
     PUBLIC changed, or None when its own change row already tells the whole story."""
-    diff = eff.diff_effective(old_facts.get("effective"), item.facts["effective"])
+    diff = eff.diff_effective(
+        old_facts.get("effective"),
+        item.facts["effective"],
+        old_facts.get("grants", ()),
+        item.facts["grants"],
+    )
+    # Grants the account gained or lost itself are in its own change row.
     diff["effective_added"] = [g for g in diff["effective_added"] if g["via"]]
     diff["effective_removed"] = [g for g in diff["effective_removed"] if g["via"]]
-    diff["via"] = sorted({g["via"][0] for g in diff["effective_added"] + diff["effective_removed"]})
     if own_diff is not None and not (
         diff["effective_added"]
         or diff["effective_removed"]

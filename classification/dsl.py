@@ -39,8 +39,8 @@ keeps its literal meaning: it reads the account's own ``capabilities``, ``roles`
 * ``facts["effective"]`` — ``{"capabilities", "roles", "grants"}`` stored by the sync beside
   the literal facts: capabilities derived from the effective set (PUBLIC included; a closed
   list, so a misspelt name is an error), the role names reached through memberships, and
-  the account's own grants plus those obtainable through its roles (also by ``SET ROLE``),
-  without PUBLIC's;
+  the grants obtainable through its roles (also by ``SET ROLE``) that it does not hold
+  itself — with its own ``grants`` they make its effective set, without PUBLIC's;
 * ``facts["public"]`` — ``{"grants", "roles"}`` of the instance's PUBLIC pseudo-account,
   added at evaluation time by the classification service (empty where there is none).
 
@@ -620,7 +620,11 @@ def _holds_effective(name: str, scope: str, obj: str | None) -> Predicate:
     def check(facts: Facts) -> bool:
         held: set[Any] = set()
         denied: set[Any] = set()
-        grants = chain(facts[EFFECTIVE].get("grants") or (), facts[PUBLIC].get("grants") or ())
+        grants = chain(
+            facts.get("grants") or (),
+            facts[EFFECTIVE].get("grants") or (),
+            facts[PUBLIC].get("grants") or (),
+        )
         for grant in grants:
             if grant.get("privilege") != name or grant.get("scope") != scope:
                 continue

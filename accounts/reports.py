@@ -89,9 +89,9 @@ def effective_grants(snapshot, public_grants: list[dict] | None = None) -> list[
     """What an account can do, each grant with its provenance: its own grants (direct), those
     it holds through roles as the last sync resolved them, and PUBLIC's."""
     grants = held(snapshot.privileges["grants"], (snapshot.facts or {}).get("effective"))
-    for grant in public_grants or ():
+    for grant in public_grants or ():  # already marked "via PUBLIC"
         key = (grant["scope"], grant["object"], grant["privilege"], grant["option"])
-        grants.setdefault(key, {**grant, "via": ["PUBLIC"], "set_role": False})
+        grants.setdefault(key, grant)
     return list(grants.values())
 
 
@@ -101,11 +101,16 @@ def effective_capabilities(snapshot) -> list[str]:
 
 
 def public_grants_by_instance(instance_ids) -> dict[int, list[dict]]:
-    """The grants of each instance's PUBLIC account (one query for all instances)."""
+    """What PUBLIC can do on each instance — its own grants and those of the roles granted to
+    it — which every account of that instance can do too (one query for all instances)."""
     rows = Account.objects.filter(
         instance_id__in=instance_ids, kind=AccountKind.PUBLIC, removed_at__isnull=True
-    ).values_list("instance_id", "snapshot__privileges")
-    return {instance_id: (privileges or {}).get("grants", []) for instance_id, privileges in rows}
+    ).values_list("instance_id", "snapshot__privileges", "snapshot__facts")
+    result = {}
+    for instance_id, privileges, facts in rows:
+        grants = held((privileges or {}).get("grants", ()), (facts or {}).get("effective"))
+        result[instance_id] = [{**g, "via": ["PUBLIC", *g["via"]]} for g in grants.values()]
+    return result
 
 
 def privileged_accounts(

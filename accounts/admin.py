@@ -397,6 +397,8 @@ class AccountAdmin(InstanceScopedReadOnlyAdmin):
         return {
             "effective_groups": group_grants(effective_grants(snapshot, public_grants)),
             "effective_capabilities": effective_capabilities(snapshot),
+            # Of the literal facts, the capabilities (true attributes are in the table).
+            "direct_capabilities": [c for c in snapshot.facts["capabilities"] if c.isupper()],
             "role_paths": effective.get("role_paths", []),
             "effective_resolved": bool(effective),
             "public_account": public,

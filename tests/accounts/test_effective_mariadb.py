@@ -193,3 +193,22 @@ def test_public_grants_live_on_the_public_account(mariadb, mariadb_instance):
         } in public.snapshot.privileges["grants"]
     finally:
         mariadb.run(f"REVOKE SELECT ON `{shop}`.* FROM PUBLIC")
+
+
+def test_an_account_with_every_privilege_bit_set_holds_all_privileges_and_no_made_up_names(
+    mariadb_instance,
+):
+    """The installer's ``mysql@localhost`` has ``access`` = 2⁶⁴−1 in mysql.global_priv."""
+    account_sync_instance(instance=mariadb_instance)
+    account = (
+        Account.objects.select_related("snapshot")
+        .filter(instance=mariadb_instance, kind="user", name="mysql", host="localhost")
+        .first()
+    )
+    if account is None:
+        pytest.skip("this MariaDB was installed without the mysql@localhost account")
+    privileges = {g["privilege"] for g in account.snapshot.privileges["grants"]}
+    assert "ALL PRIVILEGES" in privileges
+    assert not any(p.startswith("PRIVILEGE BIT") for p in privileges)
+    assert account.snapshot.is_superuser
+    assert account.snapshot.can_grant

@@ -140,7 +140,7 @@ def resolve(
         for step in public_reached:
             public_grants.extend(step.node.grants)
         public_grants = [g for g in public_grants if g[0] in _CAPABILITY_SCOPES]
-    public_names = [(r.node.key[1], r.node.attributes) for r in public_reached]
+    public_names = [(r.node.key, r.node.attributes) for r in public_reached]
 
     result = {}
     for key in accounts:
@@ -153,7 +153,7 @@ def resolve(
             for grant in step.node.grants:
                 if grant not in own and grant not in through:
                     through[grant] = (step.path, step.set_role)
-        names = [(r.node.key[1], r.node.attributes) for r in reached]
+        names = [(r.node.key, r.node.attributes) for r in reached]
         if key == public:
             everything, reached_names = [*own, *through], names
         else:

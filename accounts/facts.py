@@ -89,9 +89,11 @@ def facts_of_canonical(privset: Mapping[str, Any]) -> dict[str, Any]:
 # --- Effective capabilities ----------------------------------------------------------------
 #
 # Derived from what an account can really do: its own grants, the grants of every role it
-# reaches (by inheritance or SET ROLE) and PUBLIC's. ``reached`` holds the attributes and
-# names of the roles reached; ``grants`` the effective (scope, object, privilege, option)
-# tuples. Every rule is documented in README ("Direct and effective privileges").
+# reaches (by inheritance or SET ROLE) and PUBLIC's. ``reached`` holds the keys (kind, name,
+# host) and attributes of the roles reached — a role of one database (SQL Server database
+# roles, PostgreSQL's pg_database_owner) has the database as its host, so it is never taken
+# for a server-level role of the same name; ``grants`` the effective (scope, object,
+# privilege, option) tuples. Every rule is documented in README ("Direct and effective privileges").
 
 ESCALATION = "ESCALATION"
 ANONYMOUS = "ANONYMOUS"
@@ -176,22 +178,27 @@ def _mysql(attributes, grants, reached) -> set[str]:
     return capabilities
 
 
+def _server_level(reached) -> set[str]:
+    """Names of the instance-wide roles among those reached."""
+    return {key[1] for key, _attributes in reached if not key[2]}
+
+
 def _postgresql(attributes, grants, reached) -> set[str]:
     capabilities = set()
-    everyone = [attributes, *(role_attributes for _name, role_attributes in reached)]
+    everyone = [attributes, *(role_attributes for _key, role_attributes in reached)]
     if any(a.get("superuser") is True for a in everyone):
         capabilities |= {SUPERUSER, GRANT_ADMIN}
     if any(a.get("create_role") is True for a in everyone):
         # Before 16, CREATEROLE can grant itself any non-superuser role: as good as superuser.
         capabilities |= {GRANT_ADMIN, ESCALATION}
-    if _POSTGRESQL_ESCALATING_ROLES & {name for name, _attributes in reached}:
+    if _POSTGRESQL_ESCALATING_ROLES & _server_level(reached):
         capabilities.add(ESCALATION)
     return capabilities
 
 
 def _sqlserver(attributes, grants, reached) -> set[str]:
     capabilities = set()
-    names = {name for name, _attributes in reached}
+    names = _server_level(reached)
     granted = {p for scope, obj, p, option in grants if scope == "server" and option != "DENY"}
     denied = {p for scope, obj, p, option in grants if scope == "server" and option == "DENY"}
     impersonates = any(
@@ -211,7 +218,7 @@ def _sqlserver(attributes, grants, reached) -> set[str]:
 
 def _oracle(attributes, grants, reached) -> set[str]:
     capabilities = set()
-    names = {name for name, _attributes in reached}
+    names = _server_level(reached)
     server = {p for scope, _obj, p, _option in grants if scope == "server"}
     if "DBA" in names or "SYSDBA" in server:
         capabilities |= {SUPERUSER, GRANT_ADMIN}
@@ -229,7 +236,7 @@ _RULES = {"mysql": _mysql, "postgresql": _postgresql, "sqlserver": _sqlserver, "
 
 def effective_capabilities(engine: str, attributes: Mapping, grants, reached) -> set[str]:
     """The capabilities of one account from its effective grants (4-tuples) and the
-    ``(name, attributes)`` of the roles it reaches; LOCKED stays the account's own."""
+    ``(key, attributes)`` of the roles it reaches; LOCKED stays the account's own."""
     capabilities = _RULES[engine](attributes, grants, reached)
     if attributes.get("locked") is True:
         capabilities.add(LOCKED)

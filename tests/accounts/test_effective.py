@@ -318,3 +318,18 @@ def test_a_set_in_format_1_equals_the_same_privileges_in_format_2():
     assert not same_in_format_1(old, changed)
     relocked = {**new, "attributes": {**new["attributes"], "locked": True}}
     assert not same_in_format_1(old, relocked)
+
+
+def test_a_database_role_named_like_a_server_role_is_not_that_role():
+    login = ("login", "app", "")
+    impostor = ("role", "sysadmin", "Shop")  # CREATE ROLE sysadmin in one database
+    nodes = graph(
+        "sqlserver",
+        {
+            login: {"grants": [], "memberships": [member(impostor)]},
+            impostor: {"grants": [("database", "Shop", "SELECT", "")], "listed": False},
+        },
+    )
+    app = resolve("sqlserver", nodes, [login])[login]
+    assert "SUPERUSER" not in app["capabilities"]
+    assert app["grants"][0]["via"] == ["sysadmin@Shop"]

@@ -201,9 +201,10 @@ def like(pattern: str, value: str) -> bool:
 
 
 @functools.lru_cache(maxsize=64)
-def _like_regex(patterns: tuple[str, ...]) -> re.Pattern:
+def _like_regex(patterns: tuple[str, ...], ignore_case: bool = True) -> re.Pattern:
     """One compiled regex matching any of the LIKE ``patterns``."""
-    return re.compile("|".join(f"(?:{_like_to_regex(p)})" for p in patterns) or "(?!)", re.I | re.S)
+    flags = re.S | (re.I if ignore_case else 0)
+    return re.compile("|".join(f"(?:{_like_to_regex(p)})" for p in patterns) or "(?!)", flags)
 
 
 def _like_to_regex(pattern: str) -> str:
@@ -223,11 +224,23 @@ def _like_to_regex(pattern: str) -> str:
     return "".join(regex)
 
 
+# Engines whose account names compare without case (SQL Server, by its usual collations).
+# Elsewhere a name differing only in case is another account — MySQL's 'MARIADB.SYS', a
+# PostgreSQL role "PG_ADMIN", an Oracle user "sys" — and must never be hidden as a system one.
+_CASE_INSENSITIVE_NAMES = {"sqlserver"}
+
+
 def is_system_account(engine: str, name: str) -> bool:
     """Whether ``name`` is a system account of ``engine``: the engine's defaults plus
-    ``WHALEFALL_SYSTEM_ACCOUNTS`` (LIKE patterns; exact names are patterns too)."""
+    ``WHALEFALL_SYSTEM_ACCOUNTS`` (LIKE patterns; exact names are patterns too), compared
+    with the case rules of the engine's names (MySQL/MariaDB: ``user@host``, the host in
+    lower case as the server compares it)."""
     patterns = tuple(settings.WHALEFALL_SYSTEM_ACCOUNTS.get(engine, ()))
-    return _like_regex(patterns).fullmatch(name) is not None
+    if engine == "mysql" and "@" in name:
+        user, _, host = name.rpartition("@")
+        name = f"{user}@{host.lower()}"
+    regex = _like_regex(patterns, engine in _CASE_INSENSITIVE_NAMES)
+    return regex.fullmatch(name) is not None
 
 
 @dataclass(frozen=True)

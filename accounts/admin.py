@@ -70,6 +70,8 @@ class AccountResource(FormulaSafeResource):
     account = fields.Field(attribute="identity", column_name="account")
     superuser = fields.Field(attribute="snapshot__is_superuser", column_name="superuser")
     grant_admin = fields.Field(attribute="snapshot__can_grant", column_name="grant_admin")
+    escalation = fields.Field(attribute="snapshot__can_escalate", column_name="escalation")
+    capabilities = fields.Field(column_name="capabilities")
     locked = fields.Field(attribute="snapshot__is_locked", column_name="locked")
     roles = fields.Field(column_name="roles")
     grants = fields.Field(column_name="grants")
@@ -79,11 +81,16 @@ class AccountResource(FormulaSafeResource):
     class Meta:
         model = Account
         fields = [
-            "instance", "engine", "account", "kind", "superuser", "grant_admin", "locked",
+            "instance", "engine", "account", "kind", "superuser", "grant_admin", "escalation",
+            "capabilities", "locked",
             "roles", "grants", "classifications", "first_seen_at", "last_seen_at", "removed_at",
             "changed_at",
         ]  # fmt: skip
         export_order = fields
+
+    def dehydrate_capabilities(self, account: Account) -> str:
+        snapshot = getattr(account, "snapshot", None)
+        return ", ".join(effective_capabilities(snapshot)) if snapshot else ""
 
     def dehydrate_roles(self, account: Account) -> str:
         snapshot = getattr(account, "snapshot", None)

@@ -23,7 +23,41 @@ def dockerfile() -> str:
 
 
 def test_compose_has_every_service(compose):
-    assert set(compose["services"]) == APP_SERVICES | {"postgres", "redis", "backup"}
+    assert set(compose["services"]) == APP_SERVICES | {"preflight", "postgres", "redis", "backup"}
+
+
+def test_every_service_waits_for_the_password_preflight(compose):
+    for name, service in compose["services"].items():
+        if name in {"preflight", "backup"}:
+            continue  # the backup waits for PostgreSQL, which waits for the preflight
+        assert service["depends_on"]["preflight"] == {
+            "condition": "service_completed_successfully"
+        }, name
+
+
+@pytest.mark.parametrize(
+    ("postgres", "redis", "refused"),
+    [
+        ("change-me", "change-me", True),
+        ("a-change-me-suffix-of-length", "Zq8vN2kR7tLp4XwY", True),
+        ("short", "Zq8vN2kR7tLp4XwY", True),
+        ("Zq8vN2kR7tLp4XwY3", "mYv9Tq2LsX8kRz4N", False),
+    ],
+)
+def test_compose_refuses_placeholder_and_short_passwords(compose, postgres, redis, refused):
+    """The preflight's script, run as compose runs it (``$$`` is compose's escaped ``$``)."""
+    import subprocess
+
+    script = compose["services"]["preflight"]["command"][0].replace("$$", "$")
+    result = subprocess.run(
+        ["bash", "-c", script],
+        env={"POSTGRES_PASSWORD": postgres, "REDIS_PASSWORD": redis, "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=False,
+    )
+    assert (result.returncode != 0) is refused, result.stderr
 
 
 def test_only_the_web_port_is_published_and_only_on_loopback(compose):

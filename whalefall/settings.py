@@ -41,11 +41,17 @@ EMBEDDED_DEFAULTS: list[str] = []
 _problems: list[str] = []
 
 
+PLACEHOLDER = "change-me"  # what .env.example puts where a secret belongs
+
+
 def _required(name: str) -> str:
-    """Return a variable that production requires, recording its absence."""
+    """Return a variable that production requires, recording its absence, or the
+    placeholder of ``.env.example`` left in it."""
     value = env.str(name, default="").strip()
     if not value:
         _problems.append(f"{name} is required in production")
+    elif PLACEHOLDER in value:
+        _problems.append(f"{name} still holds the placeholder from .env.example ({PLACEHOLDER})")
     return value
 
 

@@ -84,6 +84,20 @@ def test_production_names_the_invalid_variable(name, value, message):
     assert message in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("SECRET_KEY", "change-me-to-50-or-more-random-characters-" + "x" * 20),
+        ("DATABASE_URL", "postgres://whalefall:change-me@postgres:5432/whalefall"),
+        ("REDIS_URL", "redis://:change-me@redis:6379/0"),
+    ],
+)
+def test_production_refuses_the_placeholders_of_the_example_env_file(name, value):
+    result = import_settings(production_env(**{name: value}))
+    assert result.returncode != 0
+    assert f"{name} still holds the placeholder from .env.example" in result.stderr
+
+
 def test_second_invalid_credential_key_is_named():
     keys = f"{Fernet.generate_key().decode()},garbage"
     result = import_settings(production_env(WHALEFALL_CREDENTIAL_KEYS=keys))

@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 ADDR   ?= 127.0.0.1:8000
 
-.PHONY: run test venv migrate bootstrap lint format lock check-deploy clean
+.PHONY: run test venv migrate bootstrap lint secret-scan secret-scan-baseline format lock check-deploy clean
 
 $(VENV)/.installed: requirements/dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,10 +30,21 @@ test: venv
 	DJANGO_ENV=test WHALEFALL_ENV_FILE= DATABASE_URL=sqlite://:memory: $(PY) manage.py makemigrations --check --dry-run
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(MAKE) --no-print-directory secret-scan
 
-lint: venv
+lint: venv secret-scan
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+
+BASELINE := .secrets.baseline
+
+## secret-scan: fail on any secret in a tracked file that the baseline does not list.
+secret-scan: venv
+	git ls-files -z | xargs -0 $(VENV)/bin/detect-secrets-hook --baseline $(BASELINE)
+
+## secret-scan-baseline: re-scan once every new finding is reviewed (test data, placeholders).
+secret-scan-baseline: venv
+	$(VENV)/bin/detect-secrets scan --baseline $(BASELINE)
 
 format: venv
 	$(PY) -m ruff check --fix .

@@ -13,7 +13,6 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 from import_export import fields
-from import_export.admin import ExportActionMixin
 
 from accounts.models import Account, AccountChange, AccountKind, ChangeType
 from accounts.reports import (
@@ -34,6 +33,7 @@ from inventory.admin import (
 )
 from inventory.models import Instance, Tag
 from whalefall.admin import BigTableMixin, FastChangeListMixin
+from whalefall.exports import ExportActionMixin
 
 # --- Scope and shared behaviour ---------------------------------------------------------
 

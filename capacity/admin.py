@@ -23,7 +23,6 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from import_export import fields
-from import_export.admin import ExportActionMixin
 
 from capacity import forecast, services
 from capacity.models import (
@@ -52,6 +51,7 @@ from inventory.models import Engine
 from syncjobs.tasks import aggregate_capacity
 from whalefall.admin import BigTableMixin, FastChangeListMixin
 from whalefall.charts import Series, line_chart
+from whalefall.exports import ExportActionMixin
 from whalefall.sites import DashboardPanel
 
 CHART_DAYS = 90

@@ -16,11 +16,12 @@ from django.utils.translation import ngettext
 from django.views.decorators.debug import sensitive_post_parameters
 from guardian.admin import GuardedModelAdminMixin
 from import_export import resources
-from import_export.admin import ExportActionMixin, ImportExportMixin
+from import_export.admin import ImportExportMixin
 
 from inventory import services
 from inventory.models import Credential, Engine, Instance, Tag
 from inventory.services import formula_safe
+from whalefall.exports import ExportActionMixin
 
 # --- Per-instance scope -----------------------------------------------------------------
 

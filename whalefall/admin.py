@@ -8,9 +8,9 @@ from django.contrib.admin import helpers
 from django.http import HttpRequest
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
-from import_export.admin import ExportActionMixin
 
 from inventory.admin import FormulaSafeResource
+from whalefall.exports import ExportActionMixin
 from whalefall.health import run_checks
 from whalefall.models import EventLogEntry, LoginEvent
 from whalefall.paginator import EstimatedCountPaginator

@@ -47,6 +47,12 @@ def _badge(classification: Classification) -> str:
     )
 
 
+def _on_visible_instances(request, instance_field: str) -> Q | None:
+    """Counts follow the scope: rows of the instances the user may see (None: all rows)."""
+    ids = visible_instance_ids(request)
+    return None if ids is None else Q(**{f"{instance_field}__in": ids})
+
+
 def _visible_accounts(request):
     ids = visible_instance_ids(request)
     accounts = Account.objects.all()
@@ -79,7 +85,11 @@ class ClassificationAdmin(admin.ModelAdmin):
             .get_queryset(request)
             .annotate(
                 n_rules=Count("rules", filter=Q(rules__superseded_at__isnull=True), distinct=True),
-                n_assignments=Count("assignments", distinct=True),
+                n_assignments=Count(
+                    "assignments",
+                    filter=_on_visible_instances(request, "assignments__account__instance_id"),
+                    distinct=True,
+                ),
             )
         )
 
@@ -385,7 +395,12 @@ class RuleAdmin(admin.ModelAdmin):
             versions = list(
                 Rule.objects.filter(lineage=rule.lineage)
                 .select_related("created_by")
-                .annotate(n_assignments=Count("assignments"))
+                .annotate(
+                    n_assignments=Count(
+                        "assignments",
+                        filter=_on_visible_instances(request, "assignments__account__instance_id"),
+                    )
+                )
                 .order_by("-version")
             )
             for version in versions:

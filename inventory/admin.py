@@ -4,7 +4,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count
+from django.db.models import Count, Q
 from django.http import Http404, HttpRequest, HttpResponseNotAllowed, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -580,7 +580,10 @@ class TagAdmin(admin.ModelAdmin):
     actions = ["grant_permissions"]
 
     def get_queryset(self, request):
-        return super().get_queryset(request).annotate(_instances=Count("instances"))
+        # Tags are shared; the instances counted on them are only those the user may see.
+        ids = visible_instance_ids(request)
+        visible = None if ids is None else Q(instances__in=ids)
+        return super().get_queryset(request).annotate(_instances=Count("instances", filter=visible))
 
     @admin.display(description=_("tag"), ordering="name")
     def badge(self, obj: Tag) -> str:

@@ -2,6 +2,18 @@ from django.apps import AppConfig
 from django.utils.translation import gettext_lazy as _
 
 
+def _visible_instance_ids(request, perm):
+    from inventory.admin import visible_instance_ids
+
+    return visible_instance_ids(request, perm)
+
+
+def _visible_credentials(request, instance_ids):
+    from inventory.models import Credential
+
+    return Credential.objects.filter(instances__in=instance_ids).values("pk")
+
+
 class InventoryConfig(AppConfig):
     """Instances, credentials, tags and the engine layer."""
 
@@ -23,3 +35,11 @@ class InventoryConfig(AppConfig):
         )
         # Connection-test results are not configuration; they are written without save().
         auditlog.register(Instance, m2m_fields={"tags"}, exclude_fields=["updated_at"])
+
+        from whalefall import audit, scope
+
+        # The project package's pages (audit log, event log, health) follow this scope.
+        scope.provide(_visible_instance_ids)
+        audit.scope_by_instance("inventory.instance", lambda _request, ids: ids)
+        audit.scope_by_instance("inventory.credential", _visible_credentials)
+        audit.scope_shared("inventory.tag")

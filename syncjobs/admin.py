@@ -2,7 +2,8 @@
 
 Runs and run items are records: nobody edits or deletes them here. A user limited to some
 instances sees only the items of those instances, and only the runs with at least one of
-them; holders of ``syncjobs.view_all_runs`` (Schedulers) read every run, still without the
+them, with the figures of those items alone (counters, status, summary, error); holders of
+``syncjobs.view_all_runs`` (Schedulers) read every run and its figures, still without the
 items of instances they may not see. Cancelling a run or running its failed items again
 needs the sync permission on the instances concerned.
 """
@@ -64,6 +65,27 @@ def _sync_scope(request: HttpRequest) -> set[int] | None:
     return visible_instance_ids(request, "inventory.sync")
 
 
+def _figures_scope(request: HttpRequest) -> set[int] | None:
+    """Instances whose items make up the run figures the user is shown (None: every item)."""
+    if request.user.has_perm("syncjobs.view_all_runs"):
+        return None
+    return visible_instance_ids(request)
+
+
+class RunStatusFilter(admin.SimpleListFilter):
+    """The status as the user is shown it (``shown_status``), from the fixed list."""
+
+    title = _("status")
+    parameter_name = "status__exact"
+
+    def lookups(self, request, model_admin):
+        return RunStatus.choices
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        return queryset.filter(shown_status=value) if value else queryset
+
+
 @admin.register(Run)
 class RunAdmin(BigTableMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     change_form_template = "admin/syncjobs/run/change_form.html"
@@ -73,13 +95,13 @@ class RunAdmin(BigTableMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
         "trigger",
         "status_badge",
         "progress",
-        "items_failed",
+        "failed_items",
         "requested_by",
         "started_at",
         "run_duration",
     ]
     list_display_links = ["id", "kind"]
-    list_filter = ["kind", "status", "trigger", ("created_at", admin.DateFieldListFilter)]
+    list_filter = ["kind", RunStatusFilter, "trigger", ("created_at", admin.DateFieldListFilter)]
     list_select_related = ["requested_by"]
     list_per_page = 50
     fieldsets = [
@@ -123,16 +145,26 @@ class RunAdmin(BigTableMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
 
     def get_queryset(self, request):
         queryset = super().get_queryset(request)
-        if request.user.has_perm("syncjobs.view_all_runs"):
-            return queryset
-        ids = visible_instance_ids(request)
-        return queryset if ids is None else queryset.with_items_on(ids)
+        ids = _figures_scope(request)
+        if ids is not None:
+            queryset = queryset.with_items_on(ids)
+        return queryset.seen_on(ids)
 
     def get_object(self, request, object_id, from_field=None):
         obj = super().get_object(request, object_id, from_field)
         if obj is None:
             raise Http404(_("No such run."))
+        ids = _figures_scope(request)
+        if ids is not None:
+            services.runs_show_items_on([obj], instance_ids=ids)
         return obj
+
+    def get_changelist_instance(self, request):
+        changelist = super().get_changelist_instance(request)
+        ids = _figures_scope(request)
+        if ids is not None:
+            services.runs_show_items_on(changelist.result_list, instance_ids=ids)
+        return changelist
 
     def has_cancel_permission(self, request, obj=None):
         return request.user.has_perm("syncjobs.cancel_run")
@@ -142,9 +174,13 @@ class RunAdmin(BigTableMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
 
     # Columns.
 
-    @admin.display(description=_("status"), ordering="status")
+    @admin.display(description=_("status"), ordering="shown_status")
     def status_badge(self, obj: Run) -> str:
         return _status_badge(obj)
+
+    @admin.display(description=_("failed"), ordering="shown_items_failed")
+    def failed_items(self, obj: Run) -> int:
+        return obj.shown_items_failed
 
     @admin.display(description=_("progress"))
     def progress(self, obj: Run) -> str:
@@ -280,7 +316,7 @@ class RunAdmin(BigTableMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
 
     def changelist_view(self, request, extra_context=None):
         # While work is under way the list refreshes itself: progress without clicking.
-        live = Run.objects.filter(status__in=RUN_ACTIVE).exists()
+        live = self.get_queryset(request).filter(status__in=RUN_ACTIVE).exists()
         return super().changelist_view(request, {**(extra_context or {}), "live": live})
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):

@@ -10,6 +10,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -101,6 +102,44 @@ class RunQuerySet(models.QuerySet):
             models.Exists(
                 RunItem.objects.filter(run=models.OuterRef("pk"), instance_id__in=instance_ids)
             )
+        )
+
+    def seen_on(self, instance_ids) -> "RunQuerySet":
+        """Annotate ``shown_status`` and ``shown_items_failed``: what the items on
+        ``instance_ids`` alone make of each run (None: every item, the stored figures).
+
+        A finished run's status follows the same rule as when it closed (cancelled, failed
+        if every item failed, partially failed on any failure or problem, else succeeded),
+        so a person who sees some of its instances learns nothing from it about the others.
+        """
+        if instance_ids is None:
+            return self.annotate(shown_status=F("status"), shown_items_failed=F("items_failed"))
+        items = RunItem.objects.filter(run=models.OuterRef("pk"), instance_id__in=instance_ids)
+        failed = items.filter(status=ItemStatus.FAILED)
+        problems = items.filter(status=ItemStatus.SUCCEEDED, detail__has_key="problems")
+        cancelled = items.filter(status=ItemStatus.CANCELLED)
+        status = models.Case(
+            models.When(status__in=RUN_ACTIVE, then=F("status")),
+            models.When(
+                Q(cancel_requested=True) & models.Exists(cancelled),
+                then=models.Value(RunStatus.CANCELLED),
+            ),
+            models.When(
+                ~models.Exists(failed) & models.Exists(problems),
+                then=models.Value(RunStatus.PARTIALLY_FAILED),
+            ),
+            models.When(~models.Exists(failed), then=models.Value(RunStatus.SUCCEEDED)),
+            models.When(
+                ~models.Exists(items.exclude(status=ItemStatus.FAILED)),
+                then=models.Value(RunStatus.FAILED),
+            ),
+            default=models.Value(RunStatus.PARTIALLY_FAILED),
+            output_field=models.CharField(),
+        )
+        failed_count = failed.order_by().values("run").annotate(n=models.Count("pk")).values("n")
+        return self.annotate(
+            shown_status=status,
+            shown_items_failed=Coalesce(models.Subquery(failed_count), 0),
         )
 
 

@@ -624,6 +624,63 @@ def _item_perform(*, item: RunItem, may_retry: bool) -> None:
         )
 
 
+def _item_totals() -> dict[str, Any]:
+    """The figures of a run, as aggregates over its items: the counters of ``Run`` plus
+    ``running``, ``retried`` and ``with_problems``."""
+    return {
+        "items_total": Count("pk"),
+        **{f"items_{status}": Count("pk", filter=Q(status=status)) for status in ITEM_TERMINAL},
+        "running": Count("pk", filter=Q(status=ItemStatus.RUNNING)),
+        "retried": Count("pk", filter=Q(attempts__gt=1)),
+        "with_problems": Count(
+            "pk", filter=Q(status=ItemStatus.SUCCEEDED, detail__has_key="problems")
+        ),
+        **{f"{name}_count": Coalesce(Sum(f"{name}_count"), 0) for name in OUTCOME_COUNTS},
+    }
+
+
+# Summary entries computed over all the items of a run.
+ITEM_SUMMARY_KEYS = {"retried_items": "retried", "items_with_problems": "with_problems"}
+
+
+def runs_show_items_on(runs: Iterable[Run], *, instance_ids: Iterable[int]) -> None:
+    """Make each run's figures those of its items on ``instance_ids`` alone, in memory.
+
+    What a person who sees only those instances is shown: counters, the summary entries
+    computed over items, and the error that counts failed items, from one query over the
+    items of every run given. The status comes from ``Run.objects.seen_on`` (``shown_status``).
+    """
+    runs = list(runs)
+    zero = {name: 0 for name in _item_totals()}
+    totals = {
+        row.pop("run_id"): row
+        for row in RunItem.objects.filter(
+            run_id__in=[run.pk for run in runs], instance_id__in=list(instance_ids)
+        )
+        .values("run_id")
+        .annotate(**_item_totals())
+        .order_by()
+    }
+    for run in runs:
+        seen = totals.get(run.pk, zero)
+        counted_error = _run_error(
+            {"items_failed": run.items_failed, "items_total": run.items_total},
+            run.summary.get("items_with_problems", 0),
+        )
+        for field in ("items_total", *(f"items_{s}" for s in ITEM_TERMINAL)):
+            setattr(run, field, seen[field])
+        for name in OUTCOME_COUNTS:
+            setattr(run, f"{name}_count", seen[f"{name}_count"])
+        run.summary = {
+            key: seen[ITEM_SUMMARY_KEYS[key]] if key in ITEM_SUMMARY_KEYS else value
+            for key, value in run.summary.items()
+        }
+        if run.error and run.error == counted_error:
+            run.error = _run_error(seen, seen["with_problems"])
+        if hasattr(run, "shown_status"):
+            run.status = run.shown_status
+
+
 def run_finalise(*, run_id: int) -> str | None:
     """Recount a run from its items and close it once every item has finished.
 
@@ -640,16 +697,7 @@ def run_finalise(*, run_id: int) -> str | None:
         )
         if run is None or run.status in RUN_TERMINAL:
             return None
-        totals = RunItem.objects.filter(run_id=run_id).aggregate(
-            items_total=Count("pk"),
-            **{f"items_{status}": Count("pk", filter=Q(status=status)) for status in ITEM_TERMINAL},
-            running=Count("pk", filter=Q(status=ItemStatus.RUNNING)),
-            retried=Count("pk", filter=Q(attempts__gt=1)),
-            with_problems=Count(
-                "pk", filter=Q(status=ItemStatus.SUCCEEDED, detail__has_key="problems")
-            ),
-            **{f"{name}_count": Coalesce(Sum(f"{name}_count"), 0) for name in OUTCOME_COUNTS},
-        )
+        totals = RunItem.objects.filter(run_id=run_id).aggregate(**_item_totals())
         running, retried = totals.pop("running"), totals.pop("retried")
         with_problems = totals.pop("with_problems")
         done = sum(totals[f"items_{status}"] for status in ITEM_TERMINAL)

@@ -5,13 +5,16 @@ from auditlog.admin import LogEntryAdmin as StockLogEntryAdmin
 from auditlog.models import LogEntry
 from django.contrib import admin
 from django.contrib.admin import helpers
+from django.contrib.contenttypes.models import ContentType
+from django.db.models import Q
 from django.http import HttpRequest
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from inventory.admin import FormulaSafeResource
+from whalefall import audit, scope
 from whalefall.exports import ExportActionMixin
-from whalefall.health import run_checks
+from whalefall.health import checks_for
 from whalefall.models import EventLogEntry, LoginEvent
 from whalefall.paginator import EstimatedCountPaginator
 from whalefall.sites import DashboardPanel
@@ -25,7 +28,7 @@ def system_health_panel(request: HttpRequest) -> DashboardPanel | None:
     return DashboardPanel(
         title=_("System health"),
         template="admin/panels/system_health.html",
-        context={"checks": run_checks()},
+        context={"checks": checks_for(request)},
         order=0,
     )
 
@@ -77,13 +80,37 @@ class ReadOnlyAdminMixin:
 admin.site.unregister(LogEntry)
 
 
+class AuditedModelFilter(admin.SimpleListFilter):
+    """The models whose entries the user may read, from the small content type table."""
+
+    title = _("content type")
+    parameter_name = "content_type__id__exact"
+
+    def lookups(self, request, model_admin):
+        readable = audit.readable_content_types(request)
+        if readable is None:
+            readable = ContentType.objects.all()
+        types = sorted(readable, key=lambda ct: (ct.app_label, ct.model))
+        return [(str(ct.pk), f"{ct.app_label} | {ct.name}") for ct in types]
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if value is None:
+            return queryset
+        if not value.isdigit():
+            return queryset.none()
+        return queryset.filter(content_type_id=int(value))
+
+
 @admin.register(LogEntry)
 class AuditLogAdmin(BigTableMixin, ReadOnlyAdminMixin, StockLogEntryAdmin):
-    """Who changed what, when and from which request: read-only for everyone."""
+    """Who changed what, when and from which request: read-only for everyone, and for a
+    person limited to some instances only the entries about what they may see
+    (:func:`whalefall.audit.entries_visible_to`)."""
 
     list_filter = [
         "action",
-        "content_type",
+        AuditedModelFilter,
         # Every user, from the small user table: the "only related" variant is a DISTINCT
         # over the whole log.
         ("actor", admin.RelatedFieldListFilter),
@@ -93,18 +120,38 @@ class AuditLogAdmin(BigTableMixin, ReadOnlyAdminMixin, StockLogEntryAdmin):
     search_fields = ["=object_pk", "object_repr__startswith", "=actor__username", "=cid"]
     actions = None
 
+    def get_queryset(self, request):
+        return audit.entries_visible_to(request, super().get_queryset(request))
+
+    def get_list_filter(self, request):
+        if scope.sees_whole_estate(request):
+            return self.list_filter
+        # The user list is for those who see the whole estate.
+        return [f for f in self.list_filter if not isinstance(f, tuple) or f[0] != "actor"]
+
     def has_delete_permission(self, request, obj=None):
         return False
 
 
 @admin.register(LoginEvent)
 class LoginEventAdmin(BigTableMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Login attempts: every one for those who see the whole estate, otherwise one's own
+    (the names and addresses of the other staff are not for a person limited to some
+    instances)."""
+
     list_display = ["created_at", "kind", "username", "user", "ip_address", "request_id"]
     list_filter = ["kind", "created_at"]
     search_fields = ["=username", "=ip_address", "=request_id"]
     list_select_related = ["user"]
     actions = None
     readonly_fields = [f.name for f in LoginEvent._meta.fields]
+
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request)
+        if scope.sees_whole_estate(request):
+            return queryset
+        user = request.user
+        return queryset.filter(Q(user=user) | Q(user=None, username=user.get_username()))
 
 
 class EventLogResource(FormulaSafeResource):
@@ -128,6 +175,13 @@ class EventLogAdmin(BigTableMixin, ReadOnlyAdminMixin, ExportActionMixin, admin.
     # Prefix and exact matches only: the log grows without bound.
     search_fields = ["event__startswith", "=request_id"]
     readonly_fields = [f.name for f in EventLogEntry._meta.fields]
+
+    def get_queryset(self, request):
+        # The scoped roles are not granted this log; should someone limited to some
+        # instances hold it anyway, they read the entries of those instances only.
+        queryset = super().get_queryset(request)
+        ids = scope.visible_instance_ids(request)
+        return queryset if ids is None else queryset.filter(instance_id__in=ids)
 
     def has_export_permission(self, request):
         return self.has_view_permission(request)

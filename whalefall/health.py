@@ -17,6 +17,7 @@ from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 
+from whalefall import scope
 from whalefall.celery import app as celery_app
 from whalefall.models import Heartbeat
 from whalefall.tasks import BEAT_HEARTBEAT
@@ -138,6 +139,22 @@ def run_checks() -> dict[str, CheckResult]:
     return results
 
 
+# Details any staff member may read: how the platform itself is doing. The rest (queue
+# depth, pending migrations) and the sections other apps add (run ids, oldest running run,
+# partitions) are figures about the whole estate's work, for staff who see every instance.
+PLATFORM_DETAIL = frozenset({"age_seconds", "max_age_seconds"})
+
+
+def checks_for(request: HttpRequest) -> dict[str, CheckResult]:
+    """Every readiness check, with estate-wide figures only for those who see every instance."""
+    results = run_checks()
+    if scope.sees_whole_estate(request):
+        return results
+    for result in results.values():
+        result.detail = {k: v for k, v in result.detail.items() if k in PLATFORM_DETAIL}
+    return results
+
+
 # Extra sections of /health/detailed contributed by other apps (runs, partitions ...).
 _DETAIL_PROVIDERS: dict[str, Callable[[], dict[str, Any]]] = {}
 
@@ -181,16 +198,19 @@ def ready(_request: HttpRequest) -> JsonResponse:
 
 @never_cache
 def detailed(request: HttpRequest) -> JsonResponse:
-    """Staff report: every check with its latency and the sections other apps add."""
+    """Staff report: every check with its latency and the sections other apps add; staff
+    limited to some instances get the checks without figures about the whole estate."""
     user = request.user
     if not (user.is_authenticated and user.is_active and user.is_staff):
         return JsonResponse({"error": "staff only"}, status=403)
-    results = run_checks()
+    results = checks_for(request)
     body: dict[str, Any] = {
         "status": "ok" if all(r.ok for r in results.values()) else "unavailable",
         "checked_at": timezone.now().isoformat(),
         "checks": {name: asdict(r) for name, r in results.items()},
     }
+    if not scope.sees_whole_estate(request):
+        return JsonResponse(body)
     for name, provider in _DETAIL_PROVIDERS.items():
         try:
             body[name] = provider()

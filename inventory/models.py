@@ -1,6 +1,5 @@
 """Instances, the credentials they connect with, and the tags that group them."""
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
@@ -306,9 +305,11 @@ class Instance(TimestampedModel):
             and self.credential.engine != self.engine
         ):
             raise ValidationError({"credential": _("This credential is meant for another engine.")})
-        if self.host and not guard.host_may_be_allowed(
-            self.host, settings.WHALEFALL_ALLOWED_TARGETS
-        ):
-            raise ValidationError(
-                {"host": _("This host is outside the allowed targets (WHALEFALL_ALLOWED_TARGETS).")}
-            )
+        if self.host:
+            # The outbound guard's decision now, resolving the name; it is taken again at
+            # every connection (inventory.engines.base.target_for).
+            try:
+                guard.ensure_allowed(self.host, self.port)
+            except guard.TargetNotAllowed as exc:
+                raise ValidationError({"host": str(exc)}) from None
+            self.host = guard.canonical_host(self.host)

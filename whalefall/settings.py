@@ -17,6 +17,8 @@ import environ
 from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
 
+from inventory.engines import guard as _guard
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = BASE_DIR / ".data"
 
@@ -395,7 +397,16 @@ STORAGES = {
 
 WHALEFALL_CONNECT_TIMEOUT = env.int("WHALEFALL_CONNECT_TIMEOUT", default=10)
 WHALEFALL_QUERY_TIMEOUT = env.int("WHALEFALL_QUERY_TIMEOUT", default=300)
+# Outbound guard (inventory.engines.guard): CIDRs and host patterns WhaleFall may connect
+# to; empty allows every host. Loopback, link-local and cloud metadata addresses are
+# refused unless a CIDR inside them is listed here, or, for loopback, the switch below is
+# on: on by default in development and test, whose instances are the local servers.
 WHALEFALL_ALLOWED_TARGETS = env.list("WHALEFALL_ALLOWED_TARGETS", default=[])
+try:
+    _guard.parse_rules(WHALEFALL_ALLOWED_TARGETS)
+except ValueError as _exc:
+    _problems.append(f"WHALEFALL_ALLOWED_TARGETS: {_exc}")
+WHALEFALL_ALLOW_LOOPBACK = env.bool("WHALEFALL_ALLOW_LOOPBACK", default=not PRODUCTION)
 
 # System accounts never synced, as SQL LIKE patterns per engine (case-insensitive).
 # WHALEFALL_EXTRA_SYSTEM_ACCOUNTS adds "engine:pattern" entries, comma-separated.

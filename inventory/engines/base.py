@@ -302,6 +302,17 @@ class ConnectionTarget:
     tls_mode: str = "preferred"
     connect_timeout: float = 10.0
     query_timeout: float = 300.0
+    # The addresses the outbound guard checked for ``host``, in the resolver's order.
+    addresses: tuple[str, ...] = ()
+
+    @property
+    def dial_host(self) -> str:
+        """What a driver connects to: the first checked address, so that a DNS answer that
+        changes between the check and the connection cannot redirect it — or the name
+        itself when the TLS mode verifies the server's certificate against that name."""
+        if self.addresses and self.tls_mode != "verify":
+            return self.addresses[0]
+        return self.host
 
 
 # --- Engine -----------------------------------------------------------------------------
@@ -412,9 +423,12 @@ def engine_class(engine: str) -> type[Engine]:
 
 
 def target_for(instance: Instance) -> ConnectionTarget:
-    """Check the outbound guard, then decrypt the secret: the one place it is decrypted."""
+    """Check the outbound guard, then decrypt the secret: the one place it is decrypted.
+
+    The guard resolves the host on every call and the target carries the addresses it
+    checked, which the engines connect to (see :attr:`ConnectionTarget.dial_host`)."""
     try:
-        guard.ensure_allowed(instance.host, instance.port, settings.WHALEFALL_ALLOWED_TARGETS)
+        addresses = guard.ensure_allowed(instance.host, instance.port)
     except guard.TargetNotAllowed as exc:
         raise TargetRefused(f"{TargetRefused.label}: {exc}") from None
     credential = instance.credential
@@ -436,6 +450,7 @@ def target_for(instance: Instance) -> ConnectionTarget:
         tls_mode=instance.tls_mode,
         connect_timeout=float(settings.WHALEFALL_CONNECT_TIMEOUT),
         query_timeout=float(settings.WHALEFALL_QUERY_TIMEOUT),
+        addresses=addresses,
     )
 
 

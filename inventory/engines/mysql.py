@@ -91,7 +91,7 @@ class _MySQLConnection(Engine):
         target = self.target
         timeout = max(1, round(target.query_timeout))
         self.connection = MySQLdb.connect(
-            host=target.host,
+            host=target.dial_host,  # the checked address, unless TLS verifies the name
             port=target.port,
             user=target.username,
             password=target.secret,

@@ -167,7 +167,7 @@ class _OracleConnection(Engine):
             return await oracledb.connect_async(
                 user=target.username,
                 password=target.secret,
-                host=target.host,
+                host=target.dial_host,  # the checked address, unless TLS verifies the name
                 port=target.port,
                 service_name=self.database,
                 protocol="tcps" if tls else "tcp",

@@ -97,8 +97,16 @@ class _PostgreSQLConnection(Engine):
         if database != self.database:
             self._other_databases = self._other_databases | {database}
         timeout_ms = max(1, round(target.query_timeout * 1000))
+        # libpq dials the addresses the outbound guard checked (hostaddr), never the name
+        # again, and still verifies the server's certificate against the name (host).
+        addresses = target.addresses
+        endpoint = (
+            {"host": ",".join([target.host] * len(addresses)), "hostaddr": ",".join(addresses)}
+            if addresses
+            else {"host": target.host}
+        )
         return psycopg.connect(
-            host=target.host,
+            **endpoint,
             port=target.port,
             dbname=database,
             user=target.username,

@@ -167,7 +167,8 @@ class _SQLServerConnection(Engine):
     def connection_string(self, database: str | None = None) -> str:
         target = self.target
         parts = {
-            "Server": f"tcp:{target.host},{target.port}",
+            # The checked address, unless TLS verifies the certificate against the name.
+            "Server": f"tcp:{target.dial_host},{target.port}",
             "Database": odbc_value(database or self.database),
             "UID": odbc_value(target.username),
             "PWD": odbc_value(target.secret),

@@ -56,7 +56,7 @@ def test_a_forged_forwarded_for_header_does_not_reach_the_audit_log(client, user
         {
             "name": instance.name,
             "engine": "mysql",
-            "host": "h2",
+            "host": "10.0.0.2",
             "port": 3306,
             "tls_mode": "preferred",
         },

@@ -3,7 +3,7 @@
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.models import Group
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count, Q
 from django.http import Http404, HttpRequest, HttpResponseNotAllowed, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
@@ -19,7 +19,16 @@ from import_export import resources
 from import_export.admin import ImportExportMixin
 
 from inventory import services
-from inventory.models import Credential, Engine, Instance, Tag
+from inventory.models import (
+    CHANGE_CREDENTIAL,
+    DELETE_CREDENTIAL,
+    USE_CREDENTIAL,
+    VIEW_CREDENTIAL,
+    Credential,
+    Engine,
+    Instance,
+    Tag,
+)
 from inventory.services import formula_safe
 from whalefall.exports import ExportActionMixin
 
@@ -59,6 +68,16 @@ def instance_permitted(request: HttpRequest, action: str, instance: Instance | N
     if ids is None:
         return True
     return bool(ids) if instance is None else instance.pk in ids
+
+
+def visible_credential_ids(request: HttpRequest, perm: str = VIEW_CREDENTIAL) -> set[int]:
+    """Ids of the credentials ``request.user`` holds ``perm`` on
+    (``Credential.objects.visible_to``), computed once per request and permission."""
+    cache = request.__dict__.setdefault("_wf_visible_credentials", {})
+    if perm not in cache:
+        visible = Credential.objects.visible_to(request.user, perm)
+        cache[perm] = set(visible.values_list("pk", flat=True))
+    return cache[perm]
 
 
 def can_manage_object_permissions(request: HttpRequest) -> bool:
@@ -205,9 +224,36 @@ class AddTagsForm(forms.Form):
     )
 
 
+class InstanceForm(forms.ModelForm):
+    """Offers only the credentials the user may use, and refuses to connect an instance
+    anywhere new with a credential they may not use (``services.instance_connection_check``)."""
+
+    user = None  # set per request by InstanceAdmin.get_form
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        field = self.fields.get("credential")
+        if field is not None and self.user is not None:
+            usable = Q(pk__in=Credential.objects.visible_to(self.user, USE_CREDENTIAL).values("pk"))
+            if self.instance.credential_id:  # keeping the current one is no new use
+                usable |= Q(pk=self.instance.credential_id)
+            field.queryset = field.queryset.filter(usable)
+
+    def _post_clean(self):
+        super()._post_clean()  # the instance now holds the submitted values
+        if self.user is None:
+            return
+        try:
+            services.instance_connection_check(user=self.user, instance=self.instance)
+        except ValidationError as exc:
+            field = "credential" if "credential" in self.fields else None
+            self.add_error(field, exc.message_dict["credential"])
+
+
 @admin.register(Instance)
 class InstanceAdmin(GuardedModelAdminMixin, ImportExportMixin, ExportActionMixin, admin.ModelAdmin):
     resource_classes = [services.InstanceResource]
+    form = InstanceForm
     change_form_template = "admin/inventory/instance/change_form.html"
     list_display = [
         "name",
@@ -242,7 +288,10 @@ class InstanceAdmin(GuardedModelAdminMixin, ImportExportMixin, ExportActionMixin
     ]
     fieldsets = [
         (None, {"fields": ["name", "engine", "host", "port", "database_name", "credential"]}),
-        (_("Connection"), {"fields": ["tls_mode", "is_active", "deep_privileges"]}),
+        (
+            _("Connection"),
+            {"fields": ["tls_mode", "allow_md5_auth", "is_active", "deep_privileges"]},
+        ),
         (_("Organisation"), {"fields": ["tags", "environment", "owner", "description"]}),
         (
             _("Last connection"),
@@ -268,6 +317,11 @@ class InstanceAdmin(GuardedModelAdminMixin, ImportExportMixin, ExportActionMixin
         queryset = super().get_queryset(request).prefetch_related("tags")
         ids = visible_instance_ids(request)
         return queryset if ids is None else queryset.filter(pk__in=ids)
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change, **kwargs)  # a new class per call
+        form.user = request.user
+        return form
 
     def get_object(self, request, object_id, from_field=None):
         # An instance outside the user's scope does not exist for them: 404, no redirect
@@ -388,7 +442,9 @@ class InstanceAdmin(GuardedModelAdminMixin, ImportExportMixin, ExportActionMixin
             )
         self._report(
             request,
-            services.instance_test_connections(instances=allowed.select_related("credential")),
+            services.instance_test_connections(
+                instances=allowed.select_related("credential"), user=request.user
+            ),
         )
 
     def _changeable(self, request, queryset):
@@ -459,7 +515,9 @@ class InstanceAdmin(GuardedModelAdminMixin, ImportExportMixin, ExportActionMixin
         instance = get_object_or_404(self.get_queryset(request), pk=object_id)
         if not self.has_test_connection_permission(request, instance):
             raise PermissionDenied
-        self._report(request, [services.instance_test_connection(instance=instance)])
+        self._report(
+            request, [services.instance_test_connection(instance=instance, user=request.user)]
+        )
         return HttpResponseRedirect(reverse("admin:inventory_instance_change", args=[instance.pk]))
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
@@ -503,8 +561,10 @@ class CredentialForm(forms.ModelForm):
 
 
 @admin.register(Credential)
-class CredentialAdmin(admin.ModelAdmin):
+class CredentialAdmin(GuardedModelAdminMixin, admin.ModelAdmin):
     form = CredentialForm
+    change_form_template = "admin/inventory/credential/change_form.html"
+    ordering = ["name"]  # explicit: the counting annotation drops Meta.ordering
     list_display = ["name", "username", "engine", "secret_status", "instance_count", "updated_at"]
     list_filter = ["engine"]
     search_fields = ["name", "username"]
@@ -520,8 +580,75 @@ class CredentialAdmin(admin.ModelAdmin):
         "updated_at",
     ]
 
+    # Scope: Credential.objects.visible_to, per permission (see there).
+
     def get_queryset(self, request):
-        return super().get_queryset(request).annotate(_instances=Count("instances"))
+        queryset = super().get_queryset(request).visible_to(request.user, VIEW_CREDENTIAL)
+        ids = visible_instance_ids(request)  # count only the instances the user may see
+        counted = None if ids is None else Q(instances__in=ids)
+        return queryset.annotate(_instances=Count("instances", filter=counted))
+
+    def get_object(self, request, object_id, from_field=None):
+        # A credential outside the user's scope does not exist for them (as for instances).
+        obj = super().get_object(request, object_id, from_field)
+        if obj is None:
+            if not self.has_view_or_change_permission(request):
+                raise PermissionDenied
+            raise Http404(_("No such credential."))
+        return obj
+
+    def _permitted(self, request, perm: str, obj) -> bool:
+        ids = visible_credential_ids(request, perm)
+        if obj is None:
+            return request.user.has_perm(perm) or bool(ids)
+        return obj.pk in ids
+
+    def has_view_permission(self, request, obj=None):
+        return self._permitted(request, VIEW_CREDENTIAL, obj) or self._permitted(
+            request, CHANGE_CREDENTIAL, obj
+        )
+
+    def has_change_permission(self, request, obj=None):
+        return self._permitted(request, CHANGE_CREDENTIAL, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return self._permitted(request, DELETE_CREDENTIAL, obj)
+
+    def get_search_results(self, request, queryset, search_term):
+        queryset, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        if getattr(request.resolver_match, "url_name", None) == "autocomplete":
+            # Choices to pick for an instance: only the credentials the user may use.
+            usable = Credential.objects.visible_to(request.user, USE_CREDENTIAL)
+            queryset = queryset.filter(pk__in=usable.values("pk"))
+        return queryset, may_have_duplicates
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        if not change:  # used by no instance yet: its creator would not reach it otherwise
+            services.credential_grant_to_creator(credential=obj, user=request.user)
+
+    # Guardian's per-credential permission pages: Administrators only.
+
+    def obj_perms_manage_view(self, request, object_pk):
+        if not can_manage_object_permissions(request):
+            raise PermissionDenied
+        return super().obj_perms_manage_view(request, object_pk)
+
+    def obj_perms_manage_user_view(self, request, object_pk, user_id):
+        if not can_manage_object_permissions(request):
+            raise PermissionDenied
+        return super().obj_perms_manage_user_view(request, object_pk, user_id)
+
+    def obj_perms_manage_group_view(self, request, object_pk, group_id):
+        if not can_manage_object_permissions(request):
+            raise PermissionDenied
+        return super().obj_perms_manage_group_view(request, object_pk, group_id)
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        context["can_manage_object_permissions"] = (
+            obj is not None and can_manage_object_permissions(request)
+        )
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
     @method_decorator(sensitive_post_parameters("secret"))
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):

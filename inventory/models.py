@@ -82,6 +82,62 @@ class Tag(TimestampedModel):
         return self.name
 
 
+# The permissions a credential is used, shown, edited or deleted under.
+USE_CREDENTIAL = "inventory.use_credential"
+VIEW_CREDENTIAL = "inventory.view_credential"
+CHANGE_CREDENTIAL = "inventory.change_credential"
+DELETE_CREDENTIAL = "inventory.delete_credential"
+CREDENTIAL_PERMISSIONS = (VIEW_CREDENTIAL, CHANGE_CREDENTIAL, DELETE_CREDENTIAL, USE_CREDENTIAL)
+
+# A user holding a credential permission on the model sees every credential only when they
+# also hold this instance permission on the model: otherwise they are scoped to instances.
+_UNSCOPED_WITH = {
+    VIEW_CREDENTIAL: "inventory.view_instance",
+    CHANGE_CREDENTIAL: "inventory.change_instance",
+    DELETE_CREDENTIAL: "inventory.change_instance",
+    USE_CREDENTIAL: "inventory.change_instance",
+}
+
+
+class CredentialQuerySet(models.QuerySet):
+    def visible_to(self, user, perm: str = VIEW_CREDENTIAL) -> "CredentialQuerySet":
+        """Credentials ``user`` holds ``perm`` on (view, change, delete or use): the one
+        decision of who sees, picks, tests and edits a credential.
+
+        * Unscoped users (the credential permission and the matching instance permission on
+          the models, e.g. Administrators) hold it on every credential.
+        * Otherwise a credential permission on the model is a capability that the instance
+          scope narrows: view and use reach the credentials of the instances the user may
+          change; change and delete only those used by such instances and by no other
+          instance (a shared credential is not edited from one of its instances).
+        * Object permissions granted on a credential (django-guardian, to the user or one
+          of their groups) add that credential; any of them lets the user see it.
+        """
+        if perm not in _UNSCOPED_WITH:
+            raise ValueError(f"not a credential permission: {perm!r}")
+        if user is None or not user.is_authenticated or not user.is_active:
+            return self.none()
+        if user.has_perm(perm) and user.has_perm(_UNSCOPED_WITH[perm]):
+            return self
+        granted = get_objects_for_user(
+            user,
+            list(CREDENTIAL_PERMISSIONS) if perm == VIEW_CREDENTIAL else [perm],
+            klass=Credential,
+            any_perm=True,
+            accept_global_perms=False,
+            with_superuser=False,
+        )
+        allowed = Q(pk__in=granted.values("pk"))
+        if user.has_perm(perm):
+            changeable = Instance.objects.visible_to(user, "inventory.change_instance")
+            derived = Q(pk__in=changeable.filter(credential__isnull=False).values("credential"))
+            if perm in (CHANGE_CREDENTIAL, DELETE_CREDENTIAL):
+                others = Instance.objects.exclude(pk__in=changeable.values("pk"))
+                derived &= ~Q(pk__in=others.filter(credential__isnull=False).values("credential"))
+            allowed |= derived
+        return self.filter(allowed)
+
+
 class Credential(TimestampedModel):
     """The login of a read-only monitoring account; its secret is stored encrypted."""
 
@@ -109,10 +165,15 @@ class Credential(TimestampedModel):
     )
     description = models.TextField(_("description"), blank=True)
 
+    objects = CredentialQuerySet.as_manager()
+
     class Meta:
         ordering = ["name"]
         verbose_name = _("credential")
         verbose_name_plural = _("credentials")
+        permissions = [
+            ("use_credential", _("Can connect instances with a credential")),
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=Q(engine="") | Q(engine__in=Engine.values),
@@ -215,6 +276,16 @@ class Instance(TimestampedModel):
         default=TlsMode.PREFERRED,
         help_text=_("Encryption of the connection to this instance."),
     )
+    allow_md5_auth = models.BooleanField(
+        _("allow md5 authentication"),
+        default=False,
+        help_text=_(
+            "PostgreSQL: also answer a server that asks for md5 password authentication. "
+            "Off, only SCRAM-SHA-256 is answered, which never reveals the password; an md5 "
+            "answer can be attacked offline by whoever receives it. Cleartext password "
+            "authentication is refused either way."
+        ),
+    )
     tags = models.ManyToManyField(Tag, blank=True, related_name="instances", verbose_name=_("tags"))
     environment = models.CharField(
         _("environment"), max_length=50, blank=True, help_text=_("e.g. production, staging.")
@@ -255,6 +326,10 @@ class Instance(TimestampedModel):
     last_connection_error = models.TextField(_("last connection error"), blank=True, editable=False)
 
     objects = InstanceQuerySet.as_manager()
+
+    # Where and how the instance connects: changing any of these sends its credential
+    # somewhere new, which needs the right to use that credential.
+    CONNECTION_FIELDS = ("engine", "host", "port", "credential_id", "tls_mode", "allow_md5_auth")
 
     class Meta:
         ordering = ["name"]

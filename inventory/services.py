@@ -29,7 +29,14 @@ from inventory.engines.base import (
     engine_class,
     target_for,
 )
-from inventory.models import Credential, Instance, Tag
+from inventory.models import (
+    CREDENTIAL_PERMISSIONS,
+    USE_CREDENTIAL,
+    VIEW_CREDENTIAL,
+    Credential,
+    Instance,
+    Tag,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -89,8 +96,32 @@ def _record(check: ConnectionCheck) -> None:
         )
 
 
-def instance_test_connections(*, instances: Iterable[Instance]) -> list[ConnectionCheck]:
-    """Connect to each instance, read and store its version, record success or the error."""
+def instance_test_connections(*, instances: Iterable[Instance], user=None) -> list[ConnectionCheck]:
+    """Connect to each instance, read and store its version, record success or the error.
+
+    With ``user``, an instance whose credential that user may not use is not connected to
+    (and nothing is recorded on it): testing sends the credential's secret to the instance.
+    """
+    instances = list(instances)
+    refused: list[ConnectionCheck] = []
+    if user is not None:
+        usable = set(
+            Credential.objects.visible_to(user, USE_CREDENTIAL)
+            .filter(pk__in={i.credential_id for i in instances if i.credential_id})
+            .values_list("pk", flat=True)
+        )
+        refused = [
+            ConnectionCheck(
+                instance.pk,
+                ok=False,
+                kind="not_allowed",
+                message=_("Not tested: you may not use the credential of this instance."),
+            )
+            for instance in instances
+            if instance.credential_id and instance.credential_id not in usable
+        ]
+        refused_ids = {check.instance_id for check in refused}
+        instances = [instance for instance in instances if instance.pk not in refused_ids]
     checks: list[ConnectionCheck] = []
     probes: dict[int, ConnectionTarget] = {}
     for instance in instances:
@@ -104,12 +135,67 @@ def instance_test_connections(*, instances: Iterable[Instance]) -> list[Connecti
             checks.extend(pool.map(_probe, probes.keys(), probes.values()))
     for check in checks:
         _record(check)
-    return checks
+    return refused + checks
 
 
-def instance_test_connection(*, instance: Instance) -> ConnectionCheck:
+def instance_test_connection(*, instance: Instance, user=None) -> ConnectionCheck:
     """Connection test of one instance."""
-    return instance_test_connections(instances=[instance])[0]
+    return instance_test_connections(instances=[instance], user=user)[0]
+
+
+# --- Credentials: who may use them --------------------------------------------------------
+
+
+def instance_connection_check(*, user, instance: Instance) -> None:
+    """Refuse to save ``instance`` (as it is about to be saved) when it would connect with a
+    credential ``user`` may not use: a new instance with a credential, or a change of its
+    credential or of where and how it connects (``Instance.CONNECTION_FIELDS``).
+
+    The one check behind the instance form, the import and any other writer: pointing an
+    instance at a host of one's choice and testing it hands the credential's secret to that
+    host. Raises ``ValidationError`` on the credential field.
+    """
+    if instance.credential_id is None:
+        return
+    if instance.pk is not None:
+        before = Instance.objects.filter(pk=instance.pk).values(*Instance.CONNECTION_FIELDS).first()
+        if before is not None and all(
+            before[name] == getattr(instance, name) for name in Instance.CONNECTION_FIELDS
+        ):
+            return
+    usable = Credential.objects.visible_to(user, USE_CREDENTIAL)
+    if not usable.filter(pk=instance.credential_id).exists():
+        raise ValidationError(
+            {
+                "credential": _(
+                    "You may not use this credential: connecting an instance with it, or "
+                    "changing where or how an instance that uses it connects, needs the "
+                    "right to use it."
+                )
+            }
+        )
+
+
+def credential_grant_to_creator(*, credential: Credential, user) -> list[str]:
+    """Give the person who created ``credential`` the credential permissions they hold on
+    the model but would not reach it with (a new credential is used by no instance yet, so
+    a member scoped to instances would not see it). Returns the permissions granted."""
+    granted = []
+    for permission in CREDENTIAL_PERMISSIONS:
+        if not user.has_perm(permission):
+            continue
+        if Credential.objects.visible_to(user, permission).filter(pk=credential.pk).exists():
+            continue
+        assign_perm(permission, user, credential)
+        granted.append(permission)
+    if granted:
+        log.info(
+            "credential_granted_to_creator",
+            credential_id=credential.pk,
+            user_id=user.pk,
+            permissions=granted,
+        )
+    return granted
 
 
 # --- Lifecycle, tags, permissions -------------------------------------------------------
@@ -192,6 +278,14 @@ def looks_like_formula(value) -> bool:
 class CredentialByName(widgets.ForeignKeyWidget):
     def __init__(self):
         super().__init__(Credential, field="name")
+
+    def get_queryset(self, value, row, *args, **kwargs):
+        # A credential outside the importing user's scope reads as unknown: an import must
+        # not tell which credential names exist elsewhere.
+        user = kwargs.get("user")
+        if user is None:
+            return super().get_queryset(value, row, *args, **kwargs)
+        return Credential.objects.visible_to(user, VIEW_CREDENTIAL)
 
     def clean(self, value, row=None, **kwargs):
         if not value:
@@ -305,6 +399,12 @@ class InstanceResource(resources.ModelResource):
 
     def export_field(self, field, instance, **kwargs):
         return formula_safe(super().export_field(field, instance, **kwargs))
+
+    def before_save_instance(self, instance, row, **kwargs):
+        # An import changes hosts and credentials like the form does: same check. Without a
+        # user (a management command) the caller is trusted, as in before_import.
+        if self.user is not None:
+            instance_connection_check(user=self.user, instance=instance)
 
 
 def instance_import(*, data: bytes | str, file_format: str, user, dry_run: bool):

@@ -55,7 +55,8 @@ ROLE_PERMISSIONS: dict[str, str | dict[str, tuple[str, ...]]] = {
         "accounts.account": READ,
         "accounts.accountchange": READ,
         "inventory.instance": INSTANCE_MANAGE,
-        "inventory.credential": EDIT,
+        # Scoped members reach the credentials of their instances (Credential.objects.visible_to).
+        "inventory.credential": (*EDIT, "use_credential"),
         "inventory.tag": EDIT,
         "syncjobs.run": ("view", "cancel_run", "rerun_run"),
         "syncjobs.runitem": READ,

@@ -302,6 +302,8 @@ class ConnectionTarget:
     tls_mode: str = "preferred"
     connect_timeout: float = 10.0
     query_timeout: float = 300.0
+    # PostgreSQL: also answer md5 password authentication (never cleartext).
+    allow_md5_auth: bool = False
     # The addresses the outbound guard checked for ``host``, in the resolver's order.
     addresses: tuple[str, ...] = ()
 
@@ -448,6 +450,7 @@ def target_for(instance: Instance) -> ConnectionTarget:
         username=credential.username,
         secret=secret,
         tls_mode=instance.tls_mode,
+        allow_md5_auth=instance.allow_md5_auth,
         connect_timeout=float(settings.WHALEFALL_CONNECT_TIMEOUT),
         query_timeout=float(settings.WHALEFALL_QUERY_TIMEOUT),
         addresses=addresses,

@@ -18,6 +18,11 @@ handshake; ``read_timeout``/``write_timeout`` bound every network read and write
 session's ``max_statement_time`` (MariaDB, seconds) or ``max_execution_time`` (MySQL,
 milliseconds) stops a statement on the server.
 
+Authentication: the account must use ``mysql_native_password`` or ``ed25519`` (MariaDB),
+which prove the password without sending it. ``caching_sha2_password`` and
+``sha256_password`` (MySQL 8's default) hand the server the password, so the engine runs
+them only with TLS mode "verify"; ``mysql_clear_password`` and ``dialog`` never.
+
 Accounts and privileges come from the grant tables in a fixed number of queries (never
 one ``SHOW GRANTS`` per account). An account is ``(kind, name, host)``: user and host stay
 separate, so a user ``'k'@'h'`` and a role named ``k@h`` are two accounts. Anonymous
@@ -38,6 +43,7 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 import MySQLdb
 
@@ -66,13 +72,25 @@ from inventory.engines.base import (
 )
 
 # mysqlclient ssl_mode per TLS mode of the instance. With MariaDB Connector/C the client
-# does not enforce REQUIRED, so the engine checks the session cipher itself.
+# does not enforce REQUIRED, so the engine checks the session cipher itself — after the
+# handshake, which by then carried the user name and a challenge-response answer, never the
+# password (see AUTH_OPTIONS_FILE). VERIFY_IDENTITY is enforced before the handshake.
 SSL_MODES = {
     "disabled": "DISABLED",
     "preferred": "PREFERRED",
     "required": "REQUIRED",
     "verify": "VERIFY_IDENTITY",
 }
+
+# The only authentication plugins the client runs, whatever the server asks for
+# (restricted-auth, read by MariaDB Connector/C 3.3.10+ from an option file; see the file):
+# challenge-response plugins, and the plugins that hand the server the password only when
+# TLS mode "verify" has checked its certificate. Never mysql_clear_password or dialog.
+AUTH_OPTIONS_FILE = Path(__file__).with_name("mysql_auth.cnf")
+AUTH_GROUPS = {"verify": "whalefall-verified-tls"}
+AUTH_GROUP_DEFAULT = "whalefall-challenge-response"
+_RESTRICTED_AUTH_CLIENT = (3, 3, 10)
+_RESTRICTED_AUTH_REFUSED = 5010  # the server asked for a plugin outside restricted-auth
 
 _AUTH_ERRORS = {1044, 1045, 1251, 1698, 4151}  # access denied, auth plugin, account locked
 _UNREACHABLE_ERRORS = {2002, 2003, 2005, 2006}
@@ -84,12 +102,28 @@ _ETIMEDOUT = ("system error: 110", "(110)", "timed out", "timeout")
 _NETWORK_TIMEOUT_MARGIN = 5
 
 
+def _require_restricted_auth() -> None:
+    """Refuse to connect through a client library that cannot restrict authentication
+    plugins: MariaDB Connector/C before 3.3.10, or libmysqlclient (which has no
+    restricted-auth and would ignore it)."""
+    client = MySQLdb.get_client_info() or ""
+    numbers = re.match(r"(\d+)\.(\d+)\.(\d+)", client)
+    version = tuple(int(n) for n in numbers.groups()) if numbers else ()
+    if not version or version[0] != _RESTRICTED_AUTH_CLIENT[0] or version < _RESTRICTED_AUTH_CLIENT:
+        raise EngineFailure(
+            f"{EngineFailure.label}: the MySQL client library {client} cannot restrict "
+            "authentication plugins (MariaDB Connector/C 3.3.10 or later is needed), so it "
+            "could send the password in clear text"
+        )
+
+
 class _MySQLConnection(Engine):
     name = "mysql"
 
     def open(self) -> None:
         target = self.target
         timeout = max(1, round(target.query_timeout))
+        _require_restricted_auth()
         self.connection = MySQLdb.connect(
             host=target.dial_host,  # the checked address, unless TLS verifies the name
             port=target.port,
@@ -100,6 +134,8 @@ class _MySQLConnection(Engine):
             read_timeout=timeout + _NETWORK_TIMEOUT_MARGIN,
             write_timeout=timeout + _NETWORK_TIMEOUT_MARGIN,
             ssl_mode=SSL_MODES.get(target.tls_mode, "PREFERRED"),
+            read_default_file=str(AUTH_OPTIONS_FILE),
+            read_default_group=AUTH_GROUPS.get(target.tls_mode, AUTH_GROUP_DEFAULT),
             charset="utf8mb4",
             autocommit=True,
         )
@@ -138,6 +174,19 @@ class _MySQLConnection(Engine):
         return VersionInfo(
             raw=(raw or "").strip()[:500], major_minor=info.major_minor, full=info.full
         )
+
+    def translate_error(self, exc: BaseException) -> EngineError:
+        if isinstance(exc, MySQLdb.OperationalError) and exc.args[:1] == (
+            _RESTRICTED_AUTH_REFUSED,
+        ):
+            # The client's own text is empty when the refusal follows a plugin switch.
+            return AuthenticationFailed(
+                f"{AuthenticationFailed.label}: the server asked for an authentication method "
+                "that would hand it the password (mysql_clear_password, dialog, or "
+                "caching_sha2_password/sha256_password without TLS mode Verify); WhaleFall "
+                "answers with mysql_native_password or ed25519 only"
+            )
+        return super().translate_error(exc)
 
     def classify(self, exc: BaseException) -> type[EngineError]:
         if isinstance(exc, EngineError):

@@ -16,7 +16,10 @@ needs CONNECT on the database or ``pg_read_all_stats``; table sizes connect to t
 itself (CONNECT) and read ``pg_class`` with the size functions, which check no privilege.
 Timeouts: libpq's ``connect_timeout`` bounds connection set-up including authentication;
 ``statement_timeout`` is set for the session, and every session is read-only
-(``default_transaction_read_only``).
+(``default_transaction_read_only``). Authentication: libpq answers SCRAM-SHA-256 only (and
+md5 when the instance allows it), never a request for the cleartext password
+(``require_auth``, libpq 16+); ``sslmode=require`` refuses a server without TLS before the
+startup message.
 
 Grants are read exactly from the ACLs, a NULL ACL standing for its built-in default
 (``acldefault``): every database grants CONNECT and TEMPORARY to PUBLIC, every function and
@@ -66,8 +69,20 @@ SSL_MODES = {
     "verify": "verify-full",
 }
 
+# The authentication methods libpq may answer (require_auth, libpq 16+). Never "password",
+# which sends the password itself to whoever listens at host:port; md5 only when the
+# instance allows it; "none" (a server that asks for nothing) learns nothing either.
+_REQUIRE_AUTH = ("none", "scram-sha-256")
+_REQUIRE_AUTH_WITH_MD5 = (*_REQUIRE_AUTH, "md5")
+_REQUIRE_AUTH_LIBPQ = 160000
+
 _AUTH_STATES = {"28P01", "28000"}
-_AUTH_MARKERS = ("password authentication failed", "no pg_hba.conf entry", "authentication failed")
+_AUTH_MARKERS = (
+    "password authentication failed",
+    "no pg_hba.conf entry",
+    "authentication failed",
+    "authentication method requirement",  # require_auth refused what the server asked for
+)
 _UNREACHABLE_MARKERS = (
     "connection refused",
     "could not translate host name",
@@ -97,6 +112,13 @@ class _PostgreSQLConnection(Engine):
         if database != self.database:
             self._other_databases = self._other_databases | {database}
         timeout_ms = max(1, round(target.query_timeout * 1000))
+        if psycopg.pq.version() < _REQUIRE_AUTH_LIBPQ:
+            # An older libpq rejects require_auth as an unknown option: say why, and never
+            # connect without it.
+            raise EngineFailure(
+                f"{EngineFailure.label}: libpq {psycopg.pq.version()} cannot refuse cleartext "
+                "password authentication (require_auth needs libpq 16 or later)"
+            )
         # libpq dials the addresses the outbound guard checked (hostaddr), never the name
         # again, and still verifies the server's certificate against the name (host).
         addresses = target.addresses
@@ -113,6 +135,9 @@ class _PostgreSQLConnection(Engine):
             password=target.secret,
             connect_timeout=max(2, round(target.connect_timeout)),
             sslmode=SSL_MODES.get(target.tls_mode, "prefer"),
+            require_auth=",".join(
+                _REQUIRE_AUTH_WITH_MD5 if target.allow_md5_auth else _REQUIRE_AUTH
+            ),
             application_name="whalefall",
             options=f"-c statement_timeout={timeout_ms} -c default_transaction_read_only=on",
             autocommit=True,

@@ -30,11 +30,12 @@ from classification.models import (
     ClassificationDailyStat,
     Rule,
 )
-from classification.transfer import RulesImportError, rules_export, rules_import
+from classification.transfer import RulesImportError, rules_export, rules_import, rules_load
 from inventory.admin import EngineFilter, visible_instance_ids
 from inventory.models import Engine
 from whalefall.admin import BigTableMixin, FastChangeListMixin
 from whalefall.charts import Series, line_chart
+from whalefall.text import printable
 
 STATISTICS_DAYS = 90
 
@@ -209,36 +210,69 @@ class ClassificationAdmin(admin.ModelAdmin):
 # --- Rules ----------------------------------------------------------------------------------
 
 
+def _expression_errors(errors: list[dsl.DslError]) -> forms.ValidationError:
+    return forms.ValidationError(
+        [
+            forms.ValidationError(
+                "%(path)s: %(message)s (%(code)s)",
+                code=error.code,
+                params={
+                    "path": error.path or _("expression"),
+                    "message": error.message,
+                    "code": error.code,
+                },
+            )
+            for error in errors
+        ]
+    )
+
+
 class ExpressionField(forms.JSONField):
-    """The DSL expression as JSON text; every validation error is shown with its path."""
+    """The DSL expression as JSON text; every validation error is shown with its path.
+
+    Text longer than the DSL's limit is refused before it is parsed, nesting too deep for
+    the JSON parser is refused with the DSL's error, and :func:`dsl.validate` (run on the
+    parsed value) applies the other limits without recursion: a hostile text (900 levels of
+    nesting, a 10⁶-element list) is a form error, never a RecursionError.
+    """
 
     widget = forms.Textarea(
-        attrs={"rows": 14, "cols": 90, "class": "wf-code", "spellcheck": "false"}
+        attrs={
+            "rows": 14,
+            "cols": 90,
+            "class": "wf-code",
+            "spellcheck": "false",
+            "maxlength": dsl.MAX_LENGTH,
+        }
     )
+
+    def to_python(self, value):
+        if self.disabled or not isinstance(value, str) or value in self.empty_values:
+            return super().to_python(value)
+        if len(value) > dsl.MAX_LENGTH:  # refused before it is parsed
+            raise _expression_errors(dsl.validate(value))
+        try:
+            return super().to_python(value)
+        except RecursionError:
+            raise _expression_errors(dsl.validate(value)) from None
+
+    def bound_data(self, data, initial):
+        # Shown again with the errors: never more than the limit, never parsed unbounded.
+        if isinstance(data, str) and (len(data) > dsl.MAX_LENGTH or dsl.validate(data)):
+            return forms.fields.InvalidJSONInput(data[: dsl.MAX_LENGTH])
+        return super().bound_data(data, initial)
 
     def prepare_value(self, value):
         if isinstance(value, dict | list):
-            return json.dumps(value, indent=2, ensure_ascii=False)
-        return super().prepare_value(value)
+            return printable(json.dumps(value, indent=2, ensure_ascii=False))
+        prepared = super().prepare_value(value)
+        return printable(prepared) if isinstance(prepared, str) else prepared
 
     def validate(self, value):
         super().validate(value)
         errors = dsl.validate(value)
         if errors:
-            raise forms.ValidationError(
-                [
-                    forms.ValidationError(
-                        "%(path)s: %(message)s (%(code)s)",
-                        code=error.code,
-                        params={
-                            "path": error.path or _("expression"),
-                            "message": error.message,
-                            "code": error.code,
-                        },
-                    )
-                    for error in errors
-                ]
-            )
+            raise _expression_errors(errors)
 
 
 class RuleForm(forms.ModelForm):
@@ -497,16 +531,12 @@ class RuleAdmin(admin.ModelAdmin):
         report, problems = None, []
         if request.method == "POST" and form.is_valid():
             try:
-                document = json.load(form.cleaned_data["file"])
-            except (ValueError, UnicodeDecodeError) as exc:
-                problems = [str(_("The file is not valid JSON: %s")) % exc]
-            else:
-                try:
-                    report = rules_import(
-                        document, user=request.user, dry_run=form.cleaned_data["dry_run"]
-                    )
-                except RulesImportError as exc:
-                    problems = exc.problems
+                document = rules_load(form.cleaned_data["file"])
+                report = rules_import(
+                    document, user=request.user, dry_run=form.cleaned_data["dry_run"]
+                )
+            except RulesImportError as exc:
+                problems = exc.problems
             if report is not None and not form.cleaned_data["dry_run"]:
                 self.message_user(
                     request,

@@ -53,6 +53,18 @@ privileges were recorded) or ``public`` does not match, with ``PERMISSION_FACTS_
 every such check, whatever the operators around it: falling back to the literal facts would
 silently answer a different question.
 
+Limits. An expression is refused as a whole, with one ``INVALID_DSL_EXPRESSION`` error,
+before anything else is looked at, when it is larger than a rule needs to be: JSON text
+longer than :data:`MAX_LENGTH` characters (checked before the text is parsed), more than
+:data:`MAX_VALUES` JSON values (objects, lists, strings, numbers, …), more than
+:data:`MAX_LENGTH` characters in all its strings and keys together, or nested deeper than
+:data:`MAX_DEPTH` operators. The check walks the document without recursion and stops at
+the first excess, so a hostile expression (a 21 MB list of 10⁶ arguments, 900 levels of
+nesting, a cycle of Python objects) costs little to refuse; ``validate``, ``evaluate``,
+``compile`` and ``render`` all run it, as they may be given stored data. A name (role,
+privilege, capability, object) may not contain a NUL character or an unpaired surrogate:
+neither can be stored, so a rule that validates can always be saved.
+
 Besides ``validate``, ``evaluate`` and ``render`` the module offers :func:`compile`, which
 validates once and returns a plain predicate for evaluating one rule against many accounts.
 Pure: no ORM, no I/O.
@@ -66,6 +78,7 @@ from typing import Any
 
 from accounts.canonical import SCOPES
 from accounts.facts import EFFECTIVE_CAPABILITIES
+from whalefall.text import printable, unstorable_character, unstorable_reason
 
 VERSION = 4
 
@@ -103,8 +116,16 @@ _READS_PUBLIC = ("has_role", "has_privilege")
 # Scopes whose object may also be given as ``database`` (predecessor compatibility).
 DATABASE_ALIAS_SCOPES = ("database", "tablespace")
 
-# Deeper trees are rejected rather than risking the interpreter's recursion limit.
-MAX_DEPTH = 64
+# Limits (see the module docstring). Real rules are a few dozen nodes; these leave room
+# for a thousand checks in one rule and keep the worst case far from the interpreter's
+# recursion limit and from pages of megabytes.
+MAX_DEPTH = 64  # operators nested in operators
+MAX_VALUES = 10_000  # JSON values in the whole document
+MAX_LENGTH = 100_000  # characters of JSON text; also of all strings and keys together
+# JSON nesting refused as a whole. Twice what MAX_DEPTH operators reach (an object and an
+# args list per level), so a rule nested a little too deep still gets its error at the path
+# where it goes too deep; shallow enough for json.dumps of any part in an error message.
+_MAX_JSON_DEPTH = 4 * MAX_DEPTH
 
 INVALID_MARK = "<invalid>"
 
@@ -166,8 +187,16 @@ def evaluate(expression: Any, facts: Facts) -> Outcome:
     missing = _missing_facts(compiler.needs, facts)
     if missing:
         return Outcome(matched=False, errors=missing)
-    return Outcome(matched=predicate(facts), errors=[])
+    try:
+        matched = predicate(facts)
+    except (TypeError, AttributeError, KeyError, ValueError):
+        # Facts come from the sync, but may be read back from storage: a malformed list of
+        # grants or roles is not an answer, and must not be a crash either (fail closed).
+        return Outcome(matched=False, errors=[DslError(FACTS_MISSING, "", _FACTS_MALFORMED)])
+    return Outcome(matched=matched, errors=[])
 
+
+_FACTS_MALFORMED = "the account's facts are not in the shape the sync writes: nothing is answered"
 
 _FACTS_NEEDED = {
     EFFECTIVE: "the account's snapshot has no effective privileges (it was written before "
@@ -199,14 +228,56 @@ def _show(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _parse(expression: Any) -> Any:
-    """The expression as Python data; JSON text is decoded (``ValueError`` when invalid)."""
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def _load(expression: Any) -> tuple[Any, str | None]:
+    """The expression as Python data, or why it cannot be read (not JSON, over a limit).
+
+    Text is measured before it is parsed; the data is then walked against the other limits.
+    """
+    data = expression
     if isinstance(expression, str | bytes | bytearray):
+        if len(expression) > MAX_LENGTH:
+            return None, (
+                f"the expression is too large: {len(expression)} characters of JSON, "
+                f"at most {MAX_LENGTH}"
+            )
         try:
-            return json.loads(expression)
-        except RecursionError as exc:
-            raise ValueError("the JSON is nested too deeply") from exc
-    return expression
+            data = json.loads(expression, parse_constant=_no_constant)
+        except RecursionError:
+            return None, f"the expression is nested more than {MAX_DEPTH} levels deep"
+        except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, huge integers
+            return None, f"the expression is not valid JSON: {exc}"
+    return data, _over_limits(data)
+
+
+def _over_limits(data: Any) -> str | None:
+    """Which limit ``data`` exceeds, or None: an iterative walk that stops at the first
+    excess, so neither a deep nor a wide (nor a cyclic) structure costs more than the
+    limits allow."""
+    stack = [(data, 1)]
+    seen = 0  # values taken from the stack or waiting on it
+    length = 0
+    while stack:
+        value, depth = stack.pop()
+        if depth > _MAX_JSON_DEPTH:
+            return f"the expression is nested more than {MAX_DEPTH} levels deep"
+        if isinstance(value, str):
+            length += len(value)
+        elif isinstance(value, Mapping | list | tuple):
+            seen += len(value)
+            if seen >= MAX_VALUES:
+                return f"the expression is too large: more than {MAX_VALUES} values"
+            if isinstance(value, Mapping):
+                length += sum(len(key) for key in value if isinstance(key, str))
+                stack.extend((item, depth + 1) for item in value.values())
+            else:
+                stack.extend((item, depth + 1) for item in value)
+        if length > MAX_LENGTH:
+            return f"the expression is too large: more than {MAX_LENGTH} characters of text"
+    return None
 
 
 class _Compiler:
@@ -218,13 +289,13 @@ class _Compiler:
         self.needs: list[tuple[str, tuple[str, ...]]] = []
 
     def error(self, code: str, path: str, message: str) -> None:
-        self.errors.append(DslError(code, path, message))
+        # Paths and messages quote the user's keys and values: keep them showable.
+        self.errors.append(DslError(code, printable(path), printable(message)))
 
     def document(self, expression: Any) -> tuple[Predicate | None, list[DslError]]:
-        try:
-            data = _parse(expression)
-        except ValueError as exc:
-            self.error(INVALID_DSL_EXPRESSION, "", f"the expression is not valid JSON: {exc}")
+        data, problem = _load(expression)
+        if problem is not None:
+            self.error(INVALID_DSL_EXPRESSION, "", problem)
             return None, self.errors
         if not isinstance(data, Mapping):
             self.error(
@@ -367,6 +438,15 @@ class _Compiler:
                 INVALID_DSL_ARGS,
                 f"{path}.{key}",
                 f"{key} must be a non-blank string, not {_show(value)}",
+            )
+            return None
+        bad = unstorable_character(value)
+        if bad is not None:
+            self.error(
+                INVALID_DSL_ARGS,
+                f"{path}.{key}",
+                f"{key} contains {unstorable_reason(bad)}, which no name holds and a rule "
+                "cannot store",
             )
             return None
         return value
@@ -647,13 +727,11 @@ def render(expression: Any) -> str:
 
     Never raises: parts that cannot be read are shown as ``<invalid>``.
     """
-    try:
-        data = _parse(expression)
-    except ValueError:
+    data, problem = _load(expression)
+    if problem is not None or not isinstance(data, Mapping) or "expr" not in data:
         return INVALID_MARK
-    if not isinstance(data, Mapping) or "expr" not in data:
-        return INVALID_MARK
-    return _render_node(data["expr"], 0)[0]
+    # Names and literals are the user's text: keep the result showable.
+    return printable(_render_node(data["expr"], 0)[0])
 
 
 def _render_node(node: Any, depth: int) -> tuple[str, str]:

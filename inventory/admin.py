@@ -1,12 +1,14 @@
 """Admin pages of the inventory: instances, credentials and tags."""
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count, Q
 from django.http import Http404, HttpRequest, HttpResponseNotAllowed, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
+from django.template.defaultfilters import filesizeformat
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.decorators import method_decorator
@@ -17,6 +19,7 @@ from django.views.decorators.debug import sensitive_post_parameters
 from guardian.admin import GuardedModelAdminMixin
 from import_export import resources
 from import_export.admin import ImportExportMixin
+from import_export.forms import ImportForm
 
 from inventory import services
 from inventory.models import (
@@ -98,6 +101,26 @@ class FormulaSafeResource(resources.ModelResource):
 
     def export_field(self, field, instance, **kwargs):
         return formula_safe(super().export_field(field, instance, **kwargs))
+
+
+class InstanceImportForm(ImportForm):
+    """The upload step of the instance import: a file over the size limit is refused here,
+    before it is stored or read."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["import_file"].help_text = _(
+            "CSV (UTF-8) or XLSX, at most %(size)s and %(rows)d rows; the first row names "
+            "the columns. Nothing is written unless every row is valid."
+        ) % {
+            "size": filesizeformat(settings.WHALEFALL_IMPORT_MAX_BYTES),
+            "rows": settings.WHALEFALL_IMPORT_MAX_ROWS,
+        }
+
+    def clean_import_file(self):
+        upload = self.cleaned_data["import_file"]
+        services.import_size_check(upload.size)
+        return upload
 
 
 class InstanceScopedMixin:
@@ -356,6 +379,37 @@ class InstanceAdmin(GuardedModelAdminMixin, ImportExportMixin, ExportActionMixin
     def get_valid_export_item_pks(self, request):
         # Ids a user may name in an export: the visible ones (the stock answer is "all").
         return self.get_queryset(request).values_list("pk", flat=True)
+
+    # Import: CSV and XLSX only, read within the limits by services.instance_sheet_read;
+    # checked in full (dry run) first, then written all or nothing.
+
+    import_formats = services.INSTANCE_IMPORT_FORMATS
+    import_form_class = InstanceImportForm
+
+    def add_data_read_fail_error_to_form(self, form, e):
+        if isinstance(e, ValidationError):
+            for message in e.messages:  # limits, columns, format: said in words
+                form.add_error("import_file", message)
+        else:
+            super().add_data_read_fail_error_to_form(form, e)
+
+    def get_import_data_kwargs(self, **kwargs):
+        # The confirmed import rolls back on any invalid row too, not only on errors: the
+        # data may have changed since the check.
+        return {**super().get_import_data_kwargs(**kwargs), "rollback_on_validation_errors": True}
+
+    def process_result(self, result, request):
+        if result.has_errors() or result.has_validation_errors():
+            self.message_user(
+                request,
+                _(
+                    "Nothing was imported: the file no longer passes the check (the instances "
+                    "changed meanwhile). Import it again to see why."
+                ),
+                messages.ERROR,
+            )
+            return HttpResponseRedirect(reverse("admin:inventory_instance_import"))
+        return super().process_result(result, request)
 
     # Guardian's per-instance permission pages: Administrators only.
 

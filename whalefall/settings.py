@@ -343,6 +343,10 @@ IMPORT_EXPORT_IMPORT_PERMISSION_CODE = "add"
 IMPORT_EXPORT_EXPORT_PERMISSION_CODE = "view"
 IMPORT_EXPORT_USE_TRANSACTIONS = True
 IMPORT_EXPORT_SKIP_ADMIN_LOG = False
+# Limits of every import (instances as CSV/XLSX, rules as JSON): a larger file, or one with
+# more rows (rules), is refused before it is read in full, with a clear message.
+WHALEFALL_IMPORT_MAX_BYTES = env.int("WHALEFALL_IMPORT_MAX_BYTES", default=5 * 1024 * 1024)
+WHALEFALL_IMPORT_MAX_ROWS = env.int("WHALEFALL_IMPORT_MAX_ROWS", default=10_000)
 
 # --- Security headers -------------------------------------------------------------------
 

@@ -10,12 +10,14 @@ from django.db.models import Q
 from django.http import HttpRequest
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
+from django_otp.plugins.otp_static.models import StaticDevice
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from inventory.admin import FormulaSafeResource
-from whalefall import audit, scope
+from whalefall import audit, mfa, scope
 from whalefall.exports import ExportActionMixin
 from whalefall.health import checks_for
-from whalefall.models import EventLogEntry, LoginEvent
+from whalefall.models import EventLogEntry, LoginEvent, SingleSignOnIdentity
 from whalefall.paginator import EstimatedCountPaginator
 from whalefall.sites import DashboardPanel
 
@@ -185,3 +187,59 @@ class EventLogAdmin(BigTableMixin, ReadOnlyAdminMixin, ExportActionMixin, admin.
 
     def has_export_permission(self, request):
         return self.has_view_permission(request)
+
+
+# django-otp's own device pages edit keys and list backup codes: replaced by a read-only list
+# whose one action is the reset.
+admin.site.unregister(TOTPDevice)
+admin.site.unregister(StaticDevice)
+
+
+@admin.register(TOTPDevice)
+class AuthenticatorAdmin(admin.ModelAdmin):
+    """Users' authenticator apps: listed and reset by administrators, never shown or edited.
+    A reset removes the user's app and backup codes; the user sets them up again."""
+
+    list_display = ["user", "name", "confirmed", "created_at", "last_used_at"]
+    list_filter = ["confirmed"]
+    search_fields = ["=user__username"]
+    list_select_related = ["user"]
+    fields = ["user", "name", "confirmed", "created_at", "last_used_at"]
+    readonly_fields = fields
+    actions = ["reset_two_factor"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)  # the reset replaces a bare deletion
+        return actions
+
+    def delete_model(self, request, obj):
+        mfa.devices_reset(user=obj.user, actor=request.user)
+
+    @admin.action(
+        description=_("Reset two-factor sign-in of the selected users"), permissions=["delete"]
+    )
+    def reset_two_factor(self, request, queryset):
+        users = {device.user for device in queryset.select_related("user")}
+        for user in users:
+            mfa.devices_reset(user=user, actor=request.user)
+        self.message_user(
+            request,
+            _("Two-factor sign-in reset for %(count)d user(s).") % {"count": len(users)},
+        )
+
+
+@admin.register(SingleSignOnIdentity)
+class SingleSignOnIdentityAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Which directory account signs in as which user: created by single sign-on."""
+
+    list_display = ["user", "issuer", "subject", "created_at"]
+    search_fields = ["=user__username", "=subject"]
+    list_select_related = ["user"]
+    readonly_fields = ["user", "issuer", "subject", "created_at"]

@@ -17,7 +17,8 @@ class WhaleFallConfig(AppConfig):
     verbose_name = _("WhaleFall")
 
     def ready(self) -> None:
-        from whalefall import audit, security  # noqa: F401  (security connects login receivers)
+        # security connects login receivers, sso its system check.
+        from whalefall import audit, security, sso  # noqa: F401
 
         audit.register()
 

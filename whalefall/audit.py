@@ -17,9 +17,12 @@ from django_celery_beat.models import (
     PeriodicTask,
     SolarSchedule,
 )
+from django_otp.plugins.otp_static.models import StaticDevice
+from django_otp.plugins.otp_totp.models import TOTPDevice
 from guardian.models import GroupObjectPermission, UserObjectPermission
 
 from whalefall import scope
+from whalefall.models import SingleSignOnIdentity
 
 MASK = "********"
 
@@ -39,6 +42,10 @@ def register() -> None:
     )
     auditlog.register(Group, m2m_fields={"permissions"})
     auditlog.register(UserObjectPermission)
+    # Two-factor devices: who enrolled, confirmed, reset; never the key or the codes.
+    for device in (TOTPDevice, StaticDevice):
+        auditlog.register(device, include_fields=["user", "name", "confirmed"])
+    auditlog.register(SingleSignOnIdentity)
     auditlog.register(GroupObjectPermission)
     # Beat stamps every run on the task row; only staff edits are configuration changes.
     auditlog.register(

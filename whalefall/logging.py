@@ -39,6 +39,10 @@ _SENSITIVE_FRAGMENTS = ("password", "secret", "token", "authorization", "cookie"
 _WORD_SPLIT = re.compile(r"[^a-z0-9]+|(?<=[a-z])(?=[A-Z])")
 # scheme://user:password@host -> scheme://user:***@host
 _URL_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@\s]*):[^@/\s]*@")
+# Query parameters of a logged URL (Django logs a refused request with its full URL): an
+# OpenID Connect callback carries the authorization code, others may carry tokens.
+_QUERY_PARAMETER = re.compile(r"(?P<lead>[?&;](?P<name>[A-Za-z0-9_.-]+)=)(?P<value>[^&;#\s'\"<>]+)")
+_SENSITIVE_PARAMETERS = {"code", "code_verifier", "nonce", "session_state", "otp_token"}
 # libpq / ODBC style key=value secrets inside a DSN string.
 _DSN_SECRET = re.compile(
     r"(?P<key>\b(?:password|passwd|pwd|secret|token)\s*=\s*)(?P<value>'[^']*'|\"[^\"]*\"|[^\s;]+)",
@@ -63,7 +67,15 @@ def redact_text(text: str) -> str:
         text = _URL_USERINFO.sub(r"\g<scheme>\g<user>:" + REDACTED + "@", text)
     if "=" in text:
         text = _DSN_SECRET.sub(r"\g<key>" + REDACTED, text)
+        text = _QUERY_PARAMETER.sub(_redact_parameter, text)
     return text
+
+
+def _redact_parameter(match: re.Match) -> str:
+    name = match["name"]
+    if name.lower() in _SENSITIVE_PARAMETERS or is_sensitive_key(name):
+        return match["lead"] + REDACTED
+    return match[0]
 
 
 def redact(value: Any, _depth: int = 0) -> Any:
@@ -81,7 +93,10 @@ def redact(value: Any, _depth: int = 0) -> Any:
         return [redact(v, _depth + 1) for v in value]
     if isinstance(value, tuple | set | frozenset):
         return tuple(redact(v, _depth + 1) for v in value)
-    return value
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    # Any other object is rendered by its repr (a request shows its URL): mask that text.
+    return redact_text(repr(value))
 
 
 def redact_processor(_logger: Any, _method: str, event_dict: dict[str, Any]) -> dict[str, Any]:

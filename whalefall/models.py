@@ -124,3 +124,37 @@ class EventLogEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.level} {self.event} @ {self.created_at:%Y-%m-%d %H:%M:%S}"
+
+
+class SingleSignOnIdentity(models.Model):
+    """The directory account, by issuer and subject, that signs in as a WhaleFall user."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="sso_identity",
+        verbose_name=_("user"),
+        help_text=_("The WhaleFall account created at the first single sign-on."),
+    )
+    issuer = models.CharField(
+        _("issuer"), max_length=255, help_text=_("The identity provider that vouches for it.")
+    )
+    subject = models.CharField(
+        _("subject"),
+        max_length=255,
+        help_text=_("The provider's permanent identifier of the person (the sub claim)."),
+    )
+    created_at = models.DateTimeField(_("linked"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("single sign-on identity")
+        verbose_name_plural = _("single sign-on identities")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["issuer", "subject"],
+                name="whalefall_singlesignonidentity_subject_unique",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.subject} @ {self.issuer}"

@@ -101,6 +101,9 @@ INSTALLED_APPS = [
     "guardian",
     "auditlog",
     "import_export",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
     "whalefall",
     "inventory",
     "accounts",
@@ -118,6 +121,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    "whalefall.mfa.SecondFactorMiddleware",
     "whalefall.middleware.BindUserMiddleware",
     "whalefall.middleware.AuditContextMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -347,6 +352,119 @@ IMPORT_EXPORT_SKIP_ADMIN_LOG = False
 # more rows (rules), is refused before it is read in full, with a clear message.
 WHALEFALL_IMPORT_MAX_BYTES = env.int("WHALEFALL_IMPORT_MAX_BYTES", default=5 * 1024 * 1024)
 WHALEFALL_IMPORT_MAX_ROWS = env.int("WHALEFALL_IMPORT_MAX_ROWS", default=10_000)
+
+# --- Two-factor sign-in and single sign-on ----------------------------------------------
+
+# Members of these groups must confirm an authenticator app (TOTP) before they can use the
+# admin; superusers count as Administrators. Comma-separated group names.
+WHALEFALL_MFA_REQUIRED_GROUPS = [
+    name.strip()
+    for name in env.list(
+        "WHALEFALL_MFA_REQUIRED_GROUPS", default=["Administrators"] if PRODUCTION else []
+    )
+    if name.strip()
+]
+# The account name authenticator apps show next to the code.
+OTP_TOTP_ISSUER = env.str("WHALEFALL_MFA_ISSUER", default="WhaleFall")
+# django-otp's own admin pages never show a device's key or backup codes.
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True
+
+# OpenID Connect single sign-on (mozilla-django-oidc): off unless configured. Setting any of
+# these variables turns it on, and then every one of them is required.
+_OIDC_REQUIRED = {
+    "WHALEFALL_OIDC_ISSUER": "",
+    "WHALEFALL_OIDC_CLIENT_ID": "",
+    "WHALEFALL_OIDC_CLIENT_SECRET": "",
+    "WHALEFALL_OIDC_AUTHORIZATION_ENDPOINT": "",
+    "WHALEFALL_OIDC_TOKEN_ENDPOINT": "",
+    "WHALEFALL_OIDC_USERINFO_ENDPOINT": "",
+    "WHALEFALL_OIDC_JWKS_ENDPOINT": "",
+}
+_OIDC_URLS = {name for name in _OIDC_REQUIRED if name.endswith(("_ISSUER", "_ENDPOINT"))}
+_OIDC_SIGN_ALGOS = {"RS256", "RS384", "RS512", "ES256", "ES384", "ES512"}
+for _name in _OIDC_REQUIRED:
+    _OIDC_REQUIRED[_name] = env.str(_name, default="").strip()
+WHALEFALL_OIDC_ENABLED = any(_OIDC_REQUIRED.values())
+WHALEFALL_OIDC_SIGN_ALGO = env.str("WHALEFALL_OIDC_SIGN_ALGO", default="RS256").strip()
+_oidc_problems: list[str] = []
+if WHALEFALL_OIDC_ENABLED:
+    for _name, _value in _OIDC_REQUIRED.items():
+        if not _value:
+            _oidc_problems.append(f"{_name} is required when single sign-on is configured")
+        elif _name in _OIDC_URLS and urlsplit(_value).scheme != "https" and PRODUCTION:
+            _oidc_problems.append(f"{_name} must be an https:// URL")
+    if WHALEFALL_OIDC_SIGN_ALGO not in _OIDC_SIGN_ALGOS:
+        _oidc_problems.append(
+            "WHALEFALL_OIDC_SIGN_ALGO must be one of " + ", ".join(sorted(_OIDC_SIGN_ALGOS))
+        )
+
+
+def _oidc_group_map(raw: str) -> tuple[dict[str, tuple[str, ...]], list[str]]:
+    """Parse ``directory-group=Role`` pairs, comma-separated (semicolon-separated when the
+    value has a semicolon, for group names with commas such as LDAP DNs); a directory group
+    may name several roles. Returns the mapping and the malformed entries."""
+    mapping: dict[str, tuple[str, ...]] = {}
+    problems = []
+    separator = ";" if ";" in raw else ","
+    for position, entry in enumerate(raw.split(separator), start=1):
+        if not entry.strip():
+            continue
+        directory_group, equals, group = (part.strip() for part in entry.rpartition("="))
+        if not (equals and directory_group and group):
+            problems.append(
+                f"WHALEFALL_OIDC_GROUP_MAP: entry #{position} is not directory-group=Role"
+            )
+            continue
+        if group not in mapping.get(directory_group, ()):
+            mapping[directory_group] = (*mapping.get(directory_group, ()), group)
+    return mapping, problems
+
+
+# The button on the login page reads "Sign in with <name>".
+WHALEFALL_OIDC_PROVIDER_NAME = env.str("WHALEFALL_OIDC_PROVIDER_NAME", default="single sign-on")
+# Claims naming the WhaleFall user (at first sign-in) and listing the directory groups.
+WHALEFALL_OIDC_USERNAME_CLAIM = env.str(
+    "WHALEFALL_OIDC_USERNAME_CLAIM", default="preferred_username"
+)
+WHALEFALL_OIDC_GROUPS_CLAIM = env.str("WHALEFALL_OIDC_GROUPS_CLAIM", default="groups")
+# Directory groups -> WhaleFall groups, applied at every sign-in:
+# "dba-team=DBAs,secops=Auditors".
+WHALEFALL_OIDC_GROUP_MAP, _map_problems = _oidc_group_map(
+    env.str("WHALEFALL_OIDC_GROUP_MAP", default="")
+)
+_oidc_problems.extend(_map_problems)
+# Off: directory users follow the same two-factor rules as everyone. On only when the
+# identity provider itself enforces multi-factor sign-in.
+WHALEFALL_OIDC_SKIP_MFA = env.bool("WHALEFALL_OIDC_SKIP_MFA", default=False)
+
+if _oidc_problems and not PRODUCTION:
+    raise ImproperlyConfigured(
+        "Single sign-on is misconfigured:\n  - " + "\n  - ".join(_oidc_problems)
+    )
+_problems.extend(_oidc_problems)
+
+if WHALEFALL_OIDC_ENABLED:
+    AUTHENTICATION_BACKENDS.append("whalefall.sso.OIDCBackend")
+# mozilla-django-oidc's settings, derived from the ones above.
+OIDC_OP_AUTHORIZATION_ENDPOINT = _OIDC_REQUIRED["WHALEFALL_OIDC_AUTHORIZATION_ENDPOINT"]
+OIDC_OP_TOKEN_ENDPOINT = _OIDC_REQUIRED["WHALEFALL_OIDC_TOKEN_ENDPOINT"]
+OIDC_OP_USER_ENDPOINT = _OIDC_REQUIRED["WHALEFALL_OIDC_USERINFO_ENDPOINT"]
+OIDC_OP_JWKS_ENDPOINT = _OIDC_REQUIRED["WHALEFALL_OIDC_JWKS_ENDPOINT"]
+OIDC_RP_CLIENT_ID = _OIDC_REQUIRED["WHALEFALL_OIDC_CLIENT_ID"]
+OIDC_RP_CLIENT_SECRET = _OIDC_REQUIRED["WHALEFALL_OIDC_CLIENT_SECRET"]
+WHALEFALL_OIDC_ISSUER = _OIDC_REQUIRED["WHALEFALL_OIDC_ISSUER"]
+OIDC_RP_SIGN_ALGO = WHALEFALL_OIDC_SIGN_ALGO
+OIDC_RP_SCOPES = " ".join(
+    dict.fromkeys(["openid", *env.list("WHALEFALL_OIDC_SCOPES", default=["email", "profile"])])
+).strip()
+OIDC_USE_NONCE = True
+OIDC_USE_PKCE = True
+OIDC_TIMEOUT = env.int("WHALEFALL_OIDC_TIMEOUT", default=10)
+OIDC_VERIFY_SSL = True
+OIDC_STORE_ACCESS_TOKEN = False
+OIDC_STORE_ID_TOKEN = False
+OIDC_AUTHENTICATION_CALLBACK_URL = "sso-callback"
+LOGIN_REDIRECT_URL = "admin:index"
 
 # --- Security headers -------------------------------------------------------------------
 

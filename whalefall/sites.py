@@ -4,11 +4,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.conf import settings
 from django.contrib import admin
-from django.http import HttpRequest, HttpResponse
+from django.contrib.admin.forms import AdminAuthenticationForm
+from django.contrib.auth import REDIRECT_FIELD_NAME
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils.decorators import method_decorator
 from django.utils.translation import gettext_lazy as _
+from django.views.decorators.cache import never_cache
 
+from whalefall.mfa import AdminLoginView
 from whalefall.security import login_is_throttled
 
 
@@ -58,4 +65,30 @@ class WhaleFallAdminSite(admin.AdminSite):
                 {**self.each_context(request), "title": _("Too many login attempts")},
                 status=429,
             )
-        return super().login(request, extra_context)
+        return self._login_view(request, extra_context)
+
+    @method_decorator(never_cache)
+    def _login_view(self, request: HttpRequest, extra_context: dict | None) -> HttpResponse:
+        """Django's admin login with the second factor between password and session
+        (:class:`whalefall.mfa.AdminLoginView`) and the single sign-on button."""
+        if request.method == "GET" and self.has_permission(request):
+            return HttpResponseRedirect(reverse("admin:index", current_app=self.name))
+        context = {
+            **self.each_context(request),
+            "title": _("Log in"),
+            "subtitle": None,
+            "app_path": request.get_full_path(),
+            "username": request.user.get_username(),
+            "sso_provider_name": (
+                settings.WHALEFALL_OIDC_PROVIDER_NAME if settings.WHALEFALL_OIDC_ENABLED else ""
+            ),
+        }
+        if REDIRECT_FIELD_NAME not in request.GET and REDIRECT_FIELD_NAME not in request.POST:
+            context[REDIRECT_FIELD_NAME] = reverse("admin:index", current_app=self.name)
+        context.update(extra_context or {})
+        request.current_app = self.name
+        return AdminLoginView.as_view(
+            extra_context=context,
+            authentication_form=self.login_form or AdminAuthenticationForm,
+            template_name=self.login_template or "admin/login.html",
+        )(request)

@@ -4,10 +4,16 @@ from django.contrib import admin
 from django.urls import path
 from django.views.generic import RedirectView
 
-from whalefall import health
+from whalefall import health, mfa, sso
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="admin:index", permanent=False)),
+    # Two-factor sign-in and single sign-on, ahead of the admin's own routes.
+    path("admin/two-factor/", mfa.setup_view, name="mfa-setup"),
+    path("admin/two-factor/verify/", mfa.verify_view, name="mfa-verify"),
+    path("admin/two-factor/set-up/", mfa.enrol_view, name="mfa-enrol"),
+    path("admin/sso/start/", sso.start_view, name="sso-start"),
+    path("admin/sso/callback/", sso.callback_view, name="sso-callback"),
     path("admin/", admin.site.urls),
     path("health/live", health.live, name="health-live"),
     path("health/ready", health.ready, name="health-ready"),

@@ -42,7 +42,7 @@ from whalefall.roles import ADMINISTRATORS
 log = structlog.get_logger(__name__)
 
 PENDING_SESSION_KEY = "whalefall_mfa_pending"
-# Minutes a password-verified sign-in waits for its code.
+# Seconds a password-verified sign-in waits for its code.
 PENDING_SECONDS = 5 * 60
 SSO_BACKEND = "whalefall.sso.OIDCBackend"
 BACKUP_CODE_COUNT = 10

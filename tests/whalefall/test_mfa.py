@@ -457,3 +457,33 @@ def test_a_reset_ends_the_verified_session_of_a_required_member(client, user_wit
         mfa.devices_reset(user=user, actor=None)
         assert client.get("/admin/").status_code == 302
         assert not signed_in(client)
+
+
+# --- Pages under a strict Content-Security-Policy --------------------------------------------
+
+INLINE_HANDLER = re.compile(r"\son[a-z]+\s*=", re.IGNORECASE)
+
+
+def assert_no_inline_code(page: str) -> None:
+    assert not INLINE_SCRIPT.search(page)
+    assert not INLINE_HANDLER.search(page)
+    assert "<style" not in page
+    assert "javascript:" not in page
+    assert 'src="data:' not in page
+
+
+def test_every_two_factor_page_works_without_inline_code(client):
+    user = UserFactory(username="csp")
+    client.force_login(user)
+    pages = {"setup (off)": client.get(SETUP), "enrol": client.get(ENROL)}
+    device = TOTPDevice.objects.get(user=user)
+    with override_settings(OTP_TOTP_THROTTLE_FACTOR=0):
+        pages["backup codes"] = client.post(ENROL, {"code": code_for(device)})
+    pages["setup (on)"] = client.get(SETUP)
+    client.logout()
+    pages["login"] = client.get(LOGIN)
+    password_step(client, "csp")
+    pages["verify"] = client.get(VERIFY)
+    for name, response in pages.items():
+        assert response.status_code == 200, name
+        assert_no_inline_code(response.content.decode())

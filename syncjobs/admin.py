@@ -10,6 +10,7 @@ needs the sync permission on the instances concerned.
 
 from datetime import timedelta
 
+from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import Case, Exists, OuterRef, Value, When
@@ -20,10 +21,12 @@ from django.utils.html import format_html
 from django.utils.http import urlencode
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
+from django_celery_beat.admin import PeriodicTaskAdmin, PeriodicTaskForm
+from django_celery_beat.models import PeriodicTask
 
 from inventory.admin import InstanceAdmin, instance_permitted, visible_instance_ids
 from inventory.models import Instance
-from syncjobs import services
+from syncjobs import schedulable, services
 from syncjobs.models import RUN_ACTIVE, ItemStatus, Run, RunItem, RunKind, RunStatus, RunTrigger
 from whalefall.admin import BigTableMixin, ReadOnlyAdminMixin
 
@@ -507,3 +510,91 @@ class SyncableInstanceAdmin(InstanceAdmin):
 
 admin.site.unregister(Instance)
 admin.site.register(Instance, SyncableInstanceAdmin)
+
+
+# --- Periodic tasks ---------------------------------------------------------------------
+
+
+class SchedulablePeriodicTaskForm(PeriodicTaskForm):
+    """django-celery-beat's form, offering and accepting only WhaleFall's schedulable tasks
+    with the arguments each one takes (``syncjobs.schedulable``)."""
+
+    regtask = forms.ChoiceField(
+        label=_("Task"),
+        choices=[("", "—"), *((name, name) for name in sorted(schedulable.SCHEDULABLE))],
+        required=False,
+        help_text=_("WhaleFall's schedulable tasks; their arguments are checked on save."),
+    )
+
+    def clean(self):
+        data = super().clean()
+        found = schedulable.problems(
+            task=data.get("task") or "",
+            args=data.get("args"),
+            kwargs=data.get("kwargs"),
+            headers=data.get("headers"),
+        )
+        for name, messages_ in found.items():
+            field = "regtask" if name == "task" else name
+            self.add_error(field if field in self.fields else None, messages_)
+        return data
+
+
+admin.site.unregister(PeriodicTask)
+
+
+@admin.register(PeriodicTask)
+class SchedulablePeriodicTaskAdmin(PeriodicTaskAdmin):
+    """Periodic tasks: schedulable tasks only; enabling, disabling and running one now
+    need the change permission and are audited; "Run selected tasks" records the person
+    who pressed it as the requester of the runs it starts."""
+
+    form = SchedulablePeriodicTaskForm
+
+    def _report_refused(self, request, refused) -> None:
+        for name in refused:
+            self.message_user(
+                request,
+                _("%(name)s was not started or enabled: it is not a schedulable task with "
+                  "valid arguments; open it to see why.") % {"name": name},
+                messages.ERROR,
+            )  # fmt: skip
+
+    def _set_enabled(self, request, queryset, enabled: bool | None) -> None:
+        changed, refused = services.periodic_tasks_set_enabled(
+            periodic_tasks=queryset, enabled=enabled
+        )
+        self._report_refused(request, refused)
+        self.message_user(
+            request,
+            ngettext("%(count)d task changed.", "%(count)d tasks changed.", changed)
+            % {"count": changed},
+        )
+
+    @admin.action(description=_("Enable selected tasks"), permissions=["change"])
+    def enable_tasks(self, request, queryset):
+        self._set_enabled(request, queryset, True)
+
+    @admin.action(description=_("Disable selected tasks"), permissions=["change"])
+    def disable_tasks(self, request, queryset):
+        self._set_enabled(request, queryset, False)
+
+    @admin.action(description=_("Toggle activity of selected tasks"), permissions=["change"])
+    def toggle_tasks(self, request, queryset):
+        self._set_enabled(request, queryset, None)
+
+    @admin.action(description=_("Run selected tasks"), permissions=["change"])
+    def run_tasks(self, request, queryset):
+        sent, refused = services.periodic_tasks_run_now(periodic_tasks=queryset, user=request.user)
+        self._report_refused(request, refused)
+        if sent:
+            self.message_user(
+                request,
+                ngettext(
+                    "%(count)d task sent to the workers.",
+                    "%(count)d tasks sent to the workers.",
+                    len(sent),
+                )
+                % {"count": len(sent)},
+                messages.SUCCESS,
+            )

@@ -18,6 +18,20 @@ def check_stale_after_time_limit(app_configs=None, **_kwargs) -> list[checks.Che
     ]
 
 
+def check_run_retention_floor(app_configs=None, **_kwargs) -> list[checks.CheckMessage]:
+    """The retention job's default must respect the floor it enforces on every purge."""
+    if settings.WHALEFALL_RUN_RETENTION_DAYS >= settings.WHALEFALL_RUN_RETENTION_MIN_DAYS:
+        return []
+    return [
+        checks.Error(
+            "WHALEFALL_RUN_RETENTION_DAYS is below WHALEFALL_RUN_RETENTION_MIN_DAYS: the run "
+            "retention job would refuse to purge.",
+            hint="Keep run history at least WHALEFALL_RUN_RETENTION_MIN_DAYS days.",
+            id="syncjobs.E001",
+        )
+    ]
+
+
 class SyncJobsConfig(AppConfig):
     """Runs, run items, Celery tasks and the default schedule."""
 
@@ -25,8 +39,17 @@ class SyncJobsConfig(AppConfig):
     verbose_name = _("Sync jobs")
 
     def ready(self) -> None:
+        from django.db.models.signals import pre_save
+        from django_celery_beat.models import PeriodicTask
+
+        from syncjobs.schedulable import refuse_unschedulable
         from syncjobs.services import runs_health
         from whalefall.health import register_detail
 
         register_detail("runs")(runs_health)
         checks.register(check_stale_after_time_limit)
+        checks.register(check_run_retention_floor)
+        # Whatever stores a periodic task, it names a schedulable task with valid arguments.
+        pre_save.connect(
+            refuse_unschedulable, sender=PeriodicTask, dispatch_uid="syncjobs_schedulable"
+        )

@@ -18,17 +18,19 @@ from functools import partial
 from typing import Any
 
 import structlog
+from auditlog.models import LogEntry
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, InterfaceError, OperationalError, transaction
 from django.db.models import Count, DurationField, Exists, ExpressionWrapper, F, OuterRef, Q, Sum
 from django.db.models import Value as V
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.module_loading import import_string
-from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
+from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask, PeriodicTasks
 
 from inventory.engines.base import EngineError, Timeout, Unreachable
 from inventory.models import Instance
@@ -45,6 +47,8 @@ from syncjobs.models import (
     RunTrigger,
     WorkLock,
 )
+from syncjobs.schedulable import SCHEDULABLE, problems_of
+from whalefall.celery import app as celery_app
 from whalefall.logging import redact_text
 from whalefall.roles import ADMINISTRATORS, ALL_PERMISSIONS, all_role_definitions
 
@@ -208,6 +212,122 @@ def schedule_install_defaults() -> list[str]:
         created.append(job.name)
     log.info("schedule_installed", created=created)
     return created
+
+
+# --- Periodic tasks ---------------------------------------------------------------------
+
+
+def periodic_tasks_disable_unschedulable(periodic_tasks=None) -> list[str]:
+    """Disable the enabled periodic tasks that name no schedulable task or carry arguments
+    it refuses (stored before those rules, or behind the ORM's back), each with an audit
+    entry; returns their names. All of them unless ``periodic_tasks`` narrows it."""
+    candidates = PeriodicTask.objects.all() if periodic_tasks is None else periodic_tasks
+    disabled = []
+    for task in candidates.filter(enabled=True).order_by("pk"):
+        found = problems_of(task)
+        if not found:
+            continue
+        with transaction.atomic():
+            # An UPDATE: saving would run the very check that refuses the row.
+            if PeriodicTask.objects.filter(pk=task.pk, enabled=True).update(enabled=False):
+                LogEntry.objects.log_create(
+                    task,
+                    action=LogEntry.Action.UPDATE,
+                    changes={"enabled": ["True", "False"]},
+                    additional_data={"unschedulable": found},
+                )
+                disabled.append(task.name)
+        log.warning(
+            "periodic_task_disabled_unschedulable",
+            periodic_task=task.name,
+            task=task.task,
+            problems=found,
+        )
+    if disabled:
+        PeriodicTasks.update_changed()
+    return disabled
+
+
+def periodic_tasks_set_enabled(*, periodic_tasks, enabled: bool | None) -> tuple[int, list[str]]:
+    """Enable or disable periodic tasks (``enabled=None`` toggles each) one by one, so that
+    every change is audited; returns how many changed and the names of those that could
+    not be enabled because they are not schedulable."""
+    changed, refused = 0, []
+    for task in periodic_tasks.order_by("pk"):
+        target = (not task.enabled) if enabled is None else enabled
+        if task.enabled == target:
+            continue
+        if not target:
+            # Stopping a task is always possible, even one whose arguments are refused now.
+            with transaction.atomic():
+                if PeriodicTask.objects.filter(pk=task.pk, enabled=True).update(
+                    enabled=False, last_run_at=None
+                ):
+                    LogEntry.objects.log_create(
+                        task, action=LogEntry.Action.UPDATE, changes={"enabled": ["True", "False"]}
+                    )
+                    changed += 1
+            continue
+        task.enabled = True
+        try:
+            with transaction.atomic():
+                task.save()
+        except ValidationError:
+            refused.append(task.name)
+            continue
+        changed += 1
+    PeriodicTasks.update_changed()
+    return changed, refused
+
+
+def periodic_tasks_run_now(*, periodic_tasks, user) -> tuple[list[str], dict[str, dict]]:
+    """Send the given periodic tasks now, on behalf of ``user`` (the person who pressed
+    "Run selected tasks"): each is checked again, audited, and sent once committed; the
+    runs they start record ``user`` as the requester, trigger manual, with the scope the
+    schedule gives them. Returns the names sent and, per name, why a task was refused."""
+    sent: list[str] = []
+    refused: dict[str, dict] = {}
+    with transaction.atomic():
+        for task in periodic_tasks.order_by("pk"):
+            found = problems_of(task)
+            if found:
+                refused[task.name] = found
+                continue
+            kwargs = json.loads(task.kwargs or "{}")
+            if SCHEDULABLE[task.task].records_requester:
+                # From the request, never from what is stored.
+                kwargs["requested_by_id"] = user.pk
+            LogEntry.objects.log_create(
+                task,
+                action=LogEntry.Action.ACCESS,
+                changes={"run_now": ["", user.get_username()]},
+                additional_data={"run_now": {"task": task.task, "kwargs": kwargs}},
+                actor=user,
+            )
+            transaction.on_commit(
+                partial(
+                    _periodic_task_send,
+                    name=task.name,
+                    task=task.task,
+                    kwargs=kwargs,
+                    queue=task.queue or None,
+                )
+            )
+            sent.append(task.name)
+    log.info("periodic_tasks_run_now", sent=sent, refused=sorted(refused), user_id=user.pk)
+    return sent, refused
+
+
+def _periodic_task_send(*, name: str, task: str, kwargs: dict[str, Any], queue: str | None):
+    try:
+        celery_app.send_task(task, kwargs=kwargs, queue=queue, headers={"periodic_task_name": name})
+    except Exception as exc:  # noqa: BLE001  a transport error must not undo the audit entry
+        log.error(
+            "periodic_task_not_sent",
+            periodic_task=name,
+            error_type=type(exc).__name__,
+            error=redact_text(str(exc)),
+        )
 
 
 @transaction.atomic
@@ -424,6 +544,8 @@ def job_run(
     than ``WHALEFALL_RUN_STALE_MINUTES``. A task delivered again (``task_id``) runs again
     under its first run: the jobs are idempotent.
     """
+    if user_id is not None and not get_user_model().objects.filter(pk=user_id).exists():
+        user_id = None  # gone since they asked: the run is still theirs to have started
     fields = {
         "kind": kind,
         "trigger": trigger,
@@ -496,16 +618,20 @@ def run_start(
     kind: str,
     trigger: str,
     user_id: int | None = None,
+    requested_by_id: int | None = None,
     instance_ids: Iterable[int] | None = None,
     task_id: str = "",
 ) -> Run | None:
     """Create a run over the syncable instances, or the given ones among them.
 
     With ``user_id``, only the instances that user may sync; None if the user is unknown
-    or inactive.
+    or inactive. ``requested_by_id`` (who ran a scheduled job now) is only recorded: the
+    job keeps the scope the schedule gives it.
     """
     instances = Instance.objects.all()
     user = None
+    if requested_by_id is not None:
+        user = get_user_model().objects.filter(pk=requested_by_id).first()
     if user_id is not None:
         user = get_user_model().objects.filter(pk=user_id, is_active=True).first()
         if user is None:
@@ -866,9 +992,16 @@ def runs_purge(
 ) -> int:
     """Delete finished runs created more than ``older_than_days`` ago, in short batches.
 
-    Defaults to ``WHALEFALL_RUN_RETENTION_DAYS``; returns the number of runs deleted.
+    Defaults to ``WHALEFALL_RUN_RETENTION_DAYS``; never fewer days than
+    ``WHALEFALL_RUN_RETENTION_MIN_DAYS`` (ValueError), whoever asks. Returns the number of
+    runs deleted.
     """
     days = settings.WHALEFALL_RUN_RETENTION_DAYS if older_than_days is None else older_than_days
+    if days < settings.WHALEFALL_RUN_RETENTION_MIN_DAYS:
+        raise ValueError(
+            f"run history is kept at least WHALEFALL_RUN_RETENTION_MIN_DAYS="
+            f"{settings.WHALEFALL_RUN_RETENTION_MIN_DAYS} days; refusing to purge after {days}"
+        )
     cutoff = (now or timezone.now()) - timedelta(days=days)
     old = Run.objects.filter(created_at__lt=cutoff, status__in=RUN_TERMINAL).order_by("pk")
     deleted = 0

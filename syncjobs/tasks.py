@@ -1,5 +1,10 @@
 """Celery tasks of the sync machinery: ids in, one service call, stable explicit names.
 
+Who asked: ``user_id`` (a person's manual run, limited to the instances they may sync) is
+passed by code acting on a request; ``requested_by_id`` (a scheduled job run now) is added
+by "Run selected tasks" from its request and only recorded. Neither is ever a stored
+argument of a periodic task (``syncjobs.schedulable``).
+
 Fan-out: a run sends one ``syncjobs.run_item`` task per instance, so the number of
 instances worked on at once is bounded by the workers' concurrency (``celery worker
 --concurrency N`` per worker); with ``acks_late`` and a prefetch multiplier of 1 a worker
@@ -24,6 +29,11 @@ from syncjobs.models import RunKind, RunTrigger
 RETRY_DELAY_MAX = 900
 
 
+def _trigger(*requesters: int | None) -> str:
+    """Manual when a person asked, scheduled when beat sent it."""
+    return RunTrigger.MANUAL if any(r is not None for r in requesters) else RunTrigger.SCHEDULED
+
+
 def retry_delay(retries: int) -> int:
     """Seconds before the next attempt after ``retries`` retries: doubling, capped."""
     return get_exponential_backoff_interval(
@@ -42,13 +52,14 @@ def retry_delay(retries: int) -> int:
     time_limit=300,
     soft_time_limit=240,
 )
-def sync_accounts_all(self, user_id: int | None = None) -> None:
+def sync_accounts_all(self, user_id: int | None = None, requested_by_id: int | None = None) -> None:
     """Start an account sync of every active instance (those ``user_id`` may sync, if given)."""
-    structlog.contextvars.bind_contextvars(user_id=user_id)
+    structlog.contextvars.bind_contextvars(user_id=user_id or requested_by_id)
     services.run_start(
         kind=RunKind.ACCOUNTS,
-        trigger=RunTrigger.MANUAL if user_id is not None else RunTrigger.SCHEDULED,
+        trigger=_trigger(user_id, requested_by_id),
         user_id=user_id,
+        requested_by_id=requested_by_id,
         task_id=self.request.id or "",
     )
 
@@ -61,13 +72,19 @@ def sync_accounts_all(self, user_id: int | None = None) -> None:
     time_limit=300,
     soft_time_limit=240,
 )
-def sync_accounts_instance(self, instance_ids: list[int], user_id: int | None = None) -> None:
+def sync_accounts_instance(
+    self,
+    instance_ids: list[int],
+    user_id: int | None = None,
+    requested_by_id: int | None = None,
+) -> None:
     """Start a manual account sync of the given instances (those ``user_id`` may sync)."""
-    structlog.contextvars.bind_contextvars(user_id=user_id)
+    structlog.contextvars.bind_contextvars(user_id=user_id or requested_by_id)
     services.run_start(
         kind=RunKind.ACCOUNTS,
         trigger=RunTrigger.MANUAL,
         user_id=user_id,
+        requested_by_id=requested_by_id,
         instance_ids=instance_ids,
         task_id=self.request.id or "",
     )
@@ -127,14 +144,18 @@ def purge_runs(older_than_days: int | None = None) -> None:
     soft_time_limit=240,
 )
 def classify_instances(
-    self, instance_ids: list[int] | None = None, user_id: int | None = None
+    self,
+    instance_ids: list[int] | None = None,
+    user_id: int | None = None,
+    requested_by_id: int | None = None,
 ) -> None:
     """Start an auto-classification run of the given instances, or of every active one."""
-    structlog.contextvars.bind_contextvars(user_id=user_id)
+    structlog.contextvars.bind_contextvars(user_id=user_id or requested_by_id)
     services.run_start(
         kind=RunKind.CLASSIFICATION,
-        trigger=RunTrigger.MANUAL if user_id is not None else RunTrigger.SCHEDULED,
+        trigger=_trigger(user_id, requested_by_id),
         user_id=user_id,
+        requested_by_id=requested_by_id,
         instance_ids=instance_ids,
         task_id=self.request.id or "",
     )
@@ -160,13 +181,16 @@ def classification_statistics(day: str | None = None) -> None:
     time_limit=300,
     soft_time_limit=240,
 )
-def collect_capacity_all(self, user_id: int | None = None) -> None:
+def collect_capacity_all(
+    self, user_id: int | None = None, requested_by_id: int | None = None
+) -> None:
     """Start a capacity collection of every active instance (those ``user_id`` may sync)."""
-    structlog.contextvars.bind_contextvars(user_id=user_id)
+    structlog.contextvars.bind_contextvars(user_id=user_id or requested_by_id)
     services.run_start(
         kind=RunKind.CAPACITY,
-        trigger=RunTrigger.MANUAL if user_id is not None else RunTrigger.SCHEDULED,
+        trigger=_trigger(user_id, requested_by_id),
         user_id=user_id,
+        requested_by_id=requested_by_id,
         task_id=self.request.id or "",
     )
 
@@ -179,13 +203,19 @@ def collect_capacity_all(self, user_id: int | None = None) -> None:
     time_limit=300,
     soft_time_limit=240,
 )
-def collect_capacity_instances(self, instance_ids: list[int], user_id: int | None = None) -> None:
+def collect_capacity_instances(
+    self,
+    instance_ids: list[int],
+    user_id: int | None = None,
+    requested_by_id: int | None = None,
+) -> None:
     """Start a manual capacity collection of the given instances (those ``user_id`` may sync)."""
-    structlog.contextvars.bind_contextvars(user_id=user_id)
+    structlog.contextvars.bind_contextvars(user_id=user_id or requested_by_id)
     services.run_start(
         kind=RunKind.CAPACITY,
         trigger=RunTrigger.MANUAL,
         user_id=user_id,
+        requested_by_id=requested_by_id,
         instance_ids=instance_ids,
         task_id=self.request.id or "",
     )
@@ -200,13 +230,17 @@ def collect_capacity_instances(self, instance_ids: list[int], user_id: int | Non
     soft_time_limit=3300,
 )
 def aggregate_capacity(
-    self, current: bool = False, day: str | None = None, user_id: int | None = None
+    self,
+    current: bool = False,
+    day: str | None = None,
+    user_id: int | None = None,
+    requested_by_id: int | None = None,
 ) -> None:
     """Aggregate the last complete week, month and quarter (``current``: the open ones)."""
     with services.job_run(
         kind=RunKind.AGGREGATION,
-        trigger=RunTrigger.MANUAL if user_id is not None else RunTrigger.SCHEDULED,
-        user_id=user_id,
+        trigger=_trigger(user_id, requested_by_id),
+        user_id=user_id if user_id is not None else requested_by_id,
         task_id=self.request.id or "",
     ) as summary:
         on = date.fromisoformat(day) if day else None
@@ -221,7 +255,12 @@ def aggregate_capacity(
     time_limit=900,
     soft_time_limit=840,
 )
-def maintain_partitions(self) -> None:
+def maintain_partitions(self, requested_by_id: int | None = None) -> None:
     """Create the coming months' sample partitions and drop those past the retention."""
-    with services.job_run(kind=RunKind.MAINTENANCE, task_id=self.request.id or "") as summary:
+    with services.job_run(
+        kind=RunKind.MAINTENANCE,
+        trigger=_trigger(requested_by_id),
+        user_id=requested_by_id,
+        task_id=self.request.id or "",
+    ) as summary:
         summary.update(partitions=partitions_maintain())

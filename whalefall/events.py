@@ -8,9 +8,18 @@ connection, outside whatever transaction the code that logged is in, so an error
 rolls a transaction back is kept (on SQLite, whose one writer may be that transaction, the
 entry waits for the commit instead). Storing never breaks the code that logs: if the
 database cannot take the entry, the line is on stdout only.
+
+Anyone on the network can make WhaleFall log — a wrong password, a bad ``Host`` header, a
+readiness probe while a dependency is down — so what anonymous requests cause is stored
+within bounds (:func:`admit_anonymous`): once per kind and client address, and at most
+``WHALEFALL_ANONYMOUS_EVENTS_PER_WINDOW`` entries of one kind per window of
+``WHALEFALL_ANONYMOUS_EVENTS_WINDOW`` seconds; the next stored entry of that kind says how
+many were left out (``suppressed``). Signed-in users' requests, tasks and commands are
+stored in full.
 """
 
 import contextlib
+import hashlib
 import json
 import logging
 import threading
@@ -20,6 +29,7 @@ from functools import partial
 
 import structlog
 from django.conf import settings
+from django.core.cache import cache
 from django.utils import timezone
 
 log = structlog.get_logger(__name__)
@@ -91,6 +101,59 @@ def entry_fields(data: dict) -> dict:
     }
 
 
+# --- Bounds for what anonymous traffic causes ----------------------------------------------
+
+_ANONYMOUS_KEY = "whalefall:anonymous-events:"
+_CACHE_FUDGE_SECONDS = 5
+
+
+def _counter(key: str, timeout: int) -> int:
+    cache.add(key, 0, timeout)
+    return cache.incr(key)
+
+
+def admit_anonymous(kind: str, source: str, *, per_source: int = 1) -> int | None:
+    """Whether one more record of ``kind`` that anonymous traffic from ``source`` caused may
+    be stored now: ``None`` when not, else how many of that kind were left out since the
+    last one stored. At most ``per_source`` per (kind, source) and
+    ``WHALEFALL_ANONYMOUS_EVENTS_PER_WINDOW`` per kind are stored in each window. When the
+    cache cannot count, nothing is stored."""
+    window = max(1, settings.WHALEFALL_ANONYMOUS_EVENTS_WINDOW)
+    timeout = window + _CACHE_FUDGE_SECONDS
+    bucket = int(time.time() // window)
+    kind_hash = hashlib.sha256(kind.encode()).hexdigest()[:32]
+    source_hash = hashlib.sha256(f"{kind}\0{source}".encode()).hexdigest()[:32]
+    suppressed_key = f"{_ANONYMOUS_KEY}suppressed:{kind_hash}"
+    try:
+        admitted = (
+            _counter(f"{_ANONYMOUS_KEY}{bucket}:{source_hash}", timeout) <= per_source
+            and _counter(f"{_ANONYMOUS_KEY}{bucket}:{kind_hash}", timeout)
+            <= settings.WHALEFALL_ANONYMOUS_EVENTS_PER_WINDOW
+        )
+        if not admitted:
+            _counter(suppressed_key, None)
+            return None
+        suppressed = cache.get(suppressed_key, 0)
+        if suppressed:
+            cache.decr(suppressed_key, suppressed)
+    except Exception:  # noqa: BLE001  a cache that cannot count admits nothing
+        return None
+    return suppressed
+
+
+def _anonymous(data: dict) -> bool:
+    """Whether a log event belongs to a request of nobody signed in."""
+    return bool(data.get("request_id")) and not data.get("user_id")
+
+
+def _kind(record: logging.LogRecord) -> str:
+    # A structlog event name is one of the code's; a stdlib message may quote the request,
+    # so only its logger names the kind.
+    if isinstance(record.msg, dict):
+        return f"{record.name}:{record.msg.get('event', '')}"
+    return record.name
+
+
 # After a failed write the log stays on stdout only for a while, so that a database that
 # is down does not make every log call wait for a connection attempt.
 PAUSE_AFTER_FAILURE_SECONDS = 30.0
@@ -133,7 +196,18 @@ class EventLogHandler(logging.Handler):
         with contextlib.suppress(Exception):
             from django.db import connection, transaction
 
-            fields = entry_fields(json.loads(self.format(record)))
+            data = json.loads(self.format(record))
+            fields = entry_fields(data)
+            if _anonymous(data):
+                _storing.active = True  # the cache may log too
+                try:
+                    suppressed = admit_anonymous(_kind(record), str(data.get("client_ip", "")))
+                finally:
+                    _storing.active = False
+                if suppressed is None:
+                    return
+                if suppressed:
+                    fields["context"]["suppressed"] = suppressed
             if connection.vendor == "sqlite" and connection.in_atomic_block:
                 # SQLite has one writer at a time, and this transaction is it: the entry
                 # follows once it commits (and goes with it if it rolls back).

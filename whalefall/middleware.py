@@ -1,4 +1,6 @@
-"""Request-scoped logging context: a request id on every log line and in the response."""
+"""Request-scoped logging context (a request id and the client address on every log line,
+the id in the response), forwarded headers only from trusted proxies, and the
+Permissions-Policy header."""
 
 import re
 import time
@@ -6,9 +8,10 @@ import uuid
 
 import structlog
 from auditlog.middleware import AuditlogMiddleware
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
-from whalefall.security import client_ip
+from whalefall.security import client_ip, is_trusted_proxy, parse_ip
 
 log = structlog.get_logger(__name__)
 
@@ -29,7 +32,7 @@ class RequestIDMiddleware:
         request_id = incoming if _VALID_REQUEST_ID.match(incoming) else uuid.uuid4().hex
         request.request_id = request_id
         structlog.contextvars.clear_contextvars()
-        structlog.contextvars.bind_contextvars(request_id=request_id)
+        structlog.contextvars.bind_contextvars(request_id=request_id, client_ip=client_ip(request))
         started = time.perf_counter()
         try:
             response = self.get_response(request)
@@ -45,6 +48,43 @@ class RequestIDMiddleware:
             return response
         finally:
             structlog.contextvars.clear_contextvars()
+
+
+_FORWARDED_HEADERS = (
+    "HTTP_X_FORWARDED_FOR",
+    "HTTP_X_FORWARDED_PROTO",
+    "HTTP_X_FORWARDED_HOST",
+    "HTTP_X_FORWARDED_PORT",
+    "HTTP_FORWARDED",
+)
+
+
+class TrustedProxyMiddleware:
+    """Drop ``X-Forwarded-*`` and ``Forwarded`` headers unless the peer is one of
+    ``WHALEFALL_TRUSTED_PROXIES``, so that Django's proxy settings (HTTPS detection,
+    forwarded host) and :func:`~whalefall.security.client_ip` believe only those proxies."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if not is_trusted_proxy(parse_ip(request.META.get("REMOTE_ADDR") or "")):
+            for header in _FORWARDED_HEADERS:
+                request.META.pop(header, None)
+        return self.get_response(request)
+
+
+class PermissionsPolicyMiddleware:
+    """Send ``WHALEFALL_PERMISSIONS_POLICY``: the browser features no WhaleFall page uses
+    are denied to it and to anything it could embed."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        response.headers.setdefault("Permissions-Policy", settings.WHALEFALL_PERMISSIONS_POLICY)
+        return response
 
 
 class BindUserMiddleware:

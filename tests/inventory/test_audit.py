@@ -157,10 +157,13 @@ def test_login_success_failure_and_rate_limit_are_recorded(client):
         "/admin/login/", {"username": "erin", "password": "wrong"}, HTTP_USER_AGENT="probe/1"
     )
     client.post("/admin/login/", {"username": "erin", "password": PASSWORD})
-    client.post("/admin/login/", {"username": "erin", "password": PASSWORD})
+    client.logout()
+    # Only failures count toward the limit, and the success started the count afresh.
+    for password in ("wrong", "wrong", PASSWORD):
+        client.post("/admin/login/", {"username": "erin", "password": password})
     kinds = list(LoginEvent.objects.order_by("created_at", "pk").values_list("kind", flat=True))
-    assert kinds == ["failed", "succeeded", "rate_limited"]
-    failed = LoginEvent.objects.get(kind="failed")
+    assert kinds == ["failed", "succeeded", "failed", "failed", "rate_limited"]
+    failed = LoginEvent.objects.filter(kind="failed").earliest("created_at", "pk")
     assert (failed.username, failed.user, failed.ip_address, failed.user_agent) == (
         "erin",
         user,

@@ -8,8 +8,9 @@ from syncjobs import services
 class Command(BaseCommand):
     help = (
         "Create the role groups with their permissions and the default schedule "
-        "(idempotent: adds what is missing, never overwrites edits); with --admin, "
-        "create an administrator and print its generated password once."
+        "(idempotent: adds what is missing, never overwrites edits), and disable periodic "
+        "tasks that are not schedulable; with --admin, create an administrator and print "
+        "its generated password once."
     )
 
     def add_arguments(self, parser):
@@ -29,6 +30,14 @@ class Command(BaseCommand):
             f"Default schedule: {len(created)} periodic task(s) created"
             + (f" ({', '.join(created)})." if created else ".")
         )
+        disabled = services.periodic_tasks_disable_unschedulable()
+        if disabled:
+            self.stdout.write(
+                self.style.WARNING(
+                    f"Disabled {len(disabled)} periodic task(s) that are not schedulable "
+                    f"(see the audit log): {', '.join(disabled)}."
+                )
+            )
         if options["admin"]:
             user, password = services.admin_user_ensure(
                 username=options["username"], email=options["email"]

@@ -265,7 +265,8 @@ CELERY_TASK_SOFT_TIME_LIMIT = env.int("WHALEFALL_TASK_SOFT_TIME_LIMIT", default=
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_WORKER_SEND_TASK_EVENTS = False
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# django-celery-beat's database scheduler, sending only schedulable periodic tasks.
+CELERY_BEAT_SCHEDULER = "syncjobs.beat:Scheduler"
 DJANGO_CELERY_BEAT_TZ_AWARE = True
 
 # Readiness fails when the beat heartbeat task has not run for this long.
@@ -280,6 +281,8 @@ WHALEFALL_RUN_STALE_MINUTES = env.int("WHALEFALL_RUN_STALE_MINUTES", default=70)
 WHALEFALL_RUN_QUEUED_MAX_MINUTES = env.int("WHALEFALL_RUN_QUEUED_MAX_MINUTES", default=360)
 # Runs older than this are deleted by the retention job.
 WHALEFALL_RUN_RETENTION_DAYS = env.int("WHALEFALL_RUN_RETENTION_DAYS", default=180)
+# No purge, scheduled or run by hand, deletes runs younger than this.
+WHALEFALL_RUN_RETENTION_MIN_DAYS = env.int("WHALEFALL_RUN_RETENTION_MIN_DAYS", default=30)
 WHALEFALL_EVENT_RETENTION_DAYS = env.int("WHALEFALL_EVENT_RETENTION_DAYS", default=90)
 # Retries of an item after a transient failure (instance unreachable, timeout, database
 # connection lost), the first after this many seconds, doubling each time.

@@ -10,6 +10,7 @@
 Every variable is listed with a placeholder in ``.env.example``.
 """
 
+import ipaddress
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -113,6 +114,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "whalefall.middleware.TrustedProxyMiddleware",
     "whalefall.middleware.RequestIDMiddleware",
     "whalefall.health.HealthCheckMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -337,6 +339,11 @@ LOGIN_URL = "admin:login"
 WHALEFALL_LOGIN_RATE_IP = env.str("WHALEFALL_LOGIN_RATE_IP", default="20/5m")
 WHALEFALL_LOGIN_RATE_USERNAME = env.str("WHALEFALL_LOGIN_RATE_USERNAME", default="5/5m")
 RATELIMIT_IP_META_KEY = "whalefall.security.client_ip"
+# What anonymous requests make WhaleFall log (failed logins, refused hosts, failing
+# readiness probes) is stored at most once per kind and client address, and at most this
+# many entries of one kind per window of this many seconds (whalefall.events).
+WHALEFALL_ANONYMOUS_EVENTS_PER_WINDOW = env.int("WHALEFALL_ANONYMOUS_EVENTS_PER_WINDOW", default=50)
+WHALEFALL_ANONYMOUS_EVENTS_WINDOW = env.int("WHALEFALL_ANONYMOUS_EVENTS_WINDOW", default=300)
 if not (PRODUCTION and REDIS_URL):
     # The local-memory cache is per process: fine for one local web process.
     SILENCED_SYSTEM_CHECKS = ["django_ratelimit.E003", "django_ratelimit.W001"]
@@ -472,7 +479,16 @@ LOGIN_REDIRECT_URL = "admin:index"
 # --- Security headers -------------------------------------------------------------------
 
 WHALEFALL_HTTPS = env.bool("WHALEFALL_HTTPS", default=PRODUCTION)
-WHALEFALL_TRUSTED_PROXY = env.bool("WHALEFALL_TRUSTED_PROXY", default=False)
+# Addresses (CIDRs) of the reverse proxies in front of WhaleFall. Only requests from them
+# may carry X-Forwarded-For/-Proto/-Host (whalefall.middleware.TrustedProxyMiddleware);
+# the client is the right-most X-Forwarded-For address that is not one of them
+# (whalefall.security.client_ip). Empty: the direct peer is the client.
+WHALEFALL_TRUSTED_PROXIES = env.list("WHALEFALL_TRUSTED_PROXIES", default=[])
+for _proxy in WHALEFALL_TRUSTED_PROXIES:
+    try:
+        ipaddress.ip_network(_proxy.strip(), strict=False)
+    except ValueError:
+        _problems.append(f"WHALEFALL_TRUSTED_PROXIES: {_proxy!r} is not an address or CIDR")
 
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
@@ -496,7 +512,7 @@ if WHALEFALL_HTTPS:
     SECURE_HSTS_PRELOAD = env.bool("WHALEFALL_HSTS_PRELOAD", default=True)
     # Health probes come from the container runtime over plain HTTP.
     SECURE_REDIRECT_EXEMPT = [r"^health/"]
-if WHALEFALL_TRUSTED_PROXY:
+if WHALEFALL_TRUSTED_PROXIES:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     USE_X_FORWARDED_HOST = True
 

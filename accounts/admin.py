@@ -271,7 +271,7 @@ class AccountAdmin(InstanceScopedReadOnlyAdmin):
     def classifications(self, obj: Account) -> str:
         return format_html_join(
             " ",
-            '<span class="wf-tag" style="--tag-colour:{}" title="{}">{}</span>',
+            '<span class="wf-tag" data-tag-colour="{}" title="{}">{}</span>',
             (
                 (a.classification.colour, a.get_source_display(), a.classification.name)
                 for a in _assignments(obj)

@@ -42,7 +42,7 @@ STATISTICS_DAYS = 90
 
 def _badge(classification: Classification) -> str:
     return format_html(
-        '<span class="wf-tag" style="--tag-colour:{}">{}</span>',
+        '<span class="wf-tag" data-tag-colour="{}">{}</span>',
         classification.colour,
         classification.name,
     )

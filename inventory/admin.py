@@ -438,7 +438,7 @@ class InstanceAdmin(GuardedModelAdminMixin, ImportExportMixin, ExportActionMixin
     def tag_badges(self, obj: Instance) -> str:
         return format_html_join(
             " ",
-            '<span class="wf-tag" style="--tag-colour: {}">{}</span>',
+            '<span class="wf-tag" data-tag-colour="{}">{}</span>',
             ((tag.colour, tag.name) for tag in obj.tags.all()),
         )
 
@@ -769,7 +769,7 @@ class TagAdmin(admin.ModelAdmin):
     @admin.display(description=_("tag"), ordering="name")
     def badge(self, obj: Tag) -> str:
         return format_html(
-            '<span class="wf-tag" style="--tag-colour: {}">{}</span>', obj.colour, obj.name
+            '<span class="wf-tag" data-tag-colour="{}">{}</span>', obj.colour, obj.name
         )
 
     @admin.display(description=_("instances"), ordering="_instances")

@@ -190,7 +190,7 @@ class RunAdmin(BigTableMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
         if not obj.items_total:
             return "—"  # one job for the whole estate (aggregation, maintenance)
         return format_html(
-            '<progress value="{}" max="{}" style="width: 6em"></progress> {}/{}',
+            '<progress class="wf-progress" value="{}" max="{}"></progress> {}/{}',
             obj.items_done,
             max(obj.items_total, 1),
             obj.items_done,

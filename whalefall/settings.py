@@ -116,6 +116,9 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "whalefall.middleware.TrustedProxyMiddleware",
     "whalefall.middleware.RequestIDMiddleware",
+    # Before the health probes, so that every response carries both policies.
+    "csp.middleware.CSPMiddleware",
+    "whalefall.middleware.PermissionsPolicyMiddleware",
     "whalefall.health.HealthCheckMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -515,6 +518,52 @@ if WHALEFALL_HTTPS:
 if WHALEFALL_TRUSTED_PROXIES:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     USE_X_FORWARDED_HOST = True
+
+# Content-Security-Policy (django-csp): scripts, styles, images and fonts from WhaleFall's
+# own static files only — no inline script, no inline style, no event-handler attribute
+# (templates load static files; per-object colours are set by whalefall/admin.js) —,
+# no plugins, no <base>, no framing, forms posted to WhaleFall only.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'none'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "manifest-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "frame-ancestors": ["'none'"],
+        "form-action": ["'self'"],
+        **({"upgrade-insecure-requests": True} if WHALEFALL_HTTPS else {}),
+    }
+}
+# Browser features no WhaleFall page uses, denied to every page and anything it embeds.
+WHALEFALL_PERMISSIONS_POLICY = ", ".join(
+    f"{feature}=()"
+    for feature in (
+        "accelerometer",
+        "autoplay",
+        "camera",
+        "display-capture",
+        "encrypted-media",
+        "fullscreen",
+        "geolocation",
+        "gyroscope",
+        "hid",
+        "idle-detection",
+        "magnetometer",
+        "microphone",
+        "midi",
+        "payment",
+        "picture-in-picture",
+        "screen-wake-lock",
+        "serial",
+        "usb",
+        "xr-spatial-tracking",
+    )
+)
 
 # --- Internationalisation and static files ----------------------------------------------
 

@@ -8,10 +8,11 @@ def _visible_instance_ids(request, perm):
     return visible_instance_ids(request, perm)
 
 
-def _visible_credentials(request, instance_ids):
+def _visible_credentials(request, _instance_ids):
     from inventory.models import Credential
 
-    return Credential.objects.filter(instances__in=instance_ids).values("pk")
+    # The credential scope's own decision, as on the credential pages.
+    return Credential.objects.visible_to(request.user).values("pk")
 
 
 class InventoryConfig(AppConfig):

@@ -50,7 +50,6 @@ def test_a_scoped_auditor_reads_only_entries_about_their_instances(client, estat
     listed = rows(client)
     reprs = {entry.object_repr for entry in listed}
     assert "db-alpha" in reprs
-    assert "cred-of-a" in reprs
     assert "db-bravo" not in reprs
     assert "cred-of-b" not in reprs
     models = {entry.content_type.model for entry in listed}
@@ -75,6 +74,25 @@ def test_entries_of_a_hidden_instance_cannot_be_opened_searched_or_filtered(clie
     # The result count is the count of what they may read.
     response = client.get(LOG)
     assert response.context["cl"].result_count == len(response.context["cl"].result_list)
+
+
+def test_credential_entries_follow_the_credential_scope(client, estate, user_with_role):
+    """Those of the credentials the user may see (Credential.objects.visible_to): a DBA
+    who may change instance A sees its credential's entries, never B's."""
+    dba = user_with_role("DBAs (scoped)")
+    dba.groups.add(Group.objects.get(name="Auditors (scoped)"))  # to read the log at all
+    for perm in ("view_instance", "change_instance"):
+        assign_perm(f"inventory.{perm}", dba, estate["a"])
+    client.force_login(dba)
+    reprs = {entry.object_repr for entry in rows(client)}
+    assert "cred-of-a" in reprs
+    assert "cred-of-b" not in reprs
+    # Reading instance A only does not reach its credential, nor its entries.
+    client.force_login(estate["auditor"])
+    assert "cred-of-a" not in {entry.object_repr for entry in rows(client)}
+    # A credential granted to the auditor explicitly is theirs to read about.
+    assign_perm("inventory.view_credential", estate["auditor"], estate["cred_b"])
+    assert "cred-of-b" in {entry.object_repr for entry in rows(client)}
 
 
 def test_entries_about_users_groups_and_permissions_are_for_the_whole_estate(
@@ -162,7 +180,7 @@ def test_a_direct_grant_of_the_log_changes_nothing(client, estate):
     )
     assign_perm("inventory.view_instance", viewer, estate["a"])
     client.force_login(viewer)
-    assert {e.object_repr for e in rows(client)} <= {"db-alpha", "cred-of-a"}
+    assert {e.object_repr for e in rows(client)} <= {"db-alpha"}
 
 
 # --- Login events -----------------------------------------------------------------------

@@ -75,11 +75,11 @@ def test_ten_thousand_anonymous_failed_logins_write_a_bounded_number_of_rows():
     assert LoginEvent.objects.filter(kind="failed").count() > 0
 
 
-def test_ten_thousand_failing_readiness_probes_write_a_bounded_number_of_rows(monkeypatch):
+def test_thousands_of_failing_readiness_probes_write_a_bounded_number_of_rows(monkeypatch):
     monkeypatch.setattr(
         health, "run_checks", lambda: {"broker": CheckResult(ok=False, error="broker down")}
     )
-    for i in range(10_000):
+    for i in range(2_000):
         request = RequestFactory().get("/health/ready", REMOTE_ADDR=f"10.{i // 256}.{i % 256}.1")
         request.request_id = f"probe-{i}"
         response = as_anonymous_request(request, lambda r=request: health.ready(r))

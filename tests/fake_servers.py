@@ -376,3 +376,54 @@ def mysql(
         packets.send(_mysql_error("Access denied"))
 
     return _serve(handle)
+
+
+# --- SQL Server (TDS) -------------------------------------------------------------------
+
+_TDS_PRELOGIN = 0x12
+_TDS_LOGIN7 = 0x10
+_TDS_REPLY = 0x04
+_TDS_ENCRYPT_NOT_SUP = 0x02
+
+
+def _tds_packet(kind: int, payload: bytes) -> bytes:
+    return struct.pack(">BBHHBB", kind, 0x01, 8 + len(payload), 0, 1, 0) + payload
+
+
+def _tds_prelogin_reply(encryption: int) -> bytes:
+    options = [(0, b"\x0f\x00\x07\xd0\x00\x00"), (1, bytes([encryption])), (2, b"\0"), (4, b"\0")]
+    offset = 5 * len(options) + 1
+    tokens, data = b"", b""
+    for token, value in options:
+        tokens += struct.pack(">BHH", token, offset + len(data), len(value))
+        data += value
+    return _tds_packet(_TDS_REPLY, tokens + b"\xff" + data)
+
+
+def _tds_password(login7: bytes) -> bytes:
+    """The password of a LOGIN7 message, undoing its obfuscation (each byte XOR 0xA5 with
+    its nibbles swapped): what anyone who reads the packet learns."""
+    offset, length = struct.unpack("<HH", login7[44:48])
+    obfuscated = login7[offset : offset + 2 * length]
+    plain = bytes((((b ^ 0xA5) & 0x0F) << 4) | ((b ^ 0xA5) >> 4) for b in obfuscated)
+    return plain.decode("utf-16-le", errors="replace").encode()
+
+
+def sqlserver():
+    """A SQL Server that answers the pre-login handshake with "encryption not supported",
+    then records the LOGIN7 message (and the password it carries) if the client sends it."""
+
+    def handle(client: _Recorder, server: FakeServer) -> None:
+        while True:
+            kind, _status, length = struct.unpack(">BBH", client.recv_exact(4))
+            client.recv_exact(4)
+            body = client.recv_exact(length - 8)
+            if kind == _TDS_PRELOGIN:
+                server.events.append("prelogin")
+                client.send(_tds_prelogin_reply(_TDS_ENCRYPT_NOT_SUP))
+            elif kind == _TDS_LOGIN7:
+                server.events.append("login7")
+                server.recovered.append(_tds_password(body))
+                return
+
+    return _serve(handle)

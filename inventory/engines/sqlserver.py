@@ -134,9 +134,12 @@ from inventory.engines.base import (
 
 # Encrypt / TrustServerCertificate per TLS mode. SQL Server always offers TLS (with a
 # self-signed certificate unless one is installed), so "preferred" encrypts without
-# verifying and "verify" also checks the certificate and the host name.
+# verifying and "verify" also checks the certificate and the host name. The login message
+# carries the password, merely obfuscated: with Encrypt=no the driver sends it in clear to
+# a server that says it cannot encrypt, so even "disabled" encrypts (a real SQL Server
+# always can); only "verify" keeps it from a listener holding some other certificate.
 TLS_OPTIONS = {
-    "disabled": {"Encrypt": "no"},
+    "disabled": {"Encrypt": "yes", "TrustServerCertificate": "yes"},
     "preferred": {"Encrypt": "yes", "TrustServerCertificate": "yes"},
     "required": {"Encrypt": "yes", "TrustServerCertificate": "yes"},
     "verify": {"Encrypt": "yes", "TrustServerCertificate": "no"},

@@ -234,6 +234,21 @@ def test_only_tls_verify_allows_the_plugins_that_hand_over_the_password():
         )
 
 
+# --- SQL Server: the login message never goes out without TLS -----------------------------
+
+
+@pytest.mark.parametrize("tls_mode", ["disabled", "preferred", "required", "verify"])
+def test_sqlserver_never_sends_the_login_to_a_server_that_will_not_encrypt(tls_mode):
+    # TDS's LOGIN7 carries the password merely obfuscated; with Encrypt=no the driver sends
+    # it in clear to a server that answers the pre-login with "encryption not supported".
+    with fake_servers.sqlserver() as server:
+        error = connect(target("sqlserver", server.port, tls_mode=tls_mode))
+    assert "prelogin" in server.events
+    assert "login7" not in server.events
+    assert not server.received(SECRET)
+    assert isinstance(error, TlsError)
+
+
 # --- The whole attack through the admin ---------------------------------------------------
 
 SECRET_A = "secret-of-A-c0ffee"

@@ -90,7 +90,7 @@ def test_master_is_the_default_database(fake_sqlserver):
 @pytest.mark.parametrize(
     ("tls_mode", "encrypt", "trust_server_certificate"),
     [
-        ("disabled", "no", None),
+        ("disabled", "yes", "yes"),  # never a login in clear (test_cleartext_refusal)
         ("preferred", "yes", "yes"),
         ("required", "yes", "yes"),
         ("verify", "yes", "no"),

@@ -1,10 +1,11 @@
 """Hostile database servers on 127.0.0.1 that ask a client for its password.
 
 Each server speaks just enough of one wire protocol to make a real driver (libpq through
-psycopg, MariaDB Connector/C through mysqlclient) authenticate against it, asks for the
-password in the way an attacker would choose, and records every byte it receives — and,
-where the protocol lets a server decrypt what it was sent (MySQL's RSA exchange with a key
-the server chose), what it recovered. Tests then assert that a secret never arrives::
+psycopg, MariaDB Connector/C through mysqlclient, ODBC Driver 18 through mssql-python)
+authenticate against it, asks for the password in the way an attacker would choose, and
+records every byte it receives — and, where the protocol lets a server decode what it was
+sent (MySQL's RSA exchange with a key the server chose, TDS's obfuscated LOGIN7
+password), what it recovered. Tests then assert that a secret never arrives::
 
     with fake_servers.postgresql(auth="cleartext") as server:
         ...connect to 127.0.0.1:server.port with the secret...
@@ -13,7 +14,8 @@ the server chose), what it recovered. Tests then assert that a secret never arri
 Wire formats: PostgreSQL frontend/backend protocol 3.0 ("Message Formats", "SSL Session
 Encryption", "SASL Authentication"); MySQL client/server protocol (Initial Handshake v10,
 HandshakeResponse41, SSLRequest, AuthSwitchRequest, caching_sha2_password's
-"perform full authentication" 0x04 and public-key request 0x02).
+"perform full authentication" 0x04 and public-key request 0x02); MS-TDS (PRELOGIN and its
+ENCRYPTION option, LOGIN7 and its password obfuscation).
 """
 
 from __future__ import annotations

@@ -311,16 +311,29 @@ def _mysql_error(message: str) -> bytes:
     return b"\xff" + struct.pack("<H", 1045) + b"#28000" + message.encode()
 
 
-def mysql(
-    *,
-    plugin: str = "mysql_clear_password",
-    switch_to: str | None = None,
-    tls: bool = False,
-):
-    """A MySQL server whose handshake names ``plugin``; with ``switch_to`` it then asks the
-    client to switch to that plugin (AuthSwitchRequest). "caching_sha2_password" asks for
-    full authentication and, when the client requests the server's RSA key, hands it its
-    own key and decrypts the password it gets. With ``tls`` it offers TLS (self-signed)."""
+def _client_plugin(response: bytes) -> str:
+    """The plugin a HandshakeResponse41 says its authentication data was made with."""
+    (flags,) = struct.unpack("<I", response[:4])
+    position = response.index(b"\0", 32) + 1  # after the fixed part and the user name
+    if flags & CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA:
+        length = response[position]  # short answers only: a one-byte length-encoded integer
+        position += 1 + length
+    else:
+        position += 1 + response[position]
+    if flags & CLIENT_CONNECT_WITH_DB:
+        position = response.index(b"\0", position) + 1
+    if not flags & CLIENT_PLUGIN_AUTH:
+        return ""
+    return response[position : response.index(b"\0", position)].decode()
+
+
+def mysql(*, plugin: str = "mysql_clear_password", announce: str | None = None, tls: bool = False):
+    """A MySQL server whose account authenticates with ``plugin``. Its handshake names
+    ``announce`` (default: ``plugin``); when the client answers with another plugin, it
+    asks it to switch to ``plugin`` (AuthSwitchRequest), as a real server does.
+    "caching_sha2_password" asks for full authentication and, when the client requests the
+    server's RSA key, hands it its own key and decrypts the password it gets. With ``tls``
+    it offers TLS (self-signed certificate)."""
     private_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     public_pem = private_key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
@@ -351,7 +364,7 @@ def mysql(
 
     def handle(client: _Recorder, server: FakeServer) -> None:
         packets = _MySQLPackets(client)
-        packets.send(_mysql_handshake(plugin, tls))
+        packets.send(_mysql_handshake(announce or plugin, tls))
         response = packets.read()
         (flags,) = struct.unpack("<I", response[:4])
         if flags & CLIENT_SSL and len(response) == 32:
@@ -362,18 +375,17 @@ def mysql(
             client.start_tls()
             response = packets.read()
         server.events.append("handshake_response")
-        if switch_to:
+        answered_with = _client_plugin(response)
+        server.events.append(f"answered_with_{answered_with}")
+        if answered_with != plugin:
             # dialog (PAM) sends its first question: type 4 (password) | 1 (last question).
-            data = b"\x05Password: " if switch_to == "dialog" else _SCRAMBLE + b"\0"
-            packets.send(b"\xfe" + switch_to.encode() + b"\0" + data)
-            server.events.append(f"switch_{switch_to}")
+            data = b"\x05Password: " if plugin == "dialog" else _SCRAMBLE + b"\0"
+            packets.send(b"\xfe" + plugin.encode() + b"\0" + data)
+            server.events.append(f"switch_{plugin}")
             answer = packets.read()
             server.events.append("switch_answer")
-            if switch_to == "caching_sha2_password":
-                caching_sha2_full(packets, server)
-            else:
-                server.recovered.append(answer)
-        elif plugin == "caching_sha2_password":
+            server.recovered.append(answer)
+        if plugin == "caching_sha2_password":
             caching_sha2_full(packets, server)
         packets.send(_mysql_error("Access denied"))
 

@@ -136,6 +136,10 @@ class _MySQLConnection(Engine):
             ssl_mode=SSL_MODES.get(target.tls_mode, "PREFERRED"),
             read_default_file=str(AUTH_OPTIONS_FILE),
             read_default_group=AUTH_GROUPS.get(target.tls_mode, AUTH_GROUP_DEFAULT),
+            # Answer the handshake with a challenge-response, whatever default the server
+            # names (MySQL 8: caching_sha2_password); it asks to switch when the account
+            # uses another plugin, and restricted-auth decides.
+            auth_plugin="mysql_native_password",
             charset="utf8mb4",
             autocommit=True,
         )

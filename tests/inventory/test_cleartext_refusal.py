@@ -128,35 +128,27 @@ def test_the_linked_libpq_supports_require_auth():
 
 # --- MySQL / MariaDB: never the cleartext plugin ------------------------------------------
 
+NATIVE = "mysql_native_password"
+# The account's plugin, and the plugin the handshake names.
 HOSTILE_MYSQL = {
-    "mysql_clear_password in the handshake": {"plugin": "mysql_clear_password"},
-    "switch to mysql_clear_password": {
-        "plugin": "mysql_native_password",
-        "switch_to": "mysql_clear_password",
-    },
-    "switch to dialog (PAM)": {"plugin": "mysql_native_password", "switch_to": "dialog"},
-    "caching_sha2_password full auth with the server's RSA key": {
-        "plugin": "caching_sha2_password"
-    },
-    "switch to caching_sha2_password": {
-        "plugin": "mysql_native_password",
-        "switch_to": "caching_sha2_password",
-    },
-    "switch to sha256_password": {
-        "plugin": "mysql_native_password",
-        "switch_to": "sha256_password",
-    },
-    "switch to mysql_old_password": {
-        "plugin": "mysql_native_password",
-        "switch_to": "mysql_old_password",
-    },
+    "mysql_clear_password named in the handshake": ("mysql_clear_password", None),
+    "switch to mysql_clear_password": ("mysql_clear_password", NATIVE),
+    "switch to dialog (PAM)": ("dialog", NATIVE),
+    "caching_sha2_password named in the handshake (RSA key of the server's)": (
+        "caching_sha2_password",
+        None,
+    ),
+    "switch to caching_sha2_password": ("caching_sha2_password", NATIVE),
+    "switch to sha256_password": ("sha256_password", NATIVE),
+    "switch to mysql_old_password": ("mysql_old_password", NATIVE),
 }
 
 
 @pytest.mark.parametrize("tls_mode", ["disabled", "preferred", "required"])
 @pytest.mark.parametrize("scenario", sorted(HOSTILE_MYSQL))
 def test_mysql_never_sends_the_password_to_a_server_asking_for_it(scenario, tls_mode):
-    with fake_servers.mysql(**HOSTILE_MYSQL[scenario]) as server:
+    plugin, announce = HOSTILE_MYSQL[scenario]
+    with fake_servers.mysql(plugin=plugin, announce=announce) as server:
         error = connect(target("mysql", server.port, tls_mode=tls_mode))
     assert isinstance(error, AuthenticationFailed), error
     assert "would hand it the password" in str(error)
@@ -170,10 +162,26 @@ def test_mysql_with_tls_required_sends_no_password_inside_an_unverified_tls_sess
     # Both send the password as is inside TLS: to an unverified listener with a self-signed
     # certificate, that is the password in clear. (Named in the handshake, a plugin outside
     # the allowed list is refused before TLS starts; a switch comes after it.)
-    with fake_servers.mysql(plugin="mysql_native_password", switch_to=plugin, tls=True) as server:
+    with fake_servers.mysql(plugin=plugin, announce=NATIVE, tls=True) as server:
         error = connect(target("mysql", server.port, tls_mode="required"))
-    assert server.events[:3] == ["tls", "handshake_response", f"switch_{plugin}"]
+    assert server.events[:4] == [
+        "tls",
+        "handshake_response",
+        f"answered_with_{NATIVE}",
+        f"switch_{plugin}",
+    ]
     assert isinstance(error, AuthenticationFailed)
+    assert not server.received(SECRET)
+
+
+def test_mysql_answers_a_mysql_8_handshake_with_a_challenge_response():
+    # MySQL 8 names caching_sha2_password in its handshake whatever the account uses: an
+    # account on mysql_native_password must still log in, without a plugin switch.
+    with fake_servers.mysql(plugin=NATIVE, announce="caching_sha2_password") as server:
+        error = connect(target("mysql", server.port))
+    assert server.events[:2] == ["handshake_response", f"answered_with_{NATIVE}"]
+    assert not any(event.startswith("switch") for event in server.events)
+    assert "Access denied" in str(error)  # the listener's answer, not a refusal of ours
     assert not server.received(SECRET)
 
 

@@ -415,6 +415,7 @@ def assignment_add_manual(*, account: Account, classification: Classification, u
             "classification": [None, classification.code],
             "note": [None, note],
         },
+        additional_data={"instance_id": account.instance_id},
     )
     log.info(
         "assignment_manual_added",
@@ -439,6 +440,7 @@ def assignments_remove_manual(*, assignments, user) -> int:
                     "account": [str(assignment.account), None],
                     "classification": [assignment.classification.code, None],
                 },
+                additional_data={"instance_id": assignment.account.instance_id},
             )
             assignment.delete()
             removed += 1

@@ -67,6 +67,8 @@ def register() -> None:
 VisibleObjects = Callable[[HttpRequest, set[int]], Iterable[int] | QuerySet]
 
 _instance_bound: dict[str, VisibleObjects] = {}
+# The key of ``LogEntry.additional_data`` naming the instance an entry's object hangs off.
+INSTANCE_KEY = "instance_id"
 _shared: set[str] = set()
 
 
@@ -110,7 +112,11 @@ def entries_visible_to(request: HttpRequest, entries: QuerySet) -> QuerySet:
     readable = Q(pk__in=[])
     for label, visible in sorted(_instance_bound.items()):
         objects = visible(request, ids)
-        readable |= Q(content_type=_content_type(label), object_id__in=objects)
+        content_type = _content_type(label)
+        readable |= Q(content_type=content_type, object_id__in=objects)
+        # An entry that names its instance (INSTANCE_KEY) stays readable once its object
+        # is gone, e.g. the removal of a manual assignment.
+        readable |= Q(content_type=content_type, **{f"additional_data__{INSTANCE_KEY}__in": ids})
     for label in _readable_shared(request):
         readable |= Q(content_type=_content_type(label))
     return entries.filter(readable)

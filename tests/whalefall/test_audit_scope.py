@@ -153,8 +153,15 @@ def test_manual_assignments_follow_the_instance_of_their_account(client, estate)
     content = client.get(LOG).content.decode()
     assert "app_a" in content
     assert "app_b" not in content
-    # Once removed, an assignment of a hidden instance stays hidden.
+    # Once removed, an assignment of a hidden instance stays hidden, one of theirs visible.
     assignments_remove_manual(assignments=Assignment.objects.filter(account=theirs), user=None)
+    assignments_remove_manual(assignments=Assignment.objects.filter(account=mine), user=None)
+    assignment_entries = [e for e in rows(client) if e.content_type.model == "assignment"]
+    assert {e.action for e in assignment_entries} == {
+        LogEntry.Action.CREATE,
+        LogEntry.Action.DELETE,
+    }
+    assert all("app_a" in e.object_repr for e in assignment_entries)
     assert "app_b" not in client.get(LOG).content.decode()
 
 

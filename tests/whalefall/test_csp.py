@@ -239,7 +239,7 @@ def test_chromium_reports_no_violation_on_the_dashboard_and_an_account_page(
     live_server, admin_user, settings
 ):
     playwright = pytest.importorskip(
-        "playwright.sync_api", reason="Playwright is not installed (not in requirements)"
+        "playwright.sync_api", reason="Playwright is not installed (requirements/dev.txt brings it)"
     )
     from syncjobs.services import roles_install
 

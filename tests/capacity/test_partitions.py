@@ -255,7 +255,12 @@ def test_maintenance_creates_months_ahead_and_drops_months_past_retention(settin
     for table in (DB_TABLE, INSTANCE_TABLE):
         assert months(status, table) == ["2038-03", "2040-03", "2040-04", "2040-05", "2040-06"]
 
-    assert partitions_maintain(today) == {"created": [], "dropped": [], "deleted_rows": 0}
+    assert partitions_maintain(today) == {
+        "created": [],
+        "reattached": [],
+        "dropped": [],
+        "deleted_rows": 0,
+    }
     # On the first of the next month, March 2038 is wholly older than 24 months.
     again = partitions_maintain(date(2040, 4, 1))
     assert again["created"] == [f"{DB_TABLE}_p2040_07", f"{INSTANCE_TABLE}_p2040_07"]
@@ -334,7 +339,7 @@ def test_plain_tables_need_no_partitions_and_expire_rows_by_deleting(settings):
 
     result = partitions_maintain(date(2026, 5, 15))
 
-    assert result == {"created": [], "dropped": [], "deleted_rows": 1}
+    assert result == {"created": [], "reattached": [], "dropped": [], "deleted_rows": 1}
     assert sorted(DatabaseSizeSample.objects.values_list("day", flat=True)) == [
         date(2024, 5, 1),
         FUTURE,

@@ -97,6 +97,9 @@ _UNREACHABLE_ERRORS = {2002, 2003, 2005, 2006}
 _TLS_ERRORS = {2026, 3159}
 _TIMEOUT_ERRORS = {1969, 3024}  # max_statement_time / max_execution_time exceeded
 _ETIMEDOUT = ("system error: 110", "(110)", "timed out", "timeout")
+_DENIED_ERRORS = {1142, 1143}  # SELECT command denied for a table / a column
+# "… for table `mysql`.`procs_priv`" (MariaDB 10.5+, MySQL 8.0.28+) or "… table 'procs_priv'"
+_DENIED_TABLE = re.compile(r"for table [`']([^`']+)[`'](?:\.[`']([^`']+)[`'])?")
 # The client's read/write timeouts only back up the server's statement timeout: equal values
 # race, and a lost race reports a statement timeout as a lost connection (error 2013).
 _NETWORK_TIMEOUT_MARGIN = 5
@@ -190,6 +193,8 @@ class _MySQLConnection(Engine):
                 "caching_sha2_password/sha256_password without TLS mode Verify); WhaleFall "
                 "answers with mysql_native_password or ed25519 only"
             )
+        if isinstance(exc, MySQLdb.MySQLError) and exc.args[:1] and exc.args[0] in _DENIED_ERRORS:
+            return InsufficientPrivileges(_denied_message(exc))
         return super().translate_error(exc)
 
     def classify(self, exc: BaseException) -> type[EngineError]:
@@ -205,9 +210,27 @@ class _MySQLConnection(Engine):
             return TlsError
         if code in _TIMEOUT_ERRORS:
             return Timeout
+        if code in _DENIED_ERRORS:
+            return InsufficientPrivileges
         if code in _UNREACHABLE_ERRORS | {2013}:
             return Timeout if any(marker in message for marker in _ETIMEDOUT) else Unreachable
         return EngineFailure
+
+
+def _denied_message(exc: BaseException) -> str:
+    """The insufficient-privileges message for a statement the server refused on a table
+    (errors 1142/1143), naming the table and the grant that would allow the read."""
+    match = _DENIED_TABLE.search(str(exc.args[1]) if len(exc.args) > 1 else "")
+    if match is None:
+        return (
+            f"{InsufficientPrivileges.label}: the monitoring account cannot read the grant "
+            "tables (GRANT SELECT ON mysql.* TO it)"
+        )
+    schema, table = match.groups() if match.group(2) else ("mysql", match.group(1))
+    return (
+        f"{InsufficientPrivileges.label}: the monitoring account cannot read {schema}.{table} "
+        f"(GRANT SELECT ON {schema}.* TO it, or at least GRANT SELECT ON {schema}.{table})"
+    )
 
 
 # --- Accounts and privileges ------------------------------------------------------------
@@ -465,7 +488,9 @@ class MySQLAccountsMixin:
             else:
                 rows = self.dict_rows("SELECT * FROM mysql.user")
         except MySQLdb.OperationalError as exc:
-            if exc.args and exc.args[0] in {1142, 1044, 1227}:
+            if exc.args and exc.args[0] in _DENIED_ERRORS:
+                raise InsufficientPrivileges(_denied_message(exc)) from None
+            if exc.args and exc.args[0] in {1044, 1227}:
                 raise InsufficientPrivileges(
                     f"{InsufficientPrivileges.label}: the monitoring account cannot read the "
                     "grant tables (GRANT SELECT ON mysql.* TO it)"

@@ -100,6 +100,9 @@ def _queue_depth(conn) -> int | None:
     return depth
 
 
+NO_HEARTBEAT_YET = "no heartbeat recorded yet"
+
+
 def check_heartbeat() -> CheckResult:
     """Beat scheduled, and a worker ran, the heartbeat task recently."""
     max_age = settings.WHALEFALL_HEARTBEAT_MAX_AGE
@@ -110,7 +113,7 @@ def check_heartbeat() -> CheckResult:
     except DatabaseError:
         return CheckResult(ok=False, error="heartbeat unreadable")
     if beat_at is None:
-        return CheckResult(ok=False, error="no heartbeat recorded yet")
+        return CheckResult(ok=False, error=NO_HEARTBEAT_YET)
     age = max(0.0, (timezone.now() - beat_at).total_seconds())
     detail = {"age_seconds": round(age, 1), "max_age_seconds": max_age}
     if age > max_age:
@@ -191,9 +194,16 @@ def ready(_request: HttpRequest) -> JsonResponse:
             for name, r in results.items()
         },
     }
-    if failing:
+    if failing == ["beat_heartbeat"] and results["beat_heartbeat"].error == NO_HEARTBEAT_YET:
+        # The normal state after a start until beat's first heartbeat: not an incident.
+        log.info("readiness_waiting_for_heartbeat")
+    elif failing:
         log.warning("readiness_failed", failing=failing)
-    return _no_store(JsonResponse(body, status=503 if failing else 200))
+    response = _no_store(JsonResponse(body, status=503 if failing else 200))
+    # The failure is logged above at its true level: not again as a server error by
+    # django.request, which logs every 5xx as an error.
+    response._has_been_logged = True
+    return response
 
 
 @never_cache

@@ -109,8 +109,9 @@ class RunQuerySet(models.QuerySet):
         ``instance_ids`` alone make of each run (None: every item, the stored figures).
 
         A finished run's status follows the same rule as when it closed (cancelled, failed
-        if every item failed, partially failed on any failure or problem, else succeeded),
-        so a person who sees some of its instances learns nothing from it about the others.
+        if every item failed or every item was skipped, partially failed on any failure or
+        problem, else succeeded), so a person who sees some of its instances learns nothing
+        from it about the others.
         """
         if instance_ids is None:
             return self.annotate(shown_status=F("status"), shown_items_failed=F("items_failed"))
@@ -123,6 +124,10 @@ class RunQuerySet(models.QuerySet):
             models.When(
                 Q(cancel_requested=True) & models.Exists(cancelled),
                 then=models.Value(RunStatus.CANCELLED),
+            ),
+            models.When(
+                models.Exists(items) & ~models.Exists(items.exclude(status=ItemStatus.SKIPPED)),
+                then=models.Value(RunStatus.FAILED),
             ),
             models.When(
                 ~models.Exists(failed) & models.Exists(problems),

@@ -790,7 +790,11 @@ def runs_show_items_on(runs: Iterable[Run], *, instance_ids: Iterable[int]) -> N
     for run in runs:
         seen = totals.get(run.pk, zero)
         counted_error = _run_error(
-            {"items_failed": run.items_failed, "items_total": run.items_total},
+            {
+                "items_failed": run.items_failed,
+                "items_skipped": run.items_skipped,
+                "items_total": run.items_total,
+            },
             run.summary.get("items_with_problems", 0),
         )
         for field in ("items_total", *(f"items_{s}" for s in ITEM_TERMINAL)):
@@ -855,6 +859,10 @@ def run_finalise(*, run_id: int) -> str | None:
 def _run_outcome(run: Run, totals: dict[str, int], with_problems: int) -> str:
     if run.cancel_requested and totals["items_cancelled"]:
         return RunStatus.CANCELLED
+    if _all_skipped(totals):
+        # None of the run's work was done (every instance locked by other work, retired or
+        # inactive): that is no success.
+        return RunStatus.FAILED
     if not totals["items_failed"]:
         # Work done around a problem (e.g. an invalid rule skipped) is not a full success.
         return RunStatus.PARTIALLY_FAILED if with_problems else RunStatus.SUCCEEDED
@@ -863,8 +871,16 @@ def _run_outcome(run: Run, totals: dict[str, int], with_problems: int) -> str:
     return RunStatus.PARTIALLY_FAILED
 
 
+def _all_skipped(totals: dict[str, int]) -> bool:
+    return 0 < totals["items_total"] == totals.get("items_skipped", 0)
+
+
 def _run_error(totals: dict[str, int], with_problems: int) -> str:
     parts = []
+    if _all_skipped(totals):
+        # Without the reasons: they name instances, and each item shows its own.
+        total = totals["items_total"]
+        parts.append(f"every item was skipped ({total} of {total}; each item says why)")
     if totals["items_failed"]:
         parts.append(f"{totals['items_failed']} of {totals['items_total']} items failed")
     if with_problems:

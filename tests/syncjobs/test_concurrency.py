@@ -93,7 +93,9 @@ def test_two_concurrent_executions_of_the_same_work_run_once(fake_handlers):
     )
     assert len(handlers.CALLS) == 1
     assert not WorkLock.objects.exists()
-    assert set(Run.objects.values_list("status", flat=True)) == {RunStatus.SUCCEEDED}
+    # The run that did the work succeeded; the one whose only item was skipped did nothing.
+    assert Run.objects.get(pk=winner.run_id).status == RunStatus.SUCCEEDED
+    assert Run.objects.get(pk=loser.run_id).status == RunStatus.FAILED
 
 
 def test_different_kinds_of_work_run_at_the_same_time_on_one_instance(fake_handlers):

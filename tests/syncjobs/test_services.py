@@ -453,7 +453,9 @@ def test_work_already_running_on_the_instance_is_skipped_with_a_reason():
     assert handlers.CALLS == []
     assert WorkLock.objects.get().holder_id == holder.pk, "the holder keeps its lock"
     run.refresh_from_db()
-    assert run.status == RunStatus.SUCCEEDED
+    # Nothing was done: a run whose every item was skipped is no success.
+    assert run.status == RunStatus.FAILED
+    assert run.error == "every item was skipped (1 of 1; each item says why)"
     assert run.items_skipped == 1
 
 

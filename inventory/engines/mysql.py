@@ -37,9 +37,11 @@ edges of the role graph (``inherit`` when the role is active at login, ``set`` f
 granted role); effective privileges are resolved elsewhere.
 """
 
+import contextlib
 import functools
 import json
 import re
+import time
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -146,6 +148,7 @@ class _MySQLConnection(Engine):
             charset="utf8mb4",
             autocommit=True,
         )
+        self._read_timeout = timeout + _NETWORK_TIMEOUT_MARGIN
         self._version = self.query("SELECT VERSION()")[0][0]
         if "mariadb" in self._version.lower():
             self.query(f"SET SESSION max_statement_time = {timeout}")
@@ -161,6 +164,23 @@ class _MySQLConnection(Engine):
         if connection is not None:
             connection.close()
             self.connection = None
+
+    @contextlib.contextmanager
+    def remote(self):
+        # The client reports its own read timeout as a lost connection (2013) with no
+        # errno: one that ends after the read timeout is marked a timeout here.
+        started = time.monotonic()
+        try:
+            with super().remote():
+                yield
+        except MySQLdb.OperationalError as exc:
+            waited = time.monotonic() - started
+            if (
+                exc.args[:1] == (2013,)
+                and waited >= getattr(self, "_read_timeout", float("inf")) - 0.5
+            ):
+                exc.read_timed_out = True
+            raise
 
     def query(self, sql: str, params: tuple | None = None) -> list[tuple]:
         """Run one read-only statement and return every row."""
@@ -212,6 +232,8 @@ class _MySQLConnection(Engine):
             return Timeout
         if code in _DENIED_ERRORS:
             return InsufficientPrivileges
+        if code == 2013 and getattr(exc, "read_timed_out", False):
+            return Timeout  # the server went silent after the login
         if code in _UNREACHABLE_ERRORS | {2013}:
             return Timeout if any(marker in message for marker in _ETIMEDOUT) else Unreachable
         return EngineFailure

@@ -353,3 +353,64 @@ def silent_server() -> Iterator[Silent]:
             with contextlib.suppress(OSError):
                 conn.close()
         listener.close()
+
+
+@dataclass
+class Stalling:
+    """A TCP proxy to a real server that can stop passing bytes, as a network that goes
+    silent after the login would (the connections stay open)."""
+
+    port: int = 0
+    stalled: threading.Event = field(default_factory=threading.Event)
+    _sockets: list[socket.socket] = field(default_factory=list)
+
+    def stall(self) -> None:
+        self.stalled.set()
+
+
+@contextlib.contextmanager
+def stalling_proxy(target_port: int, target_host: str = "127.0.0.1") -> Iterator[Stalling]:
+    """A proxy on a free port to ``target_host:target_port``; ``stall()`` holds every byte
+    from then on, in both directions, until the proxy is closed."""
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    listener.settimeout(0.1)
+    proxy = Stalling(port=listener.getsockname()[1])
+    stopping = threading.Event()
+
+    def pump(source: socket.socket, sink: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                while proxy.stalled.is_set() and not stopping.is_set():
+                    time.sleep(0.02)
+                if stopping.is_set():
+                    return
+                sink.sendall(data)
+
+    def serve() -> None:
+        while not stopping.is_set():
+            try:
+                client, _ = listener.accept()
+            except (TimeoutError, OSError):
+                continue
+            upstream = socket.create_connection((target_host, target_port), timeout=5)
+            upstream.settimeout(None)
+            proxy._sockets += [client, upstream]
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=pump, args=(source, sink), daemon=True).start()
+
+    thread = threading.Thread(target=serve, name="stalling-proxy", daemon=True)
+    thread.start()
+    try:
+        yield proxy
+    finally:
+        stopping.set()
+        thread.join(timeout=2)
+        for conn in proxy._sockets:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+            with contextlib.suppress(OSError):
+                conn.close()
+        listener.close()

@@ -347,6 +347,21 @@ class RunItem(models.Model):
     attempts = models.PositiveSmallIntegerField(
         _("attempts"), default=0, help_text=_("Times a worker started the item.")
     )
+    queued_at = models.DateTimeField(
+        _("queued"),
+        null=True,
+        blank=True,
+        help_text=_("When the item's task message was due at a worker (sent, or retry due)."),
+    )
+    task_id = models.CharField(
+        _("task"),
+        max_length=255,
+        blank=True,
+        help_text=_("The task that last started the item; its retries may take it over."),
+    )
+    task_retries = models.PositiveSmallIntegerField(
+        _("task retries"), default=0, help_text=_("Retries of that task when it started the item.")
+    )
     error = models.TextField(_("error"), blank=True, help_text=_("Why the item failed."))
     skip_reason = models.TextField(
         _("skip reason"), blank=True, help_text=_("Why the item was not run.")

@@ -10,6 +10,8 @@ overwriting a finished item.
 
 import json
 import secrets
+import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,7 +26,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, InterfaceError, OperationalError, transaction
+from django.db import IntegrityError, InterfaceError, OperationalError, connection, transaction
 from django.db.models import Count, DurationField, Exists, ExpressionWrapper, F, OuterRef, Q, Sum
 from django.db.models import Value as V
 from django.db.models.functions import Coalesce
@@ -376,6 +378,12 @@ MAX_ERROR_LENGTH = 2000
 # holder cannot be alive and the lock is free for the taking.
 LOCK_MARGIN = timedelta(minutes=5)
 
+# The last attempt records its failure through a database outage this many times, waiting
+# FINAL_WRITE_DELAY seconds and then twice as long each time; past that the reaper fails
+# the item when its heartbeat is too old.
+FINAL_WRITE_ATTEMPTS = 5
+FINAL_WRITE_DELAY = 1.0
+
 
 class HandlerMissing(Exception):
     """No handler is registered for a run kind."""
@@ -456,7 +464,13 @@ def work_lock_acquire(
                 expires_at=now + _lock_ttl(),
             )
     except IntegrityError:
-        return False
+        # Still held by this very item: an earlier attempt could not release it (the
+        # database went away); the retry carries on under it.
+        return bool(
+            WorkLock.objects.filter(kind=kind, instance_id=instance_id, holder_id=item_id).update(
+                acquired_at=now, expires_at=now + _lock_ttl()
+            )
+        )
     return True
 
 
@@ -512,7 +526,8 @@ def run_create(
                 summary=summary or {},
             )
             items = RunItem.objects.bulk_create(
-                [RunItem(run=run, instance_id=pk) for pk in ids], batch_size=1000
+                [RunItem(run=run, instance_id=pk, queued_at=run.created_at) for pk in ids],
+                batch_size=1000,
             )
             transaction.on_commit(
                 partial(
@@ -661,13 +676,29 @@ def _items_finish(items, status: str, *, now: datetime | None = None, **fields) 
     )
 
 
-def run_item_execute(*, item_id: int, may_retry: bool = False) -> None:
+def run_item_execute(
+    *,
+    item_id: int,
+    may_retry: bool = False,
+    task_id: str = "",
+    retries: int = 0,
+    retry_in: int = 0,
+) -> None:
     """Do the work of one run item: the unit a ``syncjobs.run_item`` task executes.
 
     Idempotent: an item that is finished, or that another delivery already started, is
-    left alone. With ``may_retry``, a transient failure hands the item back (pending) and
+    left alone. A retry of the task that started it (``task_id``, with more ``retries``
+    than when it started) takes over an item an earlier attempt left running, as when the
+    database went away before that attempt could hand it back. With ``may_retry``, a
+    transient failure hands the item back (pending, due again in ``retry_in`` seconds) and
     re-raises for the task to retry; otherwise it fails the item.
     """
+    if task_id:
+        taken_over = RunItem.objects.filter(
+            pk=item_id, status=ItemStatus.RUNNING, task_id=task_id, task_retries__lt=retries
+        ).update(status=ItemStatus.PENDING)
+        if taken_over:
+            log.warning("run_item_resumed", item_id=item_id, retries=retries)
     item = RunItem.objects.select_related("run", "instance").filter(pk=item_id).first()
     if item is None:
         log.warning("run_item_missing", item_id=item_id)
@@ -683,11 +714,13 @@ def run_item_execute(*, item_id: int, may_retry: bool = False) -> None:
     if run.cancel_requested:
         if _items_finish(pending, ItemStatus.CANCELLED):
             log.info("run_item_cancelled", item_id=item.pk, run_id=run.pk)
+        work_lock_release(kind=run.kind, instance_id=instance.pk, item_id=item.pk)
         run_finalise(run_id=run.pk)
         return
     if instance.is_retired or not instance.is_active:
         reason = f"{instance.name} is {'retired' if instance.is_retired else 'inactive'}"
         _items_finish(pending, ItemStatus.SKIPPED, skip_reason=reason)
+        work_lock_release(kind=run.kind, instance_id=instance.pk, item_id=item.pk)
         run_finalise(run_id=run.pk)
         return
 
@@ -698,6 +731,8 @@ def run_item_execute(*, item_id: int, may_retry: bool = False) -> None:
         heartbeat_at=now,
         attempts=F("attempts") + 1,
         error="",
+        task_id=task_id,
+        task_retries=retries,
     )
     if not claimed:
         log.info("run_item_not_claimed", item_id=item.pk, status=item.status)
@@ -710,15 +745,110 @@ def run_item_execute(*, item_id: int, may_retry: bool = False) -> None:
         log.info("run_item_skipped_locked", item_id=item.pk, reason=reason)
         run_finalise(run_id=run.pk)
         return
+    release = partial(work_lock_release, kind=run.kind, instance_id=instance.pk, item_id=item.pk)
     try:
-        _item_perform(item=item, may_retry=may_retry)
+        with _heartbeat(item.pk):
+            _item_perform(item=item, may_retry=may_retry, retry_in=retry_in)
+    except TRANSIENT_ERRORS:
+        # The item is pending again (or still running, if the database is gone): the retry
+        # takes over the lock too. A failed release must not mask the error.
+        try:
+            release()
+        except TRANSIENT_ERRORS:
+            log.warning("work_lock_not_released", item_id=item.pk)
+        raise
+    except BaseException:
+        release()
+        raise
+    if may_retry:
+        release()
+        run_finalise(run_id=run.pk)
+    else:
+        _write_through_outage(release)
+        _write_through_outage(partial(run_finalise, run_id=run.pk))
+
+
+def run_item_give_up(*, item_id: int, error: BaseException) -> bool:
+    """Fail an item whose last attempt ended on a transient error it could not record
+    (the database was gone), with that error, and free its instance; bounded retries.
+
+    Returns whether the item was failed now.
+    """
+    message = _failure_message(error)
+
+    def give_up() -> bool:
+        item = RunItem.objects.filter(pk=item_id).values("run_id").first()
+        if item is None:
+            return False
+        failed = _items_finish(RunItem.objects.filter(pk=item_id), ItemStatus.FAILED, error=message)
+        WorkLock.objects.filter(holder_id=item_id).delete()
+        run_finalise(run_id=item["run_id"])
+        return bool(failed)
+
+    failed = _write_through_outage(give_up)
+    if failed:
+        log.warning("run_item_failed", item_id=item_id, error=message, transient=True)
+    return failed
+
+
+def _write_through_outage(write: Callable[[], Any]) -> Any:
+    """``write()``, again after a lost database connection, a bounded number of times with
+    a doubling pause and a fresh connection; the last error is raised."""
+    delay = FINAL_WRITE_DELAY
+    for attempt in range(1, FINAL_WRITE_ATTEMPTS + 1):
+        try:
+            return write()
+        except TRANSIENT_ERRORS:
+            if attempt == FINAL_WRITE_ATTEMPTS:
+                raise
+            log.warning("run_item_write_retried", attempt=attempt, delay=delay)
+            if not connection.in_atomic_block:
+                connection.close()
+            time.sleep(delay)
+            delay *= 2
+    return None  # pragma: no cover
+
+
+@contextmanager
+def _heartbeat(item_id: int) -> Iterator[None]:
+    """While the block runs, a thread stamps the running item's ``heartbeat_at`` every
+    ``WHALEFALL_ITEM_HEARTBEAT_INTERVAL`` seconds, on a connection of its own."""
+    stop = threading.Event()
+    interval = settings.WHALEFALL_ITEM_HEARTBEAT_INTERVAL
+
+    def beat() -> None:
+        from django.db import connections
+
+        try:
+            while not stop.wait(interval):
+                try:
+                    RunItem.objects.filter(pk=item_id, status=ItemStatus.RUNNING).update(
+                        heartbeat_at=timezone.now()
+                    )
+                except Exception as exc:  # noqa: BLE001  a missed beat is retried next time
+                    log.warning(
+                        "run_item_heartbeat_failed", item_id=item_id, error_type=type(exc).__name__
+                    )
+                    connections.close_all()
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=beat, name=f"heartbeat-item-{item_id}", daemon=True)
+    thread.start()
+    try:
+        yield
     finally:
-        work_lock_release(kind=run.kind, instance_id=instance.pk, item_id=item.pk)
-    run_finalise(run_id=run.pk)
+        stop.set()
+        thread.join(timeout=10)
 
 
-def _item_perform(*, item: RunItem, may_retry: bool) -> None:
-    """Call the handler and record what came of it on the (running) item."""
+def _item_perform(*, item: RunItem, may_retry: bool, retry_in: int = 0) -> None:
+    """Call the handler and record what came of it on the (running) item.
+
+    A lost database connection while recording is raised as is: with ``may_retry`` the
+    retry takes the item over and does the work again; on the last attempt the failure is
+    written through the outage (bounded), with its true reason.
+    """
     this = RunItem.objects.filter(pk=item.pk)
     started = timezone.now()
     try:
@@ -727,21 +857,33 @@ def _item_perform(*, item: RunItem, may_retry: bool) -> None:
     except TRANSIENT_ERRORS as exc:
         message = _failure_message(exc)
         if may_retry:
-            if this.transition(ItemStatus.PENDING, error=message):
-                log.warning("run_item_will_retry", item_id=item.pk, error=message)
-                raise
-            return
-        _items_finish(this, ItemStatus.FAILED, error=message)
+            due = timezone.now() + timedelta(seconds=retry_in)
+            try:
+                if this.transition(ItemStatus.PENDING, error=message, queued_at=due):
+                    log.warning("run_item_will_retry", item_id=item.pk, error=message)
+            except TRANSIENT_ERRORS:
+                # The database is gone: the item stays running, and the retry takes it over.
+                log.warning(
+                    "run_item_will_retry", item_id=item.pk, error=message, handed_back=False
+                )
+            raise
+        _write_through_outage(partial(_items_finish, this, ItemStatus.FAILED, error=message))
         log.warning("run_item_failed", item_id=item.pk, error=message, transient=True)
     except Exception as exc:
         message = _failure_message(exc)
-        _items_finish(this, ItemStatus.FAILED, error=message)
+        _write_through_outage(partial(_items_finish, this, ItemStatus.FAILED, error=message))
         if isinstance(exc, EngineError) or _is_fail_closed(exc):
             log.warning("run_item_failed", item_id=item.pk, error=message)
         else:
             log.exception("run_item_crashed", item_id=item.pk, error_type=type(exc).__name__)
     else:
-        _items_finish(this, ItemStatus.SUCCEEDED, detail=_outcome_detail(outcome), **counts)
+        finish = partial(
+            _items_finish, this, ItemStatus.SUCCEEDED, detail=_outcome_detail(outcome), **counts
+        )
+        if may_retry:
+            finish()  # a lost connection here: the retry does the work again
+        else:
+            _write_through_outage(finish)
         log.info(
             "run_item_succeeded",
             item_id=item.pk,
@@ -939,14 +1081,19 @@ def run_retry_failed(
 def runs_reap(*, now: datetime | None = None) -> int:
     """Fail what no worker will finish, then close the runs it belonged to.
 
-    Running items without a heartbeat for ``WHALEFALL_RUN_STALE_MINUTES`` (longer than the
-    task time limit, so their worker is gone) and the items of runs no worker started within
-    ``WHALEFALL_RUN_QUEUED_MAX_MINUTES``. Returns the number of items failed.
+    Running items without a heartbeat for ``WHALEFALL_ITEM_HEARTBEAT_TIMEOUT`` seconds
+    (their worker is gone; the lock is freed), pending items whose task message was due
+    more than ``WHALEFALL_PENDING_ITEM_TIMEOUT`` seconds ago while no worker worked on any
+    item for as long (the message never reached a worker), and the items of runs no worker
+    started within ``WHALEFALL_RUN_QUEUED_MAX_MINUTES``. Returns the number of items failed.
     """
     now = now or timezone.now()
     stale_minutes = settings.WHALEFALL_RUN_STALE_MINUTES
     stale_cutoff = now - timedelta(minutes=stale_minutes)
-    stale = RunItem.objects.filter(status=ItemStatus.RUNNING, heartbeat_at__lt=stale_cutoff)
+    heartbeat_timeout = settings.WHALEFALL_ITEM_HEARTBEAT_TIMEOUT
+    stale = RunItem.objects.filter(
+        status=ItemStatus.RUNNING, heartbeat_at__lt=now - timedelta(seconds=heartbeat_timeout)
+    )
     stale_items = dict(stale.values_list("pk", "run_id"))
     failed = 0
     if stale_items:
@@ -954,9 +1101,30 @@ def runs_reap(*, now: datetime | None = None) -> int:
             stale.filter(pk__in=list(stale_items)),
             ItemStatus.FAILED,
             now=now,
-            error=f"worker stopped responding (no heartbeat for {stale_minutes} minutes)",
+            error=f"worker stopped responding (no heartbeat for {heartbeat_timeout} seconds)",
         )
         WorkLock.objects.filter(holder_id__in=list(stale_items)).delete()
+
+    pending_timeout = settings.WHALEFALL_PENDING_ITEM_TIMEOUT
+    pending_cutoff = now - timedelta(seconds=pending_timeout)
+    # Claims and heartbeats stamp heartbeat_at: a worker worked on an item since the cutoff.
+    workers_busy = RunItem.objects.filter(heartbeat_at__gte=pending_cutoff).exists()
+    lost_items: dict[int, int] = {}
+    if not workers_busy:
+        lost = RunItem.objects.filter(status=ItemStatus.PENDING).filter(
+            Q(queued_at__lt=pending_cutoff)
+            | Q(queued_at__isnull=True, run__created_at__lt=pending_cutoff)
+        )
+        lost_items = dict(lost.values_list("pk", "run_id"))
+    if lost_items:
+        failed += _items_finish(
+            RunItem.objects.filter(pk__in=list(lost_items)),
+            ItemStatus.FAILED,
+            now=now,
+            error=f"its task message never reached a worker (pending for over "
+            f"{pending_timeout} seconds with the workers idle)",
+        )
+        WorkLock.objects.filter(holder_id__in=list(lost_items)).delete()
 
     queued_minutes = settings.WHALEFALL_RUN_QUEUED_MAX_MINUTES
     never_started = list(
@@ -991,7 +1159,10 @@ def runs_reap(*, now: datetime | None = None) -> int:
         .exclude(Exists(RunItem.objects.filter(run=OuterRef("pk"), status__in=ITEM_ACTIVE)))
     )
     runs = (
-        set(stale_items.values()) | set(never_started) | set(unclosed.values_list("pk", flat=True))
+        set(stale_items.values())
+        | set(lost_items.values())
+        | set(never_started)
+        | set(unclosed.values_list("pk", flat=True))
     )
     for run_id in sorted(runs):
         run_finalise(run_id=run_id)

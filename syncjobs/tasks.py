@@ -102,13 +102,24 @@ def sync_accounts_instance(
 def run_item(self, item_id: int, run_id: int | None = None, instance_id: int | None = None) -> None:
     """Execute one run item; transient failures are retried a bounded number of times."""
     structlog.contextvars.bind_contextvars(run_id=run_id, instance_id=instance_id, item_id=item_id)
-    may_retry = self.request.retries < self.max_retries
+    retries = self.request.retries
+    may_retry = retries < self.max_retries
+    countdown = retry_delay(retries)
     try:
-        services.run_item_execute(item_id=item_id, may_retry=may_retry)
+        services.run_item_execute(
+            item_id=item_id,
+            may_retry=may_retry,
+            task_id=self.request.id or "",
+            retries=retries,
+            retry_in=countdown,
+        )
     except services.TRANSIENT_ERRORS as exc:
         if not may_retry:
+            # The last attempt: fail the item with the true reason and free its instance
+            # once the database answers again (bounded), rather than leave it running.
+            services.run_item_give_up(item_id=item_id, error=exc)
             raise
-        raise self.retry(exc=exc, countdown=retry_delay(self.request.retries)) from exc
+        raise self.retry(exc=exc, countdown=countdown) from exc
 
 
 @shared_task(

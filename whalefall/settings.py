@@ -279,9 +279,18 @@ WHALEFALL_HEARTBEAT_MAX_AGE = env.int("WHALEFALL_HEARTBEAT_MAX_AGE", default=180
 
 # --- Runs -------------------------------------------------------------------------------
 
-# The reaper fails a running item whose heartbeat is older than this; it must exceed the
-# task time limit, so that only items of a worker that died qualify.
+# The reaper fails a job run (aggregation, maintenance: no items) still running after
+# this long; it must exceed the task time limit, so that only jobs of a worker that died
+# qualify.
 WHALEFALL_RUN_STALE_MINUTES = env.int("WHALEFALL_RUN_STALE_MINUTES", default=70)
+# A running item writes a heartbeat every this many seconds while it works; the reaper
+# fails it (worker stopped responding) and frees its instance when the heartbeat is older
+# than the timeout, whatever the item's normal duration.
+WHALEFALL_ITEM_HEARTBEAT_INTERVAL = env.int("WHALEFALL_ITEM_HEARTBEAT_INTERVAL", default=30)
+WHALEFALL_ITEM_HEARTBEAT_TIMEOUT = env.int("WHALEFALL_ITEM_HEARTBEAT_TIMEOUT", default=180)
+# The reaper fails a pending item whose task message was due this many seconds ago while
+# the workers stayed idle for as long: its message never reached a worker.
+WHALEFALL_PENDING_ITEM_TIMEOUT = env.int("WHALEFALL_PENDING_ITEM_TIMEOUT", default=300)
 # The reaper fails a run that no worker has started after this long.
 WHALEFALL_RUN_QUEUED_MAX_MINUTES = env.int("WHALEFALL_RUN_QUEUED_MAX_MINUTES", default=360)
 # Runs older than this are deleted by the retention job.

@@ -1,10 +1,11 @@
 """Runs and run items: creation, execution, outcomes, cancel, locks, reaper and retention."""
 
+import time
 from datetime import timedelta
 from unittest import mock
 
 import pytest
-from django.db import connection
+from django.db import OperationalError, connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from guardian.shortcuts import assign_perm
@@ -499,13 +500,13 @@ def test_the_lock_outlives_the_task_time_limit(settings):
 
 
 def test_the_reaper_fails_items_whose_worker_stopped_responding(settings):
-    settings.WHALEFALL_RUN_STALE_MINUTES = 70
+    settings.WHALEFALL_ITEM_HEARTBEAT_TIMEOUT = 180
     stale_instance, fresh_instance, done_instance = InstanceFactory.create_batch(3)
     run = new_run(stale_instance, fresh_instance, done_instance)
     items = {item.instance_id: item for item in run.items.all()}
     now = timezone.now()
     execute(items[done_instance.pk])
-    for instance, age in ((stale_instance, 71), (fresh_instance, 5)):
+    for instance, age in ((stale_instance, 4), (fresh_instance, 2)):
         item = items[instance.pk]
         RunItem.objects.filter(pk=item.pk).transition(
             ItemStatus.RUNNING,
@@ -523,8 +524,8 @@ def test_the_reaper_fails_items_whose_worker_stopped_responding(settings):
     assert services.runs_reap(now=now) == 1
     stale = RunItem.objects.get(pk=items[stale_instance.pk].pk)
     assert stale.status == ItemStatus.FAILED
-    assert stale.error == "worker stopped responding (no heartbeat for 70 minutes)"
-    assert stale.duration == timedelta(minutes=71)
+    assert stale.error == "worker stopped responding (no heartbeat for 180 seconds)"
+    assert stale.duration == timedelta(minutes=4)
     assert RunItem.objects.get(pk=items[fresh_instance.pk].pk).status == ItemStatus.RUNNING
     assert list(WorkLock.objects.values_list("holder_id", flat=True)) == [
         items[fresh_instance.pk].pk
@@ -604,3 +605,128 @@ def test_purge_defaults_to_the_retention_setting(settings):
     )
     assert services.runs_purge() == 1
     assert list(Run.objects.values_list("pk", flat=True)) == [kept.pk]
+
+
+# --- Taking over, giving up, heartbeats and lost messages --------------------------------
+
+
+def test_a_retry_of_the_same_task_takes_over_the_item_its_attempt_left_running():
+    instance = InstanceFactory()
+    run = new_run(instance)
+    item = run.items.get()
+    # The first attempt started the item, then the database went away before it could
+    # hand the item back or release the lock.
+    RunItem.objects.filter(pk=item.pk).transition(
+        ItemStatus.RUNNING, heartbeat_at=timezone.now(), attempts=1, task_id="t-1"
+    )
+    WorkLock.objects.create(
+        kind="accounts",
+        instance=instance,
+        holder=item,
+        acquired_at=timezone.now(),
+        expires_at=timezone.now() + timedelta(minutes=5),
+    )
+
+    # Another delivery of the same attempt, and another task, leave it alone.
+    assert execute(item, task_id="t-1", retries=0).status == ItemStatus.RUNNING
+    assert execute(item, task_id="t-2", retries=1).status == ItemStatus.RUNNING
+    assert handlers.CALLS == []
+
+    item = execute(item, task_id="t-1", retries=1)
+    assert (item.status, item.attempts, item.task_retries) == (ItemStatus.SUCCEEDED, 2, 1)
+    assert len(handlers.CALLS) == 1
+    assert not WorkLock.objects.exists()
+    assert Run.objects.get(pk=run.pk).status == RunStatus.SUCCEEDED
+
+
+def test_giving_up_fails_the_item_with_the_true_reason_and_frees_the_instance():
+    instance = InstanceFactory()
+    run = new_run(instance)
+    item = run.items.get()
+    RunItem.objects.filter(pk=item.pk).transition(
+        ItemStatus.RUNNING, started_at=timezone.now(), heartbeat_at=timezone.now()
+    )
+    WorkLock.objects.create(
+        kind="accounts",
+        instance=instance,
+        holder=item,
+        acquired_at=timezone.now(),
+        expires_at=timezone.now() + timedelta(minutes=5),
+    )
+    error = OperationalError("server closed the connection unexpectedly")
+    assert services.run_item_give_up(item_id=item.pk, error=error)
+    item.refresh_from_db()
+    assert item.status == ItemStatus.FAILED
+    assert item.error == "OperationalError: server closed the connection unexpectedly"
+    assert not WorkLock.objects.exists()
+    assert Run.objects.get(pk=run.pk).status == RunStatus.FAILED
+    assert not services.run_item_give_up(item_id=item.pk, error=error)
+
+
+def test_the_last_attempt_writes_its_failure_through_a_short_outage(monkeypatch):
+    monkeypatch.setattr(services, "FINAL_WRITE_DELAY", 0)
+    writes = []
+
+    def write():
+        writes.append(1)
+        if len(writes) < 3:
+            raise OperationalError("the database system is starting up")
+        return "written"
+
+    assert services._write_through_outage(write) == "written"
+    assert len(writes) == 3
+
+    with pytest.raises(OperationalError):
+        services._write_through_outage(mock.Mock(side_effect=OperationalError("down")))
+
+
+def test_the_reaper_fails_pending_items_whose_message_never_reached_a_worker(settings):
+    settings.WHALEFALL_PENDING_ITEM_TIMEOUT = 300
+    lost_instance, due_instance, done_instance = InstanceFactory.create_batch(3)
+    run = new_run(lost_instance, due_instance, done_instance)
+    items = {item.instance_id: item for item in run.items.all()}
+    execute(items[done_instance.pk])
+    now = timezone.now()
+    RunItem.objects.filter(pk=items[lost_instance.pk].pk).update(queued_at=now)
+    # A retry due in six minutes is not lost before it is due.
+    RunItem.objects.filter(pk=items[due_instance.pk].pk).update(
+        queued_at=now + timedelta(minutes=6)
+    )
+
+    # The workers just worked on an item: the message may still be on its way.
+    assert services.runs_reap(now=now + timedelta(seconds=299)) == 0
+    later = now + timedelta(seconds=301)
+    RunItem.objects.filter(pk=items[done_instance.pk].pk).update(heartbeat_at=later)
+    assert services.runs_reap(now=later) == 0
+
+    assert services.runs_reap(now=now + timedelta(seconds=610)) == 1
+    lost = RunItem.objects.get(pk=items[lost_instance.pk].pk)
+    assert lost.status == ItemStatus.FAILED
+    assert lost.error.startswith("its task message never reached a worker")
+    assert RunItem.objects.get(pk=items[due_instance.pk].pk).status == ItemStatus.PENDING
+    assert services.runs_reap(now=now + timedelta(seconds=700)) == 1
+    run.refresh_from_db()
+    assert run.status == RunStatus.PARTIALLY_FAILED
+    assert (run.items_succeeded, run.items_failed) == (1, 2)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_running_item_writes_heartbeats_while_it_works(settings, fake_handlers):
+    settings.WHALEFALL_ITEM_HEARTBEAT_INTERVAL = 0.1
+    instance = InstanceFactory()
+    item = new_run(instance).items.get()
+    seen = []
+
+    def slow(**_kwargs):
+        first = RunItem.objects.get(pk=item.pk).heartbeat_at
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            time.sleep(0.1)
+            if RunItem.objects.get(pk=item.pk).heartbeat_at > first:
+                seen.append(True)
+                break
+        return handlers.DEFAULT_OUTCOME
+
+    fake_handlers[instance.name] = slow
+    assert execute(item).status == ItemStatus.SUCCEEDED
+    assert seen == [True]

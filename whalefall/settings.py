@@ -291,6 +291,16 @@ WHALEFALL_ITEM_HEARTBEAT_TIMEOUT = env.int("WHALEFALL_ITEM_HEARTBEAT_TIMEOUT", d
 # The reaper fails a pending item whose task message was due this many seconds ago while
 # the workers stayed idle for as long: its message never reached a worker.
 WHALEFALL_PENDING_ITEM_TIMEOUT = env.int("WHALEFALL_PENDING_ITEM_TIMEOUT", default=300)
+# Both timeouts read heartbeats: a live item must have beaten at least twice within each.
+if not (
+    0
+    < 2 * WHALEFALL_ITEM_HEARTBEAT_INTERVAL
+    <= min(WHALEFALL_ITEM_HEARTBEAT_TIMEOUT, WHALEFALL_PENDING_ITEM_TIMEOUT)
+):
+    raise ImproperlyConfigured(
+        "WHALEFALL_ITEM_HEARTBEAT_TIMEOUT and WHALEFALL_PENDING_ITEM_TIMEOUT must each be at "
+        "least twice WHALEFALL_ITEM_HEARTBEAT_INTERVAL, a positive number of seconds"
+    )
 # The reaper fails a run that no worker has started after this long.
 WHALEFALL_RUN_QUEUED_MAX_MINUTES = env.int("WHALEFALL_RUN_QUEUED_MAX_MINUTES", default=360)
 # Runs older than this are deleted by the retention job.

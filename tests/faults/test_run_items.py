@@ -122,8 +122,8 @@ def copy_test_database(server) -> str:
     name = "wf_copy"
     server.psql(f"CREATE DATABASE {name}")
     dump = subprocess.run(
-        ["pg_dump", "-h", db["HOST"], "-p", str(db["PORT"]), "-U", db["USER"], "--no-owner",
-         "--no-privileges", db["NAME"]],
+        [servers.postgres_bin("pg_dump"), "-h", db["HOST"], "-p", str(db["PORT"]), "-U",
+         db["USER"], "--no-owner", "--no-privileges", db["NAME"]],
         capture_output=True, check=True, timeout=60,
     ).stdout  # fmt: skip
     subprocess.run(

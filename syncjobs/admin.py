@@ -231,7 +231,13 @@ class RunAdmin(BigTableMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
         started = []
         scope = _sync_scope(request)
         for run in runs:
-            new = services.run_retry_failed(run=run, requested_by=request.user, instance_ids=scope)
+            try:
+                new = services.run_retry_failed(
+                    run=run, requested_by=request.user, instance_ids=scope
+                )
+            except services.QueueUnavailable as exc:
+                _report_queue_unavailable(self, request, exc)
+                break
             if new is None:
                 self.message_user(
                     request,
@@ -439,6 +445,18 @@ class RunItemAdmin(BigTableMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
         return format_html('<span title="{}">{}…</span>', text, text[:120])
 
 
+def _report_queue_unavailable(model_admin, request, exc) -> None:
+    """The error message of an action that needed the task queue and found it down."""
+    if exc.run is None:
+        message = _("The task queue is unavailable; nothing was started.")
+    else:
+        message = _(
+            "The task queue is unavailable; nothing was started. Run #%(id)d could not be "
+            "queued and has failed."
+        ) % {"id": exc.run.pk}
+    model_admin.message_user(request, message, messages.ERROR)
+
+
 # --- "Sync accounts now" on the instance list --------------------------------------------
 
 
@@ -485,12 +503,16 @@ class SyncableInstanceAdmin(InstanceAdmin):
             )
         if not instance_ids:
             return
-        run = services.run_create(
-            kind=kind,
-            trigger=RunTrigger.MANUAL,
-            requested_by=request.user,
-            instance_ids=instance_ids,
-        )
+        try:
+            run = services.run_create(
+                kind=kind,
+                trigger=RunTrigger.MANUAL,
+                requested_by=request.user,
+                instance_ids=instance_ids,
+            )
+        except services.QueueUnavailable as exc:
+            _report_queue_unavailable(self, request, exc)
+            return
         url = reverse("admin:syncjobs_run_change", args=[run.pk])
         self.message_user(
             request,
@@ -585,7 +607,13 @@ class SchedulablePeriodicTaskAdmin(PeriodicTaskAdmin):
 
     @admin.action(description=_("Run selected tasks"), permissions=["change"])
     def run_tasks(self, request, queryset):
-        sent, refused = services.periodic_tasks_run_now(periodic_tasks=queryset, user=request.user)
+        try:
+            sent, refused = services.periodic_tasks_run_now(
+                periodic_tasks=queryset, user=request.user
+            )
+        except services.QueueUnavailable as exc:
+            _report_queue_unavailable(self, request, exc)
+            return
         self._report_refused(request, refused)
         if sent:
             self.message_user(

@@ -289,6 +289,8 @@ def periodic_tasks_run_now(*, periodic_tasks, user) -> tuple[list[str], dict[str
     schedule gives them. Returns the names sent and, per name, why a task was refused."""
     sent: list[str] = []
     refused: dict[str, dict] = {}
+    unsent: list[str] = []
+    queue_check()
     with transaction.atomic():
         for task in periodic_tasks.order_by("pk"):
             found = problems_of(task)
@@ -313,17 +315,24 @@ def periodic_tasks_run_now(*, periodic_tasks, user) -> tuple[list[str], dict[str
                     task=task.task,
                     kwargs=kwargs,
                     queue=task.queue or None,
+                    unsent=unsent,
                 )
             )
             sent.append(task.name)
+    if sent and len(unsent) == len(sent):
+        raise QueueUnavailable("no task could be sent to the broker")
+    sent = [name for name in sent if name not in unsent]
     log.info("periodic_tasks_run_now", sent=sent, refused=sorted(refused), user_id=user.pk)
     return sent, refused
 
 
-def _periodic_task_send(*, name: str, task: str, kwargs: dict[str, Any], queue: str | None):
+def _periodic_task_send(
+    *, name: str, task: str, kwargs: dict[str, Any], queue: str | None, unsent: list[str]
+):
     try:
         celery_app.send_task(task, kwargs=kwargs, queue=queue, headers={"periodic_task_name": name})
     except Exception as exc:  # noqa: BLE001  a transport error must not undo the audit entry
+        unsent.append(name)
         log.error(
             "periodic_task_not_sent",
             periodic_task=name,
@@ -497,6 +506,32 @@ def _lock_holder_reason(*, kind: str, instance: Instance) -> str:
 # --- Runs -------------------------------------------------------------------------------
 
 
+class QueueUnavailable(Exception):
+    """The task queue (broker) did not answer: nothing was started. ``run`` is the run that
+    was created and then failed because its tasks could not be sent, if any."""
+
+    def __init__(self, reason: str, *, run: Run | None = None) -> None:
+        super().__init__(reason)
+        self.run = run
+
+
+def queue_check() -> None:
+    """Raise :class:`QueueUnavailable` unless the broker answers within
+    ``WHALEFALL_BROKER_CHECK_TIMEOUT`` seconds (connected and, on Redis, answering PING)."""
+    from whalefall.health import broker_connection
+
+    try:
+        with broker_connection() as conn:
+            conn.ensure_connection(
+                max_retries=1, interval_start=0, timeout=settings.WHALEFALL_BROKER_CHECK_TIMEOUT
+            )
+            if conn.transport_cls in {"redis", "rediss"}:
+                conn.default_channel.client.ping()
+    except Exception as exc:  # any transport error means "unavailable"
+        log.warning("queue_unavailable", error_type=type(exc).__name__, error=redact_text(str(exc)))
+        raise QueueUnavailable(_failure_message(exc)) from exc
+
+
 def run_create(
     *,
     kind: str,
@@ -509,8 +544,14 @@ def run_create(
     """Create a run with one pending item per instance and queue the items once committed.
 
     ``task_id`` makes creation idempotent: a task delivered twice finds its first run.
+    Raises :class:`QueueUnavailable` when the broker does not answer (nothing is created),
+    or when it stops answering before the first task is sent (the run is failed with that
+    reason; no item runs, no lock is taken).
     """
     wanted = set(instance_ids)
+    if wanted:
+        queue_check()
+    sending: dict[str, Any] = {}
     try:
         with transaction.atomic():
             if task_id and (existing := Run.objects.filter(task_id=task_id).first()):
@@ -534,6 +575,7 @@ def run_create(
                     _items_enqueue,
                     run_id=run.pk,
                     items=[(item.pk, item.instance_id) for item in items],
+                    outcome=sending,
                 )
             )
     except IntegrityError:
@@ -541,6 +583,10 @@ def run_create(
             return existing
         raise
     log.info("run_created", run_id=run.pk, kind=kind, trigger=trigger, items=len(ids))
+    if sending.get("error") and not sending.get("sent"):
+        # Sent on commit (no outer transaction) and the very first task was refused.
+        run.refresh_from_db()
+        raise QueueUnavailable(sending["error"], run=run)
     if not ids:
         run_finalise(run_id=run.pk)
         run.refresh_from_db()
@@ -601,16 +647,21 @@ def _json_safe(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
 
-def _items_enqueue(*, run_id: int, items: list[tuple[int, int]]) -> None:
-    """Send one ``syncjobs.run_item`` task per item; fail the items the broker refused."""
+def _items_enqueue(
+    *, run_id: int, items: list[tuple[int, int]], outcome: dict[str, Any] | None = None
+) -> None:
+    """Send one ``syncjobs.run_item`` task per item; fail the items the broker refused.
+    ``outcome`` receives how many were sent and the error that stopped the sending."""
     from syncjobs.tasks import run_item
 
+    outcome = {} if outcome is None else outcome
     for position, (item_id, instance_id) in enumerate(items):
         try:
             run_item.apply_async(
                 kwargs={"item_id": item_id, "run_id": run_id, "instance_id": instance_id}
             )
         except Exception as exc:  # noqa: BLE001  any transport error leaves the rest unsent
+            outcome.update(sent=position, error=_failure_message(exc))
             unsent = [pk for pk, _ in items[position:]]
             log.error(
                 "run_items_not_queued",

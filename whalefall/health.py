@@ -4,6 +4,8 @@ Bodies never carry secrets, host names or dependency versions: a failing check s
 failed in a fixed phrase, and details go to the log.
 """
 
+import contextvars
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -11,7 +13,7 @@ from typing import Any
 
 import structlog
 from django.conf import settings
-from django.db import DatabaseError, connection
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections
 from django.db.migrations.executor import MigrationExecutor
 from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
@@ -24,7 +26,7 @@ from whalefall.tasks import BEAT_HEARTBEAT
 
 log = structlog.get_logger(__name__)
 
-BROKER_TIMEOUT = 1.0
+TIMED_OUT = "timed out"
 
 
 @dataclass
@@ -78,11 +80,27 @@ def check_migrations() -> CheckResult:
     return CheckResult(ok=True)
 
 
+def broker_connection():
+    """A connection to the broker whose every socket operation gives up within
+    ``WHALEFALL_BROKER_CHECK_TIMEOUT`` (a frozen broker accepts and then never answers)."""
+    timeout = settings.WHALEFALL_BROKER_CHECK_TIMEOUT
+    conn = celery_app.connection_for_write()
+    if conn.transport_cls in {"redis", "rediss"}:
+        conn.transport_options = {
+            **conn.transport_options,
+            "socket_timeout": timeout,
+            "socket_connect_timeout": timeout,
+        }
+    conn.connect_timeout = timeout
+    return conn
+
+
 def check_broker() -> CheckResult:
     """The Celery broker accepts a connection."""
+    timeout = settings.WHALEFALL_BROKER_CHECK_TIMEOUT
     try:
-        with celery_app.connection_for_write() as conn:
-            conn.ensure_connection(max_retries=1, interval_start=0, timeout=BROKER_TIMEOUT)
+        with broker_connection() as conn:
+            conn.ensure_connection(max_retries=1, interval_start=0, timeout=timeout)
             depth = _queue_depth(conn)
     except Exception as exc:  # noqa: BLE001  any transport error means "not ready"
         log.warning("health_broker_failed", error_type=type(exc).__name__, error=str(exc))
@@ -129,17 +147,128 @@ READINESS_CHECKS: dict[str, Callable[[], CheckResult]] = {
 }
 
 
-def run_checks() -> dict[str, CheckResult]:
-    """Run every readiness check; checks that need the database are skipped without it."""
-    results: dict[str, CheckResult] = {"database": _timed(check_database)}
-    for name, check in READINESS_CHECKS.items():
-        if name == "database":
-            continue
-        if name in {"migrations", "beat_heartbeat"} and not results["database"].ok:
-            results[name] = CheckResult(ok=False, error="database unreachable")
-            continue
-        results[name] = _timed(check)
+DATABASE_CHECKS = ("database", "migrations", "beat_heartbeat")
+
+# The probe of each group (the database checks, the broker) still running after its
+# deadline: while it waits on a frozen dependency no second one is started, so a hang costs
+# this process one thread and one connection, not one per probe.
+_in_flight: dict[str, threading.Thread] = {}
+_in_flight_lock = threading.Lock()
+
+
+def _guarded(name: str) -> CheckResult:
+    try:
+        return _timed(READINESS_CHECKS[name])
+    except Exception as exc:  # noqa: BLE001  a check that breaks is a failing check
+        log.warning("health_check_failed", check=name, error_type=type(exc).__name__)
+        return CheckResult(ok=False, error="check failed")
+
+
+def _database_checks(results: dict[str, CheckResult], db) -> None:
+    # Runs in its own thread on the connection of the request thread (``db``), so what the
+    # request sees (its transaction, in tests) is what the checks see.
+    connections[DEFAULT_DB_ALIAS] = db
+    try:
+        for name in DATABASE_CHECKS:
+            if name != "database" and not results["database"].ok:
+                results[name] = CheckResult(ok=False, error="database unreachable")
+                continue
+            results[name] = CheckResult(ok=False, error=TIMED_OUT)  # until it answers
+            results[name] = _guarded(name)
+    finally:
+        del connections[DEFAULT_DB_ALIAS]
+        connections.close_all()  # this thread's own connections (the event log's)
+
+
+def _other_checks(results: dict[str, CheckResult], names: list[str]) -> None:
+    try:
+        for name in names:
+            results[name] = CheckResult(ok=False, error=TIMED_OUT)
+            results[name] = _guarded(name)
+    finally:
+        connections.close_all()
+
+
+def _start(group: str, target: Callable[..., None], *args) -> threading.Thread | None:
+    """Start ``target`` in a daemon thread, unless the previous probe of ``group`` hangs."""
+    with _in_flight_lock:
+        previous = _in_flight.get(group)
+        if previous is not None and previous.is_alive():
+            return None
+        thread = threading.Thread(
+            target=contextvars.copy_context().run,
+            args=(target, *args),
+            name=f"readiness-{group}",
+            daemon=True,
+        )
+        _in_flight[group] = thread
+        thread.start()
+        return thread
+
+
+def run_checks(*, db=None, timeout: float | None = None) -> dict[str, CheckResult]:
+    """Run every readiness check, concurrently, and answer within ``timeout`` seconds
+    (``WHALEFALL_READY_TIMEOUT``) whatever hangs: a check still waiting then is reported
+    "timed out" and the checks after it in its group "not checked". Checks that need the
+    database are skipped without it. ``db`` is the database connection to probe (by
+    default the one of the calling thread)."""
+    timeout = settings.WHALEFALL_READY_TIMEOUT if timeout is None else timeout
+    deadline = time.monotonic() + timeout
+    shared = connections[DEFAULT_DB_ALIAS] if db is None else db
+    others = [name for name in READINESS_CHECKS if name not in DATABASE_CHECKS]
+    db_results: dict[str, CheckResult] = {}
+    other_results: dict[str, CheckResult] = {}
+
+    shared.inc_thread_sharing()
+    db_thread = _start("database", _database_checks, db_results, shared)
+    if db_thread is None:
+        shared.dec_thread_sharing()
+    other_thread = _start("other", _other_checks, other_results, others)
+    for thread in (db_thread, other_thread):
+        if thread is not None:
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+    if db_thread is not None:
+        if not db_thread.is_alive():
+            shared.dec_thread_sharing()
+        else:
+            # The probe keeps the connection it hangs on; the caller gets a fresh one.
+            threading.Thread(target=_release_after, args=(db_thread, shared), daemon=True).start()
+            if db is None:
+                connections[DEFAULT_DB_ALIAS] = connections.create_connection(DEFAULT_DB_ALIAS)
+    results = {**_group(DATABASE_CHECKS, dict(db_results)), **_group(others, dict(other_results))}
+    timed_out = sorted(name for name, r in results.items() if r.error == TIMED_OUT)
+    if timed_out:
+        log.warning("readiness_timed_out", checks=timed_out, timeout_seconds=timeout)
+    return {name: results[name] for name in READINESS_CHECKS}
+
+
+def _group(names, finished: dict[str, CheckResult]) -> dict[str, CheckResult]:
+    """The results of one group of checks run in order: the first with no answer timed out
+    (it stays marked so while it runs), those after it were not reached."""
+    results: dict[str, CheckResult] = {}
+    cut_short = False
+    for name in names:
+        result = finished.get(name)
+        if cut_short:
+            result = CheckResult(ok=False, error="not checked")
+        elif result is None or result.error == TIMED_OUT:
+            result = CheckResult(ok=False, error=TIMED_OUT)
+            cut_short = True
+        results[name] = result
     return results
+
+
+def _release_after(thread: threading.Thread, db) -> None:
+    """Close the connection a timed-out probe holds once the probe ends (the dependency
+    answered or the connection broke)."""
+    thread.join()
+    try:
+        db.close()
+    except Exception:  # noqa: BLE001, S110  a broken connection is closed either way
+        pass
+    finally:
+        db.dec_thread_sharing()
 
 
 # Details any staff member may read: how the platform itself is doing. The rest (queue

@@ -227,6 +227,10 @@ if REDIS_URL:
         # acks_late on Redis: a task not acknowledged within this window is redelivered,
         # so it must outlast the longest task.
         "visibility_timeout": env.int("WHALEFALL_TASK_TIME_LIMIT", default=3600) + 600,
+        # A frozen Redis accepts connections and never answers: without these a publish
+        # (a web request starting a run) waits forever.
+        "socket_connect_timeout": env.float("WHALEFALL_BROKER_SOCKET_TIMEOUT", default=5.0),
+        "socket_timeout": env.float("WHALEFALL_BROKER_SOCKET_TIMEOUT", default=5.0),
     }
 else:
     EMBEDDED_DEFAULTS.append("broker: kombu filesystem transport at .data/broker")
@@ -239,12 +243,23 @@ else:
         "store_processed": False,
     }
 
+# Actions that start runs first check that the broker answers within this many seconds,
+# and readiness gives its broker check the same time.
+WHALEFALL_BROKER_CHECK_TIMEOUT = env.float("WHALEFALL_BROKER_CHECK_TIMEOUT", default=0.5)
+# /health/ready answers within this many seconds whatever dependency hangs.
+WHALEFALL_READY_TIMEOUT = env.float("WHALEFALL_READY_TIMEOUT", default=1.5)
+# After a cache (Redis) error, the cache reads as empty for this many seconds before
+# Redis is tried again (whalefall.cache).
+WHALEFALL_CACHE_RETRY_SECONDS = env.float("WHALEFALL_CACHE_RETRY_SECONDS", default=10.0)
+_cache_timeout = env.float("WHALEFALL_CACHE_SOCKET_TIMEOUT", default=0.5)
+
 if PRODUCTION and REDIS_URL:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "whalefall.cache.DegradingRedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "whalefall",
+            "OPTIONS": {"socket_timeout": _cache_timeout, "socket_connect_timeout": _cache_timeout},
         }
     }
 else:
@@ -519,10 +534,11 @@ SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = True
 SESSION_COOKIE_AGE = env.int("WHALEFALL_SESSION_AGE", default=8 * 3600)
-# Sessions are read from the cache and written through to the database: one query fewer on
-# every admin page. The cache is Redis, shared by all web processes, in production; the
-# per-process local-memory cache elsewhere serves the one local web process.
-SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+# Sessions live in the database only: the admin keeps working, and nobody is signed out,
+# while Redis is down; and a session ended while Redis was unreachable cannot come back
+# from a stale cached copy once it answers again (cached_db cannot delete what it cannot
+# reach). The price is one primary-key lookup per request.
+SESSION_ENGINE = "django.contrib.sessions.backends.db"
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_SECURE = WHALEFALL_HTTPS

@@ -1,5 +1,8 @@
 """Readiness in the normal start-up state (beat has not run its first heartbeat yet) is
-reported as not ready without filling the event log with errors."""
+reported as not ready without filling the event log with errors.
+
+The probes come from a signed-in user: what anonymous probes log is stored at most once per
+window (tests/whalefall/test_anonymous_events.py), which earlier tests may have used up."""
 
 import pytest
 
@@ -19,7 +22,8 @@ def checks(**failing: str) -> dict[str, CheckResult]:
     return results
 
 
-def test_no_heartbeat_yet_after_start_is_not_an_error_event(client, monkeypatch):
+def test_no_heartbeat_yet_after_start_is_not_an_error_event(client, admin_user, monkeypatch):
+    client.force_login(admin_user)
     monkeypatch.setattr(
         health, "run_checks", lambda: checks(beat_heartbeat="no heartbeat recorded yet")
     )
@@ -31,7 +35,8 @@ def test_no_heartbeat_yet_after_start_is_not_an_error_event(client, monkeypatch)
     assert list(EventLogEntry.objects.values_list("level", "event")) == []
 
 
-def test_a_failing_dependency_is_a_warning_not_an_error(client, monkeypatch):
+def test_a_failing_dependency_is_a_warning_not_an_error(client, admin_user, monkeypatch):
+    client.force_login(admin_user)
     monkeypatch.setattr(health, "run_checks", lambda: checks(broker="broker unreachable"))
 
     response = client.get("/health/ready")

@@ -99,12 +99,12 @@ GENERATE = [
         """
         INSERT INTO syncjobs_run (kind, trigger, status, task_id, created_at, started_at,
             finished_at, items_total, items_succeeded, items_failed, items_skipped,
-            items_cancelled, created_count, changed_count, removed_count, unchanged_count,
-            summary, error, cancel_requested)
+            items_cancelled, created_count, changed_count, removed_count, restored_count,
+            unchanged_count, summary, error, cancel_requested)
         SELECT 'accounts', 'scheduled', 'succeeded', 'wfcl-' || g,
                now() - g * interval '1 hour', now() - g * interval '1 hour',
                now() - g * interval '1 hour' + interval '5 minutes', %(instances)s,
-               %(instances)s, 0, 0, 0, 0, 0, 0, 0, '{}'::jsonb, '', false
+               %(instances)s, 0, 0, 0, 0, 0, 0, 0, 0, '{}'::jsonb, '', false
         FROM generate_series(1, %(runs)s) g
         """,
     ),
@@ -112,10 +112,10 @@ GENERATE = [
         "run items",
         """
         INSERT INTO syncjobs_runitem (status, created_count, changed_count, removed_count,
-            unchanged_count, attempts, error, skip_reason, detail, instance_id, run_id,
-            started_at, finished_at, heartbeat_at)
+            restored_count, unchanged_count, attempts, error, skip_reason, detail,
+            instance_id, run_id, started_at, finished_at, heartbeat_at)
         SELECT CASE WHEN (r.id + i.id) %% 50 = 0 THEN 'failed' ELSE 'succeeded' END,
-               0, 0, 0, 5000, 1,
+               0, 0, 0, 0, 5000, 1,
                CASE WHEN (r.id + i.id) %% 50 = 0 THEN 'Unreachable: timed out' ELSE '' END,
                '', '{}'::jsonb, i.id, r.id, r.started_at, r.finished_at, r.finished_at
         FROM syncjobs_run r CROSS JOIN inventory_instance i

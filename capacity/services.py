@@ -68,8 +68,8 @@ class CollectOutcome:
     """What one capacity collection of one instance did (the run item's counts).
 
     ``created``: databases new to the inventory; ``removed``: databases gone from the
-    instance; ``changed``: databases that reappeared or whose size changed; ``unchanged``:
-    the others still present.
+    instance; ``restored``: databases that reappeared after being marked removed;
+    ``changed``: databases whose size changed; ``unchanged``: the others still present.
     """
 
     created: int = 0
@@ -172,7 +172,6 @@ def _write(
             pk for name, (pk, removed, _t) in stored.items() if name not in listed and not removed
         ]
         outcome.created, outcome.removed = len(new), len(gone)
-        outcome.changed += outcome.restored
 
         created = Database.objects.bulk_create(
             [

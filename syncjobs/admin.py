@@ -136,7 +136,15 @@ class RunAdmin(BigTableMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
         ),
         (
             _("Changes"),
-            {"fields": ["created_count", "changed_count", "removed_count", "unchanged_count"]},
+            {
+                "fields": [
+                    "created_count",
+                    "changed_count",
+                    "removed_count",
+                    "restored_count",
+                    "unchanged_count",
+                ]
+            },
         ),
         (_("Summary"), {"fields": ["summary"]}),
     ]
@@ -383,6 +391,7 @@ class RunItemAdmin(BigTableMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
         "created_count",
         "changed_count",
         "removed_count",
+        "restored_count",
         "unchanged_count",
         "attempts",
         "item_duration",
@@ -397,7 +406,15 @@ class RunItemAdmin(BigTableMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
         (None, {"fields": ["run", "instance", "status", "error", "skip_reason"]}),
         (
             _("Counts"),
-            {"fields": ["created_count", "changed_count", "removed_count", "unchanged_count"]},
+            {
+                "fields": [
+                    "created_count",
+                    "changed_count",
+                    "removed_count",
+                    "restored_count",
+                    "unchanged_count",
+                ]
+            },
         ),
         (
             _("Execution"),

@@ -209,6 +209,11 @@ class Run(models.Model):
     removed_count = models.PositiveIntegerField(
         _("removed"), default=0, help_text=_("Objects removed, summed over the items.")
     )
+    restored_count = models.PositiveIntegerField(
+        _("restored"),
+        default=0,
+        help_text=_("Objects found again after being marked removed, summed over the items."),
+    )
     unchanged_count = models.PositiveIntegerField(
         _("unchanged"), default=0, help_text=_("Objects found unchanged, summed over the items.")
     )
@@ -327,6 +332,11 @@ class RunItem(models.Model):
     )
     removed_count = models.PositiveIntegerField(
         _("removed"), default=0, help_text=_("Objects removed from this instance.")
+    )
+    restored_count = models.PositiveIntegerField(
+        _("restored"),
+        default=0,
+        help_text=_("Objects found again on this instance after being marked removed."),
     )
     unchanged_count = models.PositiveIntegerField(
         _("unchanged"), default=0, help_text=_("Objects found unchanged.")

@@ -371,7 +371,7 @@ RUN_HANDLERS: dict[str, str] = {
     RunKind.CAPACITY: "capacity.services.capacity_collect_instance",
 }
 
-OUTCOME_COUNTS = ("created", "changed", "removed", "unchanged")
+OUTCOME_COUNTS = ("created", "changed", "removed", "restored", "unchanged")
 
 # Failures worth another attempt: the instance or our own database may be back soon.
 TRANSIENT_ERRORS: tuple[type[Exception], ...] = (
@@ -406,7 +406,7 @@ def _handler_for(kind: str) -> Callable[..., Any]:
 
 
 def _outcome_counts(outcome: Any) -> dict[str, int]:
-    """The four counts of a handler's outcome, from attributes or mapping keys."""
+    """The counts of a handler's outcome, from attributes or mapping keys (0 if absent)."""
     counts = {}
     for name in OUTCOME_COUNTS:
         value = outcome.get(name, 0) if isinstance(outcome, dict) else getattr(outcome, name, 0)

@@ -51,3 +51,40 @@ def test_a_person_who_sees_only_skipped_items_sees_a_failed_run(fake_handlers):
     services.runs_show_items_on([only_skipped], instance_ids=[retired.pk])
     assert only_skipped.status == RunStatus.FAILED
     assert only_skipped.items_total == 1
+
+
+def restoring(**_kwargs) -> dict[str, int]:
+    return {"created": 1, "changed": 0, "removed": 0, "restored": 2, "unchanged": 3}
+
+
+def test_restored_objects_are_counted_on_items_and_runs_and_shown(
+    fake_handlers, client, admin_user
+):
+    first, second = InstanceFactory(name="back-1"), InstanceFactory(name="back-2")
+    fake_handlers["back-1"] = restoring
+    fake_handlers["back-2"] = restoring
+
+    run = execute_all(new_run(first, second))
+
+    assert [item.restored_count for item in items_of(run).values()] == [2, 2]
+    assert (run.created_count, run.changed_count, run.restored_count, run.unchanged_count) == (
+        2,
+        0,
+        4,
+        6,
+    )
+    client.force_login(admin_user)
+    page = client.get(f"/admin/syncjobs/run/{run.pk}/change/").content.decode()
+    assert "Restored" in page
+    items_page = client.get("/admin/syncjobs/runitem/").content.decode()
+    assert "Restored" in items_page
+
+
+def test_a_person_who_sees_some_instances_sees_their_restored_count(fake_handlers):
+    first, second = InstanceFactory(name="back-1"), InstanceFactory(name="other")
+    fake_handlers["back-1"] = restoring
+    run = execute_all(new_run(first, second))
+
+    services.runs_show_items_on([run], instance_ids=[second.pk])
+
+    assert run.restored_count == 0

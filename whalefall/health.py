@@ -39,6 +39,19 @@ class CheckResult:
     detail: dict[str, Any] = field(default_factory=dict)
 
 
+# A probe thread collects its warnings here and the thread that asked logs them: the event
+# log is written by the request, never by a thread that may outlive it.
+_probe = threading.local()
+
+
+def _warn(event: str, **fields: Any) -> None:
+    deferred = getattr(_probe, "warnings", None)
+    if deferred is None:
+        log.warning(event, **fields)
+    else:
+        deferred.append((event, fields))
+
+
 def _timed(check: Callable[[], CheckResult]) -> CheckResult:
     started = time.perf_counter()
     result = check()
@@ -53,7 +66,7 @@ def check_database() -> CheckResult:
             cursor.execute("SELECT 1")
             cursor.fetchone()
     except DatabaseError as exc:
-        log.warning("health_database_failed", error_type=type(exc).__name__, error=str(exc))
+        _warn("health_database_failed", error_type=type(exc).__name__, error=str(exc))
         return CheckResult(ok=False, error="database unreachable")
     return CheckResult(ok=True)
 
@@ -72,7 +85,7 @@ def check_migrations() -> CheckResult:
         executor = MigrationExecutor(connection)
         pending = executor.migration_plan(executor.loader.graph.leaf_nodes())
     except DatabaseError as exc:
-        log.warning("health_migrations_failed", error_type=type(exc).__name__, error=str(exc))
+        _warn("health_migrations_failed", error_type=type(exc).__name__, error=str(exc))
         return CheckResult(ok=False, error="migration state unreadable")
     if pending:
         return CheckResult(ok=False, error="migrations pending", detail={"pending": len(pending)})
@@ -103,7 +116,7 @@ def check_broker() -> CheckResult:
             conn.ensure_connection(max_retries=1, interval_start=0, timeout=timeout)
             depth = _queue_depth(conn)
     except Exception as exc:  # noqa: BLE001  any transport error means "not ready"
-        log.warning("health_broker_failed", error_type=type(exc).__name__, error=str(exc))
+        _warn("health_broker_failed", error_type=type(exc).__name__, error=str(exc))
         return CheckResult(ok=False, error="broker unreachable")
     return CheckResult(ok=True, detail={"queue_depth": depth})
 
@@ -160,13 +173,14 @@ def _guarded(name: str) -> CheckResult:
     try:
         return _timed(READINESS_CHECKS[name])
     except Exception as exc:  # noqa: BLE001  a check that breaks is a failing check
-        log.warning("health_check_failed", check=name, error_type=type(exc).__name__)
+        _warn("health_check_failed", check=name, error_type=type(exc).__name__)
         return CheckResult(ok=False, error="check failed")
 
 
-def _database_checks(results: dict[str, CheckResult], db) -> None:
+def _database_checks(results: dict[str, CheckResult], db, warnings: list) -> None:
     # Runs in its own thread on the connection of the request thread (``db``), so what the
     # request sees (its transaction, in tests) is what the checks see.
+    _probe.warnings = warnings
     connections[DEFAULT_DB_ALIAS] = db
     try:
         for name in DATABASE_CHECKS:
@@ -180,7 +194,8 @@ def _database_checks(results: dict[str, CheckResult], db) -> None:
         connections.close_all()  # this thread's own connections (the event log's)
 
 
-def _other_checks(results: dict[str, CheckResult], names: list[str]) -> None:
+def _other_checks(results: dict[str, CheckResult], names: list[str], warnings: list) -> None:
+    _probe.warnings = warnings
     try:
         for name in names:
             results[name] = CheckResult(ok=False, error=TIMED_OUT)
@@ -220,10 +235,12 @@ def run_checks(*, db=None, timeout: float | None = None) -> dict[str, CheckResul
     other_results: dict[str, CheckResult] = {}
 
     shared.inc_thread_sharing()
-    db_thread = _start("database", _database_checks, db_results, shared)
+    db_warnings: list = []
+    other_warnings: list = []
+    db_thread = _start("database", _database_checks, db_results, shared, db_warnings)
     if db_thread is None:
         shared.dec_thread_sharing()
-    other_thread = _start("other", _other_checks, other_results, others)
+    other_thread = _start("other", _other_checks, other_results, others, other_warnings)
     for thread in (db_thread, other_thread):
         if thread is not None:
             thread.join(max(0.0, deadline - time.monotonic()))
@@ -236,6 +253,8 @@ def run_checks(*, db=None, timeout: float | None = None) -> dict[str, CheckResul
             threading.Thread(target=_release_after, args=(db_thread, shared), daemon=True).start()
             if db is None:
                 connections[DEFAULT_DB_ALIAS] = connections.create_connection(DEFAULT_DB_ALIAS)
+    for event, fields in [*list(db_warnings), *list(other_warnings)]:
+        log.warning(event, **fields)
     results = {**_group(DATABASE_CHECKS, dict(db_results)), **_group(others, dict(other_results))}
     timed_out = sorted(name for name, r in results.items() if r.error == TIMED_OUT)
     if timed_out:

@@ -14,6 +14,8 @@ from whalefall import health
 from whalefall.models import Heartbeat
 from whalefall.tasks import BEAT_HEARTBEAT
 
+pytestmark = pytest.mark.django_db(databases=["default", "events"], transaction=True)
+
 BUDGET = 2.0  # SPEC §11: < 2 s whatever dependency hangs
 
 
@@ -50,7 +52,7 @@ def wait_for_probes(timeout: float = 20) -> None:
         time.sleep(0.05)
 
 
-def test_a_frozen_database_is_reported_as_timed_out_within_the_deadline(cluster, db):
+def test_a_frozen_database_is_reported_as_timed_out_within_the_deadline(cluster):
     db_conn = wrapper_for(cluster)
     results, _ = timed(lambda: health.run_checks(db=db_conn))
     assert results["database"].ok, results["database"]
@@ -75,7 +77,7 @@ def test_a_frozen_database_is_reported_as_timed_out_within_the_deadline(cluster,
     assert results["database"].ok
 
 
-def test_a_database_frozen_before_connecting_is_timed_out_too(cluster, db):
+def test_a_database_frozen_before_connecting_is_timed_out_too(cluster):
     wait_for_probes()
     cluster.freeze()
     try:
@@ -87,7 +89,7 @@ def test_a_database_frozen_before_connecting_is_timed_out_too(cluster, db):
     wait_for_probes()
 
 
-def test_a_frozen_broker_gives_a_503_naming_it_within_the_deadline(client, db, redis):
+def test_a_frozen_broker_gives_a_503_naming_it_within_the_deadline(client, redis):
     Heartbeat.objects.create(name=BEAT_HEARTBEAT, beat_at=timezone.now())
     wait_for_probes()
     assert client.get("/health/ready").status_code == 200
@@ -106,7 +108,7 @@ def test_a_frozen_broker_gives_a_503_naming_it_within_the_deadline(client, db, r
     assert client.get("/health/ready").status_code == 200
 
 
-def test_readiness_is_fast_when_everything_answers(client, db):
+def test_readiness_is_fast_when_everything_answers(client):
     Heartbeat.objects.create(name=BEAT_HEARTBEAT, beat_at=timezone.now())
     wait_for_probes()
     client.get("/health/ready")

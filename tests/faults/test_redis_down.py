@@ -16,7 +16,7 @@ from tests.inventory.factories import InstanceFactory
 from tests.syncjobs.factories import RunFactory, RunItemFactory
 from whalefall.celery import app as celery_app
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db(databases=["default", "events"], transaction=True)
 
 UNAVAILABLE = "The task queue is unavailable; nothing was started."
 

@@ -26,7 +26,7 @@ from tests.faults import servers
 from tests.inventory.factories import InstanceFactory
 from whalefall.celery import app as celery_app
 
-pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True, databases="__all__")]
 
 WAIT = 30.0
 QUEUE = f"faults-items-{uuid.uuid4().hex[:8]}"

@@ -710,7 +710,7 @@ def test_the_reaper_fails_pending_items_whose_message_never_reached_a_worker(set
     assert (run.items_succeeded, run.items_failed) == (1, 2)
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, databases="__all__")
 def test_a_running_item_writes_heartbeats_while_it_works(settings, fake_handlers):
     settings.WHALEFALL_ITEM_HEARTBEAT_INTERVAL = 0.1
     instance = InstanceFactory()

@@ -48,6 +48,7 @@ from inventory.admin import (
 )
 from inventory.engines.base import EngineError
 from inventory.models import Engine
+from syncjobs.services import QueueUnavailable, queue_check
 from syncjobs.tasks import aggregate_capacity
 from whalefall.admin import BigTableMixin, FastChangeListMixin
 from whalefall.charts import Series, line_chart
@@ -437,6 +438,13 @@ class InstanceCapacityAdmin(CapacityLimitMixin, InstanceScopedAdmin):
             return redirect("admin:capacity_instancecapacity_changelist")
         if not self.has_aggregate_permission(request):
             raise PermissionDenied
+        try:
+            queue_check()
+        except QueueUnavailable:
+            self.message_user(
+                request, _("The task queue is unavailable; nothing was started."), messages.ERROR
+            )
+            return redirect("admin:capacity_instancecapacity_changelist")
         transaction.on_commit(
             partial(aggregate_capacity.delay, current=True, user_id=request.user.pk)
         )

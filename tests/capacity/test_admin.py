@@ -266,6 +266,27 @@ def test_aggregate_now_is_for_those_who_sync_everything(
     assert client.post("/admin/capacity/instancecapacity/aggregate/").status_code == 403
 
 
+def test_aggregate_now_with_the_queue_down_says_so_and_sends_nothing(
+    client, user_with_role, estate, monkeypatch
+):
+    from syncjobs.services import QueueUnavailable
+
+    sent = []
+    monkeypatch.setattr(
+        "capacity.admin.aggregate_capacity.delay", lambda **kwargs: sent.append(kwargs)
+    )
+
+    def broker_down():
+        raise QueueUnavailable("Unreachable: connection refused")
+
+    monkeypatch.setattr("capacity.admin.queue_check", broker_down)
+    client.force_login(user_with_role("DBAs"))
+    response = client.post("/admin/capacity/instancecapacity/aggregate/", follow=True)
+    assert response.status_code == 200
+    assert "The task queue is unavailable; nothing was started." in response.content.decode()
+    assert sent == []
+
+
 def test_partition_status_is_shown(client, user_with_role, estate):
     client.force_login(user_with_role("Administrators"))
     page = client.get("/admin/capacity/instancecapacity/").content.decode()

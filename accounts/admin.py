@@ -14,10 +14,10 @@ from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 from import_export import fields
 
+from accounts.facts import stored_capabilities
 from accounts.models import Account, AccountChange, AccountKind, ChangeType
 from accounts.reports import (
     access_review,
-    effective_capabilities,
     effective_grants,
     group_grants,
     public_grants_by_instance,
@@ -90,7 +90,7 @@ class AccountResource(FormulaSafeResource):
 
     def dehydrate_capabilities(self, account: Account) -> str:
         snapshot = getattr(account, "snapshot", None)
-        return ", ".join(effective_capabilities(snapshot)) if snapshot else ""
+        return ", ".join(stored_capabilities(snapshot.facts)) if snapshot else ""
 
     def dehydrate_roles(self, account: Account) -> str:
         snapshot = getattr(account, "snapshot", None)
@@ -403,7 +403,7 @@ class AccountAdmin(InstanceScopedReadOnlyAdmin):
         effective = (snapshot.facts or {}).get("effective") or {}
         return {
             "effective_groups": group_grants(effective_grants(snapshot, public_grants)),
-            "effective_capabilities": effective_capabilities(snapshot),
+            "effective_capabilities": stored_capabilities(snapshot.facts),
             # Of the literal facts, the capabilities (true attributes are in the table).
             "direct_capabilities": [c for c in snapshot.facts["capabilities"] if c.isupper()],
             "role_paths": effective.get("role_paths", []),

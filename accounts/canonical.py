@@ -9,6 +9,8 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from inventory.engines.base import split_object_name
+
 ENGINES = frozenset({"mysql", "postgresql", "sqlserver", "oracle"})
 SCOPES = (
     "global", "server", "database", "schema", "table", "column", "tablespace",
@@ -117,8 +119,6 @@ _NEW_IN_FORMAT_2 = {"postgresql": {"procedure", "function", "package", "default"
 
 def _legacy_grant(engine: str, grant: Mapping[str, Any], written: int) -> Grant | None:
     """A grant as format 1 wrote it (None: format 1 never read such a grant)."""
-    from inventory.engines.base import split_object_name
-
     scope, obj, privilege, option = (grant[k] for k in GRANT_KEYS)
     if privilege.startswith("PRIVILEGE BIT "):
         return None  # format 1 named bits it did not know; they are not privileges

@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from accounts.canonical import canonicalize
+from inventory.engines.base import like, split_object_name
 
 SUPERUSER = "SUPERUSER"
 GRANT_ADMIN = "GRANT_ADMIN"
@@ -135,16 +136,12 @@ _ORACLE_ESCALATING_ROLES = {"DBA", "IMP_FULL_DATABASE", "DATAPUMP_IMP_FULL_DATAB
 
 
 def _first_part(name: str) -> str:
-    from inventory.engines.base import split_object_name
-
     return split_object_name(name)[0] if name else ""
 
 
 def _mysql_covers_grant_tables(scope: str, obj: str) -> bool:
     """Whether a database- or table-scope object is (or, as a LIKE pattern, matches) one of
     the grant tables of the ``mysql`` schema."""
-    from inventory.engines.base import like, split_object_name
-
     if scope == "database":
         return like(_first_part(obj), "mysql")
     if scope == "table":
@@ -232,6 +229,15 @@ def _oracle(attributes, grants, reached) -> set[str]:
 
 
 _RULES = {"mysql": _mysql, "postgresql": _postgresql, "sqlserver": _sqlserver, "oracle": _oracle}
+
+
+def stored_capabilities(facts: Mapping[str, Any] | None) -> list[str]:
+    """The capabilities of stored facts: the effective ones, or the literal ones of a
+    snapshot written before effective privileges were recorded."""
+    if not facts:
+        return []
+    effective = facts.get("effective")
+    return list(effective["capabilities"] if effective else facts["capabilities"])
 
 
 def effective_capabilities(engine: str, attributes: Mapping, grants, reached) -> set[str]:

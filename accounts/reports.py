@@ -10,6 +10,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from accounts.effective import held
+from accounts.facts import stored_capabilities
 from accounts.models import Account, AccountChange, AccountKind
 from inventory.services import formula_safe
 
@@ -95,11 +96,6 @@ def effective_grants(snapshot, public_grants: list[dict] | None = None) -> list[
     return list(grants.values())
 
 
-def effective_capabilities(snapshot) -> list[str]:
-    effective = (snapshot.facts or {}).get("effective")
-    return list(effective["capabilities"] if effective else snapshot.facts["capabilities"])
-
-
 def public_grants_by_instance(instance_ids) -> dict[int, list[dict]]:
     """What PUBLIC can do on each instance — its own grants and those of the roles granted to
     it — which every account of that instance can do too (one query for all instances)."""
@@ -153,7 +149,7 @@ def access_review(
     )
     for account in privileged:
         snapshot = account.snapshot
-        capabilities = effective_capabilities(snapshot)
+        capabilities = stored_capabilities(snapshot.facts)
         reasons = [c for c in capabilities if c in PRIVILEGED_CAPABILITIES]
         reasons += classification_names.get(account.pk, [])
         effective = (snapshot.facts or {}).get("effective") or {}

@@ -27,6 +27,7 @@ from accounts.facts import (
     NO_PASSWORD,
     SUPERUSER,
     facts_of_canonical,
+    stored_capabilities,
 )
 from accounts.models import Account, AccountChange, ChangeType, PrivilegeSnapshot
 from inventory.engines.base import PUBLIC_ACCOUNT, AccountKey, AccountRecord, connect
@@ -106,17 +107,8 @@ def _collect(instance: Instance) -> tuple[list[Collected], int]:
     return collected, queries
 
 
-def _capabilities(facts: dict[str, Any] | None) -> set[str]:
-    """The effective capabilities of stored facts (the literal ones before the upgrade)."""
-    if not facts:
-        return set()
-    if "effective" in facts:
-        return set(facts["effective"]["capabilities"])
-    return set(facts["capabilities"])
-
-
 def _flags(facts: dict[str, Any]) -> dict[str, bool]:
-    capabilities = _capabilities(facts)
+    capabilities = set(stored_capabilities(facts))
     return {
         "is_superuser": SUPERUSER in capabilities,
         "is_locked": LOCKED in capabilities,
@@ -131,7 +123,7 @@ PRIVILEGED = frozenset({SUPERUSER, GRANT_ADMIN, ESCALATION})
 
 
 def _privileged(*facts: dict[str, Any] | None) -> bool:
-    return any(PRIVILEGED & _capabilities(f) for f in facts)
+    return any(PRIVILEGED.intersection(stored_capabilities(f)) for f in facts)
 
 
 def _change_type(diff: dict[str, Any]) -> ChangeType:

@@ -202,10 +202,10 @@ SNAPSHOT_FIELDS = (
 )
 
 
-def _snapshot_row(account_id: int, item: Collected, now: datetime) -> tuple:
+def _snapshot_values(item: Collected, now: datetime) -> tuple:
+    """Privileges through collected_at of a snapshot row (SNAPSHOT_FIELDS[1:-1])."""
     flags = _flags(item.facts)
     return (
-        account_id,
         JsonText(item.privileges_json),
         item.facts,
         item.fingerprint,
@@ -213,8 +213,11 @@ def _snapshot_row(account_id: int, item: Collected, now: datetime) -> tuple:
         FORMAT,
         *(flags[name] for name in FLAG_FIELDS),
         now,
-        now,
     )
+
+
+def _snapshot_row(account_id: int, item: Collected, now: datetime) -> tuple:
+    return (account_id, *_snapshot_values(item, now), now)
 
 
 def _effective_row(instance, account_id, old_facts, item: Collected, run_id, now, own_diff):
@@ -282,8 +285,7 @@ def _match(stored: dict[AccountKey, tuple], collected: list[Collected]):
 
 
 SWITCHABLE_KINDS = frozenset({"user", "role"})
-SNAPSHOT_UPDATE_FIELDS = ["privileges", "facts", "fingerprint", "effective_fingerprint",
-                          "format", *FLAG_FIELDS, "collected_at", "changed_at"]  # fmt: skip
+SNAPSHOT_UPDATE_FIELDS = SNAPSHOT_FIELDS[1:]  # all but the account
 EFFECTIVE_UPDATE_FIELDS = [
     "facts", "effective_fingerprint", "format", *FLAG_FIELDS, "collected_at"
 ]  # fmt: skip
@@ -403,17 +405,7 @@ def _write(
                     row = _effective_row(instance, pk, old[1], item, run_id, now, own_diff)
                     if row is not None:
                         changes.append(row)
-            flags = _flags(item.facts)
-            values = [
-                snapshot_id,
-                JsonText(item.privileges_json),
-                item.facts,
-                item.fingerprint,
-                item.effective_fingerprint,
-                FORMAT,
-                *(flags[name] for name in FLAG_FIELDS),
-                now,
-            ]
+            values = (snapshot_id, *_snapshot_values(item, now))
             if changed_at:
                 updates.append((*values, changed_at))
             else:

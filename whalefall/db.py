@@ -20,36 +20,48 @@ def insert_rows(model: type[Model], fields: Sequence[str], rows: Iterable[Sequen
     connection = connections[router.db_for_write(model)]
     meta = model._meta
     model_fields = [meta.get_field(name) for name in fields]
-    json_positions = [i for i, f in enumerate(model_fields) if isinstance(f, JSONField)]
     quote = connection.ops.quote_name
     table = quote(meta.db_table)
     columns = ", ".join(quote(f.column) for f in model_fields)
-    count = 0
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            # The driver's own cursor: its errors are mapped to Django's (IntegrityError …).
-            with (
-                connection.wrap_database_errors,
-                cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy,
-            ):
-                for row in rows:
-                    row = list(row)
-                    for i in json_positions:
-                        if not isinstance(row[i], JsonText):
-                            row[i] = json.dumps(row[i], separators=(",", ":"), ensure_ascii=False)
-                    copy.write_row(row)
-                    count += 1
-            return count
-        prepared = [
-            [
-                value if isinstance(value, JsonText) else f.get_db_prep_save(value, connection)
-                for f, value in zip(model_fields, row, strict=True)
-            ]
-            for row in rows
-        ]
+            return _copy_rows(connection, cursor, table, model_fields, rows)
+        prepared = _prepared(connection, model_fields, rows)
         placeholders = ", ".join(["%s"] * len(model_fields))
         cursor.executemany(f"INSERT INTO {table} ({columns}) VALUES ({placeholders})", prepared)  # noqa: S608
         return len(prepared)
+
+
+def _copy_rows(connection, cursor, table: str, model_fields, rows: Iterable[Sequence]) -> int:
+    """``COPY`` rows into ``table`` (quoted) on PostgreSQL, JSON serialised once."""
+    json_positions = [i for i, f in enumerate(model_fields) if isinstance(f, JSONField)]
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(f.column) for f in model_fields)
+    count = 0
+    # The driver's own cursor: its errors are mapped to Django's (IntegrityError …).
+    with (
+        connection.wrap_database_errors,
+        cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy,
+    ):
+        for row in rows:
+            row = list(row)
+            for i in json_positions:
+                if not isinstance(row[i], JsonText):
+                    row[i] = json.dumps(row[i], separators=(",", ":"), ensure_ascii=False)
+            copy.write_row(row)
+            count += 1
+    return count
+
+
+def _prepared(connection, model_fields, rows: Iterable[Sequence]) -> list[list]:
+    """Rows as the driver takes them (``executemany``); JsonText passes as it is."""
+    return [
+        [
+            value if isinstance(value, JsonText) else f.get_db_prep_save(value, connection)
+            for f, value in zip(model_fields, row, strict=True)
+        ]
+        for row in rows
+    ]
 
 
 def update_rows(model: type[Model], fields: Sequence[str], rows: Iterable[Sequence]) -> int:
@@ -63,7 +75,6 @@ def update_rows(model: type[Model], fields: Sequence[str], rows: Iterable[Sequen
     connection = connections[router.db_for_write(model)]
     meta = model._meta
     model_fields = [meta.pk, *(meta.get_field(name) for name in fields)]
-    json_positions = [i for i, f in enumerate(model_fields) if isinstance(f, JSONField)]
     quote = connection.ops.quote_name
     table = quote(meta.db_table)
     pk = quote(meta.pk.column)
@@ -76,35 +87,22 @@ def update_rows(model: type[Model], fields: Sequence[str], rows: Iterable[Sequen
             definitions = ", ".join(
                 f"{quote(f.column)} {f.db_type(connection)}" for f in model_fields
             )
-            columns = ", ".join(quote(f.column) for f in model_fields)
             assignments = ", ".join(
                 f"{quote(f.column)} = s.{quote(f.column)}" for f in model_fields[1:]
             )
             cursor.execute(f"DROP TABLE IF EXISTS {staging}")
             cursor.execute(f"CREATE TEMPORARY TABLE {staging} ({definitions}) ON COMMIT DROP")
-            with (
-                connection.wrap_database_errors,
-                cursor.cursor.copy(f"COPY {staging} ({columns}) FROM STDIN") as copy,
-            ):
-                for row in rows:
-                    row = list(row)
-                    for i in json_positions:
-                        if not isinstance(row[i], JsonText):
-                            row[i] = json.dumps(row[i], separators=(",", ":"), ensure_ascii=False)
-                    copy.write_row(row)
+            _copy_rows(connection, cursor, staging, model_fields, rows)
             cursor.execute(
                 f"UPDATE {table} AS t SET {assignments} FROM {staging} AS s "  # noqa: S608
                 f"WHERE t.{pk} = s.{pk}"
             )
             cursor.execute(f"DROP TABLE {staging}")
             return len(rows)
-        prepared = []
-        for row in rows:
-            values = [
-                value if isinstance(value, JsonText) else f.get_db_prep_save(value, connection)
-                for f, value in zip(model_fields, row, strict=True)
-            ]
-            prepared.append([*values[1:], values[0]])  # SET …, then WHERE pk
+        # SET …, then WHERE pk
+        prepared = [
+            [*values[1:], values[0]] for values in _prepared(connection, model_fields, rows)
+        ]
         assignments = ", ".join(f"{quote(f.column)} = %s" for f in model_fields[1:])
         cursor.executemany(f"UPDATE {table} SET {assignments} WHERE {pk} = %s", prepared)  # noqa: S608
         return len(prepared)

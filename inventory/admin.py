@@ -93,6 +93,32 @@ def can_manage_object_permissions(request: HttpRequest) -> bool:
     )
 
 
+class ObjectPermissionsMixin(GuardedModelAdminMixin):
+    """Guardian's per-object permission pages, for Administrators only, and the flag the
+    change form's link to them reads."""
+
+    def obj_perms_manage_view(self, request, object_pk):
+        if not can_manage_object_permissions(request):
+            raise PermissionDenied
+        return super().obj_perms_manage_view(request, object_pk)
+
+    def obj_perms_manage_user_view(self, request, object_pk, user_id):
+        if not can_manage_object_permissions(request):
+            raise PermissionDenied
+        return super().obj_perms_manage_user_view(request, object_pk, user_id)
+
+    def obj_perms_manage_group_view(self, request, object_pk, group_id):
+        if not can_manage_object_permissions(request):
+            raise PermissionDenied
+        return super().obj_perms_manage_group_view(request, object_pk, group_id)
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        context["can_manage_object_permissions"] = (
+            obj is not None and can_manage_object_permissions(request)
+        )
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+
 # --- Rows hanging off an instance (accounts, capacity, …) --------------------------------
 
 
@@ -274,7 +300,7 @@ class InstanceForm(forms.ModelForm):
 
 
 @admin.register(Instance)
-class InstanceAdmin(GuardedModelAdminMixin, ImportExportMixin, ExportActionMixin, admin.ModelAdmin):
+class InstanceAdmin(ObjectPermissionsMixin, ImportExportMixin, ExportActionMixin, admin.ModelAdmin):
     resource_classes = [services.InstanceResource]
     form = InstanceForm
     change_form_template = "admin/inventory/instance/change_form.html"
@@ -410,23 +436,6 @@ class InstanceAdmin(GuardedModelAdminMixin, ImportExportMixin, ExportActionMixin
             )
             return HttpResponseRedirect(reverse("admin:inventory_instance_import"))
         return super().process_result(result, request)
-
-    # Guardian's per-instance permission pages: Administrators only.
-
-    def obj_perms_manage_view(self, request, object_pk):
-        if not can_manage_object_permissions(request):
-            raise PermissionDenied
-        return super().obj_perms_manage_view(request, object_pk)
-
-    def obj_perms_manage_user_view(self, request, object_pk, user_id):
-        if not can_manage_object_permissions(request):
-            raise PermissionDenied
-        return super().obj_perms_manage_user_view(request, object_pk, user_id)
-
-    def obj_perms_manage_group_view(self, request, object_pk, group_id):
-        if not can_manage_object_permissions(request):
-            raise PermissionDenied
-        return super().obj_perms_manage_group_view(request, object_pk, group_id)
 
     # Columns.
 
@@ -578,9 +587,6 @@ class InstanceAdmin(GuardedModelAdminMixin, ImportExportMixin, ExportActionMixin
         context["can_test_connection"] = obj is not None and self.has_test_connection_permission(
             request, obj
         )
-        context["can_manage_object_permissions"] = (
-            obj is not None and can_manage_object_permissions(request)
-        )
         return super().render_change_form(request, context, add, change, form_url, obj)
 
 
@@ -615,7 +621,7 @@ class CredentialForm(forms.ModelForm):
 
 
 @admin.register(Credential)
-class CredentialAdmin(GuardedModelAdminMixin, admin.ModelAdmin):
+class CredentialAdmin(ObjectPermissionsMixin, admin.ModelAdmin):
     form = CredentialForm
     change_form_template = "admin/inventory/credential/change_form.html"
     ordering = ["name"]  # explicit: the counting annotation drops Meta.ordering
@@ -680,29 +686,6 @@ class CredentialAdmin(GuardedModelAdminMixin, admin.ModelAdmin):
         super().save_model(request, obj, form, change)
         if not change:  # used by no instance yet: its creator would not reach it otherwise
             services.credential_grant_to_creator(credential=obj, user=request.user)
-
-    # Guardian's per-credential permission pages: Administrators only.
-
-    def obj_perms_manage_view(self, request, object_pk):
-        if not can_manage_object_permissions(request):
-            raise PermissionDenied
-        return super().obj_perms_manage_view(request, object_pk)
-
-    def obj_perms_manage_user_view(self, request, object_pk, user_id):
-        if not can_manage_object_permissions(request):
-            raise PermissionDenied
-        return super().obj_perms_manage_user_view(request, object_pk, user_id)
-
-    def obj_perms_manage_group_view(self, request, object_pk, group_id):
-        if not can_manage_object_permissions(request):
-            raise PermissionDenied
-        return super().obj_perms_manage_group_view(request, object_pk, group_id)
-
-    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
-        context["can_manage_object_permissions"] = (
-            obj is not None and can_manage_object_permissions(request)
-        )
-        return super().render_change_form(request, context, add, change, form_url, obj)
 
     @method_decorator(sensitive_post_parameters("secret"))
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):

@@ -196,11 +196,22 @@ def effective_fingerprint(effective: Mapping[str, Any]) -> str:
 
 
 def held(own_grants: Iterable[Mapping[str, Any]], effective: Mapping[str, Any] | None):
-    """Every grant the account holds, own ones first (``via`` empty), keyed by its tuple."""
-    grants = {_key4(g): {**g, "via": [], "set_role": False} for g in own_grants}
+    """Every grant the account holds, own ones first (as stored: no ``via``, they are
+    direct), keyed by its tuple."""
+    grants = {_key4(g): g for g in own_grants}
     for grant in (effective or {}).get("grants", ()):
         grants.setdefault(_key4(grant), grant)
     return grants
+
+
+def everything_held(facts: Mapping[str, Any]) -> tuple[list[dict[str, Any]], list[str]]:
+    """The grants (own ones, direct, then those through roles) and the roles an
+    account holds, from its stored facts — the literal ones of a snapshot written before
+    effective privileges were recorded."""
+    effective = facts.get("effective")
+    grants = held(facts.get("grants") or (), effective)
+    roles = (effective or facts).get("roles") or ()
+    return list(grants.values()), list(roles)
 
 
 def diff_effective(

@@ -9,7 +9,7 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from accounts.effective import held
+from accounts.effective import everything_held, held
 from accounts.facts import stored_capabilities
 from accounts.models import Account, AccountChange, AccountKind
 from inventory.services import formula_safe
@@ -82,8 +82,7 @@ def provenance(grant: dict) -> str:
 def _grant_text(grant: dict) -> str:
     where = f" ON {grant['object']}" if grant["object"] else ""
     option = f" ({grant['option']})" if grant["option"] else ""
-    source = f" [{provenance(grant)}]" if "via" in grant else ""
-    return f"{grant['scope']}: {grant['privilege']}{where}{option}{source}"
+    return f"{grant['scope']}: {grant['privilege']}{where}{option} [{provenance(grant)}]"
 
 
 def effective_grants(snapshot, public_grants: list[dict] | None = None) -> list[dict]:
@@ -101,11 +100,11 @@ def public_grants_by_instance(instance_ids) -> dict[int, list[dict]]:
     it — which every account of that instance can do too (one query for all instances)."""
     rows = Account.objects.filter(
         instance_id__in=instance_ids, kind=AccountKind.PUBLIC, removed_at__isnull=True
-    ).values_list("instance_id", "snapshot__privileges", "snapshot__facts")
+    ).values_list("instance_id", "snapshot__facts")
     result = {}
-    for instance_id, privileges, facts in rows:
-        grants = held((privileges or {}).get("grants", ()), (facts or {}).get("effective"))
-        result[instance_id] = [{**g, "via": ["PUBLIC", *g["via"]]} for g in grants.values()]
+    for instance_id, facts in rows:
+        grants, _roles = everything_held(facts or {})
+        result[instance_id] = [{**g, "via": ["PUBLIC", *g.get("via", ())]} for g in grants]
     return result
 
 

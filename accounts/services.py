@@ -230,8 +230,8 @@ def _effective_row(instance, account_id, old_facts, item: Collected, run_id, now
         item.facts["grants"],
     )
     # Grants the account gained or lost itself are in its own change row.
-    diff["effective_added"] = [g for g in diff["effective_added"] if g["via"]]
-    diff["effective_removed"] = [g for g in diff["effective_removed"] if g["via"]]
+    diff["effective_added"] = [g for g in diff["effective_added"] if g.get("via")]
+    diff["effective_removed"] = [g for g in diff["effective_removed"] if g.get("via")]
     if own_diff is not None and not (
         diff["effective_added"]
         or diff["effective_removed"]

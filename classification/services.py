@@ -21,6 +21,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count
 from django.utils import timezone
 
+from accounts.effective import everything_held
 from accounts.models import Account, AccountKind, PrivilegeSnapshot
 from accounts.services import account_sync_instance
 from classification import dsl
@@ -212,13 +213,9 @@ def _public_facts(instances) -> dict[int, dict[str, list]]:
     ).values_list("account__instance_id", "facts")
     public = {}
     for instance_id, facts in rows:
-        # Its effective set (own grants plus those of the roles granted to PUBLIC) when the
-        # sync recorded one.
-        held = facts.get("effective") or facts
-        public[instance_id] = {
-            "grants": list(held.get("grants") or ()),
-            "roles": list(held.get("roles") or ()),
-        }
+        # Its own grants and those of the roles granted to PUBLIC.
+        grants, roles = everything_held(facts)
+        public[instance_id] = {"grants": grants, "roles": roles}
     return public
 
 

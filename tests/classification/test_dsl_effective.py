@@ -520,8 +520,8 @@ def pg_estate(db, classifications):
     public = make_account(pg, "PUBLIC", kind="public", grants=[("database", "shop", "CONNECT", "")])
     set_facts(
         public,
+        # As the sync stores it: only what comes through roles (CONNECT is PUBLIC's own).
         effective=effective_of(
-            grant("database", "shop", "CONNECT"),
             grant("function", "shop.public.f()", "EXECUTE", via=["pg_fn_users"]),
             roles=["pg_fn_users"],
         ),

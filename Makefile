@@ -39,8 +39,13 @@ lint: venv secret-scan
 BASELINE := .secrets.baseline
 
 ## secret-scan: fail on any secret in a tracked file that the baseline does not list.
+# The hook fails once when it only moves known findings' line numbers: it runs on a copy of
+# the baseline, and a second run fails only for a finding the baseline does not list.
 secret-scan: venv
-	git ls-files -z | xargs -0 $(VENV)/bin/detect-secrets-hook --baseline $(BASELINE)
+	@copy=$$(mktemp); cp $(BASELINE) $$copy; \
+	git ls-files -z -- ':!$(BASELINE)' | xargs -0 $(VENV)/bin/detect-secrets-hook --baseline $$copy >/dev/null 2>&1; \
+	git ls-files -z -- ':!$(BASELINE)' | xargs -0 $(VENV)/bin/detect-secrets-hook --baseline $$copy; \
+	status=$$?; rm -f $$copy; exit $$status
 
 ## secret-scan-baseline: re-scan once every new finding is reviewed (test data, placeholders).
 secret-scan-baseline: venv

@@ -1,11 +1,13 @@
 """Accounts found on instances, their current privileges and the permanent change history."""
 
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
+from django.db.models.fields.tuple_lookups import Tuple, TupleGreaterThan
 from django.utils.translation import gettext_lazy as _
 
 from accounts.canonical import FORMAT
 from inventory.models import Engine, Instance
+from whalefall.db import CurrentTransactionId, committed_before
 
 
 class AccountKind(models.TextChoices):
@@ -169,6 +171,16 @@ class ImmutableRow(Exception):
     """Change history rows are written once."""
 
 
+class AccountChangeQuerySet(models.QuerySet):
+    def feed_after(self, position: tuple[int, int]) -> "AccountChangeQuerySet":
+        """Changes after ``position`` — a (transaction, id) pair, (0, 0) for the beginning —
+        in commit order, and only those no concurrent sync can still precede: polling from
+        the last position read never skips a change nor returns one twice."""
+        return committed_before(
+            self.filter(TupleGreaterThan(Tuple(F("txid"), F("id")), tuple(position)))
+        ).order_by("txid", "id")
+
+
 class AccountChange(models.Model):
     """One detected change of an account's privileges; immutable."""
 
@@ -196,6 +208,12 @@ class AccountChange(models.Model):
             "(effective capabilities)."
         ),
     )
+    # Written by the database: the feed orders by it (see AccountChangeQuerySet.feed_after).
+    txid = models.BigIntegerField(
+        _("transaction"), db_default=CurrentTransactionId(), editable=False
+    )
+
+    objects = AccountChangeQuerySet.as_manager()
 
     class Meta:
         ordering = ["-detected_at", "-id"]
@@ -218,6 +236,7 @@ class AccountChange(models.Model):
                 name="accounts_change_privileged_idx",
             ),
             models.Index(fields=["-detected_at", "-id"], name="accounts_change_recent_idx"),
+            models.Index(fields=["txid", "id"], name="accounts_change_feed_idx"),
         ]
 
     def __str__(self) -> str:

@@ -3,11 +3,14 @@ application event log."""
 
 from auditlog.admin import LogEntryAdmin as StockLogEntryAdmin
 from auditlog.models import LogEntry
+from django import forms
 from django.contrib import admin
 from django.contrib.admin import helpers
 from django.contrib.contenttypes.models import ContentType
 from django.db.models import Q
 from django.http import HttpRequest
+from django.template.response import TemplateResponse
+from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from django_otp.plugins.otp_static.models import StaticDevice
@@ -15,9 +18,10 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from inventory.admin import FormulaSafeResource
 from whalefall import audit, mfa, scope
+from whalefall.api.tokens import api_token_issue, api_token_revoke
 from whalefall.exports import ExportActionMixin
 from whalefall.health import checks_for
-from whalefall.models import EventLogEntry, LoginEvent, SingleSignOnIdentity
+from whalefall.models import ApiToken, EventLogEntry, LoginEvent, SingleSignOnIdentity
 from whalefall.paginator import EstimatedCountPaginator
 from whalefall.sites import DashboardPanel
 
@@ -243,3 +247,81 @@ class SingleSignOnIdentityAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     search_fields = ["=user__username", "=subject"]
     list_select_related = ["user"]
     readonly_fields = ["user", "issuer", "subject", "created_at"]
+
+
+class ApiTokenForm(forms.ModelForm):
+    class Meta:
+        model = ApiToken
+        fields = ["name", "can_write", "expires_at"]
+
+    def clean_expires_at(self):
+        expires_at = self.cleaned_data.get("expires_at")
+        if expires_at is not None and expires_at <= timezone.now():
+            raise forms.ValidationError(_("The expiry must be in the future."))
+        return expires_at
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    """Personal API tokens: each user creates and revokes their own; the token is shown
+    once, when created. Administrators see and revoke everyone's."""
+
+    form = ApiTokenForm
+    list_display = [
+        "name",
+        "prefix",
+        "user",
+        "can_write",
+        "expires_at",
+        "last_used_at",
+        "last_used_ip",
+        "revoked_at",
+    ]
+    list_filter = ["can_write", ("revoked_at", admin.EmptyFieldListFilter)]
+    search_fields = ["name", "=prefix", "=user__username"]
+    list_select_related = ["user"]
+    readonly_fields = [
+        "user",
+        "prefix",
+        "created_at",
+        "last_used_at",
+        "last_used_ip",
+        "revoked_at",
+    ]
+    actions = ["revoke"]
+
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request)
+        if request.user.has_perm("whalefall.manage_api_tokens"):
+            return queryset
+        return queryset.filter(user=request.user)
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return ["name", "can_write", "expires_at"]
+        return ["name", "user", "prefix", "can_write", "expires_at", *self.readonly_fields[2:]]
+
+    def get_readonly_fields(self, request, obj=None):
+        # A token is immutable once issued: revoke it and create another.
+        return [] if obj is None else self.get_fields(request, obj)
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            return
+        obj.user = request.user
+        request._wf_new_token = api_token_issue(obj)
+
+    def response_add(self, request, obj, post_url_continue=None):
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": _("API token created"),
+            "token": request._wf_new_token,
+            "row": obj,
+        }
+        return TemplateResponse(request, "admin/whalefall/apitoken/created.html", context)
+
+    @admin.action(description=_("Revoke the selected tokens"), permissions=["change"])
+    def revoke(self, request, queryset):
+        revoked = api_token_revoke(tokens=queryset)
+        self.message_user(request, _("%(count)d token(s) revoked.") % {"count": revoked})

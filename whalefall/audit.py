@@ -22,7 +22,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from guardian.models import GroupObjectPermission, UserObjectPermission
 
 from whalefall import scope
-from whalefall.models import SingleSignOnIdentity
+from whalefall.models import ApiToken, SingleSignOnIdentity
 
 MASK = "********"
 
@@ -46,6 +46,8 @@ def register() -> None:
     for device in (TOTPDevice, StaticDevice):
         auditlog.register(device, include_fields=["user", "name", "confirmed"])
     auditlog.register(SingleSignOnIdentity)
+    # Creation, revocation and deletion of API tokens; never the digest, nor each use.
+    auditlog.register(ApiToken, exclude_fields=["digest", "last_used_at", "last_used_ip"])
     auditlog.register(GroupObjectPermission)
     # Beat stamps every run on the task row; only staff edits are configuration changes.
     auditlog.register(

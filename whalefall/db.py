@@ -4,7 +4,7 @@ import json
 from collections.abc import Iterable, Sequence
 
 from django.db import connections, router
-from django.db.models import JSONField, Model
+from django.db.models import BigIntegerField, Func, JSONField, Model, Q, QuerySet
 
 
 class JsonText(str):
@@ -106,3 +106,48 @@ def update_rows(model: type[Model], fields: Sequence[str], rows: Iterable[Sequen
         assignments = ", ".join(f"{quote(f.column)} = %s" for f in model_fields[1:])
         cursor.executemany(f"UPDATE {table} SET {assignments} WHERE {pk} = %s", prepared)  # noqa: S608
         return len(prepared)
+
+
+class CurrentTransactionId(Func):
+    """The id of the writing transaction: PostgreSQL's 64-bit ``pg_current_xact_id()``
+    (never wraps), 0 on SQLite, where one writer at a time makes id order commit order.
+
+    Used as a column default so that a reader can tell rows of transactions that have
+    committed from rows of transactions that may still commit (see :func:`committed_before`).
+    """
+
+    output_field = BigIntegerField()
+
+    def as_sql(self, compiler, connection, **extra_context):
+        return "0", []
+
+    def as_postgresql(self, compiler, connection, **extra_context):
+        return "(pg_current_xact_id()::text::bigint)", []
+
+
+class _SettledBefore(Func):
+    """The oldest transaction still running (or the next to start): every transaction with
+    a smaller id has committed or rolled back, so its rows are final."""
+
+    output_field = BigIntegerField()
+    template = "(pg_snapshot_xmin(pg_current_snapshot())::text::bigint)"
+
+
+class _OwnWhenOldest(Func):
+    """The reader's own transaction, when it writes and no older one is open: a reader
+    inside a writing transaction sees its own rows then."""
+
+    output_field = BigIntegerField()
+    template = (
+        "(CASE WHEN pg_current_xact_id_if_assigned() = pg_snapshot_xmin(pg_current_snapshot()) "
+        "THEN pg_current_xact_id_if_assigned()::text::bigint END)"
+    )
+
+
+def committed_before(queryset: QuerySet, field: str = "txid") -> QuerySet:
+    """Rows of ``queryset`` whose writing transaction (``field``, a
+    :class:`CurrentTransactionId` default) is settled, i.e. no row can still appear before
+    them in (transaction id, id) order. Identity on SQLite."""
+    if connections[queryset.db].vendor != "postgresql":
+        return queryset
+    return queryset.filter(Q(**{f"{field}__lt": _SettledBefore()}) | Q(**{field: _OwnWhenOldest()}))

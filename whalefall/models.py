@@ -158,3 +158,65 @@ class SingleSignOnIdentity(models.Model):
 
     def __str__(self) -> str:
         return f"{self.subject} @ {self.issuer}"
+
+
+class ApiTokenQuerySet(models.QuerySet):
+    def usable(self) -> "ApiTokenQuerySet":
+        """Tokens that authenticate now: not revoked, not expired."""
+        from django.utils import timezone
+
+        return self.filter(revoked_at__isnull=True).filter(
+            models.Q(expires_at__isnull=True) | models.Q(expires_at__gt=timezone.now())
+        )
+
+
+class ApiToken(models.Model):
+    """A personal token for the REST API: only its SHA-256 digest is stored; the token is
+    shown once, when it is created. It acts as its owner, read-only unless "write"."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="api_tokens",
+        verbose_name=_("owner"),
+        help_text=_("The user the token acts as; it can do no more than they can."),
+    )
+    name = models.CharField(
+        _("name"), max_length=100, help_text=_("What the token is for, e.g. “CMDB import”.")
+    )
+    prefix = models.CharField(
+        _("prefix"),
+        max_length=16,
+        editable=False,
+        help_text=_("The token's first characters, to recognise it; the rest is not stored."),
+    )
+    digest = models.CharField(_("digest"), max_length=64, unique=True, editable=False)
+    can_write = models.BooleanField(
+        _("write"),
+        default=False,
+        help_text=_(
+            "Allow changes (create, edit, delete, start runs) as far as the owner may make "
+            "them. Without it the token only reads."
+        ),
+    )
+    expires_at = models.DateTimeField(
+        _("expires"), null=True, blank=True, help_text=_("Empty: the token does not expire.")
+    )
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    last_used_at = models.DateTimeField(_("last used"), null=True, blank=True, editable=False)
+    last_used_ip = models.GenericIPAddressField(
+        _("last used from"), null=True, blank=True, editable=False
+    )
+    revoked_at = models.DateTimeField(_("revoked"), null=True, blank=True, editable=False)
+
+    objects = ApiTokenQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = _("API token")
+        verbose_name_plural = _("API tokens")
+        permissions = [("manage_api_tokens", _("Can see and revoke every user's API tokens"))]
+        indexes = [models.Index(fields=["user", "-created_at"], name="whalefall_apitoken_user_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"

@@ -30,7 +30,7 @@ _SCHEDULE_MODELS = (
 # instance"; held on single instances (guardian) they mean "these instances".
 INSTANCE_SCOPED_MODELS = ("inventory.instance",)
 # Records about the whole estate, which a member scoped to some instances must not read.
-ESTATE_WIDE_MODELS = ("whalefall.eventlogentry",)
+ESTATE_WIDE_MODELS = ("whalefall.eventlogentry", "alerts.delivery", "alerts.event")
 INSTANCE_MANAGE = ("view", "add", "change", "delete", "test_connection", "sync")
 
 _CLASSIFICATION_STATS = (
@@ -78,6 +78,9 @@ ROLE_PERMISSIONS: dict[str, str | dict[str, tuple[str, ...]]] = {
         "auditlog.logentry": READ,
         "whalefall.loginevent": READ,
         "whalefall.eventlogentry": READ,
+        # What alerts were sent, to whom, with what outcome (channels and rules are the
+        # Administrators' alone: channels hold webhook and chat tokens).
+        "alerts.delivery": READ,
         "syncjobs.run": READ,
         "syncjobs.runitem": READ,
         "classification.classification": READ,
@@ -97,6 +100,12 @@ ROLE_PERMISSIONS: dict[str, str | dict[str, tuple[str, ...]]] = {
 ROLE_PERMISSIONS[SCHEDULERS].update(
     {"syncjobs.run": ("view", "view_all_runs"), "syncjobs.runitem": READ}
 )
+
+# Every role creates, reads and revokes its own API tokens (whalefall.api); only
+# Administrators see everyone's (the manage_api_tokens permission).
+for _spec in ROLE_PERMISSIONS.values():
+    if isinstance(_spec, dict):
+        _spec["whalefall.apitoken"] = ("view", "add", "change")
 
 # "<role> (scoped)" groups hold a role's permissions except those on instance-scoped
 # models: members see and act only on the instances granted to them (or to one of their

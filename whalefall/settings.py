@@ -105,6 +105,10 @@ INSTALLED_APPS = [
     "django_otp",
     "django_otp.plugins.otp_totp",
     "django_otp.plugins.otp_static",
+    "rest_framework",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "whalefall",
     "inventory",
     "accounts",
@@ -599,6 +603,54 @@ WHALEFALL_PERMISSIONS_POLICY = ", ".join(
         "xr-spatial-tracking",
     )
 )
+
+# --- REST API v1 (whalefall.api) -------------------------------------------------------------
+
+# Requests per token (per user for sessions) and period: second, minute, hour or day.
+WHALEFALL_API_RATE = env.str("WHALEFALL_API_RATE", default="3000/min")
+# A token's "last used" time and address are written at most this often.
+WHALEFALL_API_TOKEN_TOUCH_SECONDS = env.int("WHALEFALL_API_TOKEN_TOUCH_SECONDS", default=60)
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "whalefall.api.authentication.TokenAuthentication",
+        "whalefall.api.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": [
+        "whalefall.api.permissions.TokenScope",
+        "whalefall.api.permissions.ModelPermissions",
+    ],
+    "DEFAULT_PAGINATION_CLASS": "whalefall.api.pagination.KeysetPagination",
+    "PAGE_SIZE": 100,
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_THROTTLE_CLASSES": ["whalefall.api.throttling.TokenRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {"token": WHALEFALL_API_RATE},
+    "EXCEPTION_HANDLER": "whalefall.api.errors.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "WhaleFall API",
+    "DESCRIPTION": (
+        "The database estate for automation: instances, accounts and their privileges, the "
+        "change feed, classifications, capacity and runs, with the admin's permissions and "
+        "instance scope."
+    ),
+    "VERSION": "1.0.0",
+    "OAS_VERSION": "3.1.0",
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "whalefall.api.schema.add_error_responses",
+    ],
+}
 
 # --- Internationalisation and static files ----------------------------------------------
 

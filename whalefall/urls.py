@@ -1,7 +1,8 @@
-"""URL routes: the admin is the user interface; health endpoints for probes."""
+"""URL routes: the admin is the user interface, API v1 serves automation, health endpoints
+serve probes."""
 
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 from django.views.generic import RedirectView
 
 from whalefall import health, mfa, sso
@@ -15,6 +16,7 @@ urlpatterns = [
     path("admin/sso/start/", sso.start_view, name="sso-start"),
     path("admin/sso/callback/", sso.callback_view, name="sso-callback"),
     path("admin/", admin.site.urls),
+    path("api/v1/", include("whalefall.api.urls")),
     path("health/live", health.live, name="health-live"),
     path("health/ready", health.ready, name="health-ready"),
     path("health/detailed", health.detailed, name="health-detailed"),

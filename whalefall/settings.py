@@ -110,6 +110,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "whalefall",
+    "whalefall.alerts",
     "inventory",
     "accounts",
     "capacity",
@@ -338,6 +339,47 @@ WHALEFALL_RUN_RETRY_DELAY = env.int("WHALEFALL_RUN_RETRY_DELAY", default=30)
 WHALEFALL_CAPACITY_PARTITIONS_AHEAD = env.int("WHALEFALL_CAPACITY_PARTITIONS_AHEAD", default=3)
 # Months of daily sizes kept; older whole months are dropped by the maintenance job.
 WHALEFALL_CAPACITY_RETENTION_MONTHS = env.int("WHALEFALL_CAPACITY_RETENTION_MONTHS", default=24)
+
+# --- Alerts -----------------------------------------------------------------------------
+
+# Absolute address of WhaleFall as people reach it (e.g. https://whalefall.example.com):
+# alert messages link to admin pages under it. Empty: messages carry site-relative links.
+WHALEFALL_BASE_URL = env.str("WHALEFALL_BASE_URL", default="").rstrip("/")
+# An event identical to one emitted within this many seconds (same kind, instance and
+# deduplication key) is suppressed.
+WHALEFALL_ALERT_DEDUP_SECONDS = env.int("WHALEFALL_ALERT_DEDUP_SECONDS", default=3600)
+# More events than this for one rule and channel in one burst become one summary message.
+WHALEFALL_ALERT_FLOOD_THRESHOLD = env.int("WHALEFALL_ALERT_FLOOD_THRESHOLD", default=10)
+# Attempts of a delivery, the first retry after this many seconds, doubling each time.
+WHALEFALL_ALERT_MAX_ATTEMPTS = env.int("WHALEFALL_ALERT_MAX_ATTEMPTS", default=5)
+WHALEFALL_ALERT_RETRY_DELAY = env.int("WHALEFALL_ALERT_RETRY_DELAY", default=30)
+# Seconds a webhook or chat service may take to answer.
+WHALEFALL_ALERT_TIMEOUT = env.int("WHALEFALL_ALERT_TIMEOUT", default=10)
+# Hosts alert webhooks may be posted to (the outbound guard's rules: CIDRs and host
+# patterns); empty allows every public host.
+WHALEFALL_ALERT_ALLOWED_TARGETS = env.list("WHALEFALL_ALERT_ALLOWED_TARGETS", default=[])
+try:
+    _guard.parse_rules(WHALEFALL_ALERT_ALLOWED_TARGETS)
+except ValueError as _exc:
+    _problems.append(f"WHALEFALL_ALERT_ALLOWED_TARGETS: {_exc}")
+
+# Outgoing mail (alert e-mails): SMTP in production; development prints mails on stdout.
+EMAIL_BACKEND = env.str(
+    "EMAIL_BACKEND",
+    default="django.core.mail.backends."
+    + ("smtp.EmailBackend" if PRODUCTION else "console.EmailBackend"),
+)
+EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
+EMAIL_PORT = env.int("EMAIL_PORT", default=25)
+EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default="")
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
+EMAIL_USE_SSL = env.bool("EMAIL_USE_SSL", default=False)
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="whalefall@localhost")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+if EMAIL_USE_TLS and EMAIL_USE_SSL:
+    _problems.append("EMAIL_USE_TLS and EMAIL_USE_SSL are exclusive; set one of them")
 
 # --- Credentials ------------------------------------------------------------------------
 

@@ -30,6 +30,7 @@ from tests.capacity.factories import DatabaseFactory, InstanceCapacityFactory
 from tests.factories import UserFactory
 from tests.inventory.factories import CredentialFactory, InstanceFactory, TagFactory
 from tests.syncjobs.factories import RunFactory, RunItemFactory
+from whalefall.alerts.models import Channel, Delivery, Event, Rule
 from whalefall.models import EventLogEntry, LoginEvent, SingleSignOnIdentity
 
 EXPECTED_DIRECTIVES = {
@@ -150,6 +151,11 @@ def estate(db, admin_user):
     SingleSignOnIdentity.objects.create(
         user=UserFactory(), issuer="https://id.example.test", subject="csp-probe"
     )
+    channel = Channel.objects.create(name="csp", kind="email", recipients="dba@example.com")
+    alert_rule = Rule.objects.create(name="csp", trigger="run_failed")
+    alert_rule.channels.add(channel)
+    alert = Event.objects.create(kind="run_failed", instance=instance, payload={"run_id": 1})
+    Delivery.objects.create(channel=channel, rule=alert_rule, preview="csp").events.add(alert)
     return {"instance": instance, "account": account, "database": database, "run": run}
 
 

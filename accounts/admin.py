@@ -5,7 +5,7 @@ import datetime
 from django import forms
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
-from django.db.models import Exists, OuterRef, Prefetch, Q
+from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
 from django.http import HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path
@@ -15,13 +15,8 @@ from django.utils.translation import gettext_lazy as _
 from import_export import fields
 
 from accounts.facts import stored_capabilities
-from accounts.models import Account, AccountChange, AccountKind, ChangeType
-from accounts.reports import (
-    access_review,
-    effective_grants,
-    group_grants,
-    public_grants_by_instance,
-)
+from accounts.models import Account, AccountChange, ChangeType
+from accounts.reports import AccessReview, access_review_rows, effective_view, group_grants
 from classification.models import Assignment, Classification
 from inventory.admin import (
     EngineFilter,
@@ -101,7 +96,7 @@ class AccountResource(FormulaSafeResource):
         return len(snapshot.privileges["grants"]) if snapshot else 0
 
     def dehydrate_classifications(self, account: Account) -> str:
-        return ", ".join(a.classification.name for a in _assignments(account))
+        return ", ".join(a.classification.name for a in assignments_by_risk(account))
 
 
 class AccountChangeResource(FormulaSafeResource):
@@ -126,7 +121,8 @@ class AccountChangeResource(FormulaSafeResource):
 # --- Accounts ---------------------------------------------------------------------------
 
 
-def _last_quarter() -> tuple[datetime.date, datetime.date]:
+def last_quarter() -> tuple[datetime.date, datetime.date]:
+    """The quarter before this one: the access review's default period."""
     today = timezone.localdate()
     first_of_quarter = datetime.date(today.year, 3 * ((today.month - 1) // 3) + 1, 1)
     end = first_of_quarter - datetime.timedelta(days=1)
@@ -155,7 +151,7 @@ class AccessReviewForm(forms.Form):
     def __init__(self, *args, instances, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["instances"].queryset = instances
-        start, end = _last_quarter()
+        start, end = last_quarter()
         self.fields["start"].initial, self.fields["end"].initial = start, end
 
     def clean(self):
@@ -165,32 +161,97 @@ class AccessReviewForm(forms.Form):
         return cleaned
 
 
-def _assignments(account: Account) -> list[Assignment]:
-    """The account's assignments, prefetched by the admin queryset, highest risk first."""
+def assignments_prefetch() -> Prefetch:
+    """The accounts' assignments with what a list shows of their classification."""
+    return Prefetch(
+        "assignments",
+        queryset=Assignment.objects.select_related("classification").only(
+            "account_id",
+            "source",
+            "classification__code",
+            "classification__name",
+            "classification__colour",
+            "classification__risk_level",
+            "classification__priority",
+        ),
+    )
+
+
+def assignments_by_risk(account: Account) -> list[Assignment]:
+    """The account's assignments, prefetched (:func:`assignments_prefetch`), highest risk
+    first."""
     return sorted(
         account.assignments.all(),
         key=lambda a: (a.classification.risk_level, -a.classification.priority),
     )
 
 
+UNCLASSIFIED = "none"
+
+
+def classified_as(queryset: QuerySet[Account], code: str) -> QuerySet[Account]:
+    """Accounts a classification (by code) is assigned to; :data:`UNCLASSIFIED`: none is."""
+    assigned = Assignment.objects.filter(account=OuterRef("pk"))
+    if code == UNCLASSIFIED:
+        return queryset.filter(~Exists(assigned))
+    return queryset.filter(Exists(assigned.filter(classification__code=code)))
+
+
+def access_review_of(accounts: QuerySet[Account], *, instances, tags, start, end) -> AccessReview:
+    """The access review of ``accounts`` (those the user may see) on ``instances`` (those
+    chosen, or every visible one) carrying one of ``tags`` if any, for a period: privileged
+    accounts and those a classification of high risk matched."""
+    if tags:
+        instances = instances.filter(tags__in=tags).distinct()
+    accounts = accounts.filter(instance__in=instances)
+    high_risk = Assignment.objects.filter(
+        classification__risk_level__lte=ACCESS_REVIEW_RISK_LEVEL, account__in=accounts
+    )
+    names: dict[int, list[str]] = {}
+    for account_id, name in high_risk.order_by(
+        "classification__risk_level", "classification__name"
+    ).values_list("account_id", "classification__name"):
+        names.setdefault(account_id, []).append(name)
+    return access_review_rows(
+        accounts=accounts,
+        start=start,
+        end=end,
+        classified=high_risk.values("account_id"),
+        classification_names=names,
+    )
+
+
+ACCESS_REVIEW_TYPES = {
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "csv": "text/csv",
+}
+
+
+def access_review_file(review: AccessReview, *, start, end, file_format: str) -> HttpResponse:
+    """The access review as a download: one XLSX workbook, or its sheets as one CSV."""
+    book = review.databook()
+    if file_format == "xlsx":
+        content = book.export("xlsx")
+    else:
+        content = "\n".join(sheet.export("csv") for sheet in book.sheets())
+    response = HttpResponse(content, content_type=ACCESS_REVIEW_TYPES[file_format])
+    filename = f"access-review-{start:%Y%m%d}-{end:%Y%m%d}.{file_format}"
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
 class ClassificationFilter(admin.SimpleListFilter):
     title = _("classification")
     parameter_name = "classification"
-    UNCLASSIFIED = "none"
 
     def lookups(self, request, model_admin):
         return [
             *Classification.objects.in_priority_order().values_list("code", "name"),
-            (self.UNCLASSIFIED, _("Unclassified")),
+            (UNCLASSIFIED, _("Unclassified")),
         ]
 
     def queryset(self, request, queryset):
-        if not self.value():
-            return queryset
-        assigned = Assignment.objects.filter(account=OuterRef("pk"))
-        if self.value() == self.UNCLASSIFIED:
-            return queryset.filter(~Exists(assigned))
-        return queryset.filter(Exists(assigned.filter(classification__code=self.value())))
+        return classified_as(queryset, self.value()) if self.value() else queryset
 
 
 class PresenceFilter(admin.SimpleListFilter):
@@ -245,23 +306,7 @@ class AccountAdmin(InstanceScopedReadOnlyAdmin):
     readonly_fields = fields
 
     def get_queryset(self, request):
-        return (
-            super()
-            .get_queryset(request)
-            .prefetch_related(
-                Prefetch(
-                    "assignments",
-                    queryset=Assignment.objects.select_related("classification").only(
-                        "account_id",
-                        "source",
-                        "classification__name",
-                        "classification__colour",
-                        "classification__risk_level",
-                        "classification__priority",
-                    ),
-                )
-            )
-        )
+        return super().get_queryset(request).prefetch_related(assignments_prefetch())
 
     @admin.display(description=_("account"), ordering="name")
     def identity(self, obj: Account) -> str:
@@ -274,7 +319,7 @@ class AccountAdmin(InstanceScopedReadOnlyAdmin):
             '<span class="wf-tag" data-tag-colour="{}" title="{}">{}</span>',
             (
                 (a.classification.colour, a.get_source_display(), a.classification.name)
-                for a in _assignments(obj)
+                for a in assignments_by_risk(obj)
             ),
         ) or format_html('<span class="wf-muted">{}</span>', "—")
 
@@ -325,38 +370,17 @@ class AccountAdmin(InstanceScopedReadOnlyAdmin):
         instances = Instance.objects.all() if ids is None else Instance.objects.filter(pk__in=ids)
         form = AccessReviewForm(request.POST or None, instances=instances)
         if request.method == "POST" and form.is_valid():
-            chosen = form.cleaned_data["instances"] or instances
-            if form.cleaned_data["tags"]:
-                chosen = chosen.filter(tags__in=form.cleaned_data["tags"]).distinct()
-            accounts = self.get_queryset(request).filter(instance__in=chosen)
             start, end = form.cleaned_data["start"], form.cleaned_data["end"]
-            high_risk = Assignment.objects.filter(
-                classification__risk_level__lte=ACCESS_REVIEW_RISK_LEVEL,
-                account__in=accounts,
-            )
-            names: dict[int, list[str]] = {}
-            for account_id, name in high_risk.order_by(
-                "classification__risk_level", "classification__name"
-            ).values_list("account_id", "classification__name"):
-                names.setdefault(account_id, []).append(name)
-            book = access_review(
-                accounts=accounts,
+            review = access_review_of(
+                self.get_queryset(request),
+                instances=form.cleaned_data["instances"] or instances,
+                tags=form.cleaned_data["tags"],
                 start=start,
                 end=end,
-                classified=high_risk.values("account_id"),
-                classification_names=names,
             )
-            file_format = form.cleaned_data["file_format"]
-            if file_format == "xlsx":
-                content = book.export("xlsx")
-                content_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-            else:
-                content = "\n".join(sheet.export("csv") for sheet in book.sheets())
-                content_type = "text/csv"
-            response = HttpResponse(content, content_type=content_type)
-            filename = f"access-review-{start:%Y%m%d}-{end:%Y%m%d}.{file_format}"
-            response["Content-Disposition"] = f'attachment; filename="{filename}"'
-            return response
+            return access_review_file(
+                review, start=start, end=end, file_format=form.cleaned_data["file_format"]
+            )
         return TemplateResponse(
             request,
             "admin/accounts/account/access_review.html",
@@ -387,28 +411,14 @@ class AccountAdmin(InstanceScopedReadOnlyAdmin):
 
     def _effective_context(self, account: Account, snapshot) -> dict:
         """What the account can do through its roles and PUBLIC, grouped by scope."""
-        public = None
-        public_grants: list[dict] = []
-        if account.kind != AccountKind.PUBLIC:
-            public = (
-                Account.objects.filter(
-                    instance_id=account.instance_id, kind=AccountKind.PUBLIC, removed_at=None
-                )
-                .only("pk")
-                .first()
-            )
-            public_grants = public_grants_by_instance([account.instance_id]).get(
-                account.instance_id, []
-            )
-        effective = (snapshot.facts or {}).get("effective") or {}
+        view = effective_view(account, snapshot)
         return {
-            "effective_groups": group_grants(effective_grants(snapshot, public_grants)),
-            "effective_capabilities": stored_capabilities(snapshot.facts),
-            # Of the literal facts, the capabilities (true attributes are in the table).
-            "direct_capabilities": [c for c in snapshot.facts["capabilities"] if c.isupper()],
-            "role_paths": effective.get("role_paths", []),
-            "effective_resolved": bool(effective),
-            "public_account": public,
+            "effective_groups": group_grants(view.grants),
+            "effective_capabilities": view.capabilities,
+            "direct_capabilities": view.direct_capabilities,
+            "role_paths": view.role_paths,
+            "effective_resolved": view.resolved,
+            "public_account": view.public_account,
         }
 
 

@@ -127,6 +127,13 @@ DEFAULT_SCHEDULE: tuple[ScheduledJob, ...] = (
         "in batches.",
         crontab="10 5",
     ),
+    ScheduledJob(
+        name="Alert digests",
+        task="alerts.send_digests",
+        description="Sends the daily alert digests at each rule's time and routes alert "
+        "events a lost message left waiting.",
+        every_seconds=60,
+    ),
 )
 
 

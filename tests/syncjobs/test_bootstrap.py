@@ -87,11 +87,14 @@ def test_scoped_variants_hold_the_role_without_instance_permissions():
     bootstrap()
     perms = group_permissions()
     for role in ("DBAs", "Auditors", "Viewers"):
-        estate_wide = {"view_eventlogentry"}
+        # Alert deliveries too: their messages name instances of the whole estate.
+        estate_wide = {"view_eventlogentry", "view_delivery"}
         assert perms[f"{role} (scoped)"] == perms[role] - INSTANCE_PERMS - estate_wide, role
     # The application event log speaks of every instance: not for scoped members.
     assert "view_eventlogentry" in perms["Auditors"]
     assert "view_eventlogentry" not in perms["Auditors (scoped)"]
+    assert "view_delivery" in perms["Auditors"]
+    assert "view_delivery" not in perms["Auditors (scoped)"]
 
 
 def test_is_idempotent():

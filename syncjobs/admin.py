@@ -63,16 +63,27 @@ def _format_duration(value: timedelta | None) -> str:
     return f"{value.total_seconds():.1f}s"
 
 
-def _sync_scope(request: HttpRequest) -> set[int] | None:
+def sync_scope(request: HttpRequest) -> set[int] | None:
     """Instances the user may sync (None: all of them)."""
     return visible_instance_ids(request, "inventory.sync")
 
 
-def _figures_scope(request: HttpRequest) -> set[int] | None:
+def figures_scope(request: HttpRequest) -> set[int] | None:
     """Instances whose items make up the run figures the user is shown (None: every item)."""
     if request.user.has_perm("syncjobs.view_all_runs"):
         return None
     return visible_instance_ids(request)
+
+
+def runs_actionable(request: HttpRequest, queryset):
+    """The runs of ``queryset`` the user may act on: those touching only instances they may
+    sync (the admin's and the API's cancel)."""
+    ids = sync_scope(request)
+    if ids is None:
+        return queryset
+    return queryset.exclude(
+        Exists(RunItem.objects.filter(run=OuterRef("pk")).exclude(instance_id__in=ids))
+    )
 
 
 class RunStatusFilter(admin.SimpleListFilter):
@@ -156,7 +167,7 @@ class RunAdmin(BigTableMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
 
     def get_queryset(self, request):
         queryset = super().get_queryset(request)
-        ids = _figures_scope(request)
+        ids = figures_scope(request)
         if ids is not None:
             queryset = queryset.with_items_on(ids)
         return queryset.seen_on(ids)
@@ -165,14 +176,14 @@ class RunAdmin(BigTableMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
         obj = super().get_object(request, object_id, from_field)
         if obj is None:
             raise Http404(_("No such run."))
-        ids = _figures_scope(request)
+        ids = figures_scope(request)
         if ids is not None:
             services.runs_show_items_on([obj], instance_ids=ids)
         return obj
 
     def get_changelist_instance(self, request):
         changelist = super().get_changelist_instance(request)
-        ids = _figures_scope(request)
+        ids = figures_scope(request)
         if ids is not None:
             services.runs_show_items_on(changelist.result_list, instance_ids=ids)
         return changelist
@@ -212,12 +223,7 @@ class RunAdmin(BigTableMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     # Actions: a person may act on a run only where they may sync every instance it touches.
 
     def _actionable(self, request, queryset):
-        ids = _sync_scope(request)
-        if ids is None:
-            return queryset
-        return queryset.exclude(
-            Exists(RunItem.objects.filter(run=OuterRef("pk")).exclude(instance_id__in=ids))
-        )
+        return runs_actionable(request, queryset)
 
     def _cancel(self, request, runs) -> None:
         runs = list(runs)
@@ -237,7 +243,7 @@ class RunAdmin(BigTableMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
 
     def _rerun(self, request, runs) -> list[Run]:
         started = []
-        scope = _sync_scope(request)
+        scope = sync_scope(request)
         for run in runs:
             try:
                 new = services.run_retry_failed(
@@ -503,7 +509,7 @@ class SyncableInstanceAdmin(InstanceAdmin):
         self._start_run(request, queryset, RunKind.CAPACITY)
 
     def _start_run(self, request, queryset, kind: str) -> None:
-        ids = _sync_scope(request)
+        ids = sync_scope(request)
         allowed = (queryset if ids is None else queryset.filter(pk__in=ids)).syncable()
         instance_ids = list(allowed.values_list("pk", flat=True))
         skipped = queryset.count() - len(instance_ids)

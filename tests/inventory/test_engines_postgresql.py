@@ -140,7 +140,9 @@ def test_the_session_is_closed_on_exit(monitor):
 # --- Errors -------------------------------------------------------------------------------
 
 
-def test_a_wrong_password_is_an_authentication_failure_without_the_password(monitor):
+def test_a_wrong_password_is_an_authentication_failure_without_the_password(
+    monitor, postgres_password_auth
+):
     wrong = "Wr0ng-pa55word-7731"
 
     error, _elapsed = failure(target(monitor, secret=wrong), AuthenticationFailed)

@@ -244,7 +244,7 @@ class DatabaseSerializer(serializers.ModelSerializer):
         ]  # fmt: skip
         read_only_fields = [f for f in fields if f != "capacity_limit_bytes"]
 
-    @extend_schema_field(OpenApiTypes.DATE)
+    @extend_schema_field(serializers.DateField(allow_null=True))
     def get_limit_date(self, obj: Database):
         # As the ledger computes it: from the latest size and the stored growth.
         if obj.total_bytes is None or obj.collected_at is None:
@@ -535,7 +535,7 @@ class InstanceCapacitySummarySerializer(InstanceCapacitySerializer):
     class Meta(InstanceCapacitySerializer.Meta):
         fields = [*InstanceCapacitySerializer.Meta.fields, "used_percent", "forecast", "databases"]
 
-    @extend_schema_field(OpenApiTypes.DOUBLE)
+    @extend_schema_field(serializers.FloatField(allow_null=True))
     def get_used_percent(self, obj: InstanceCapacity):
         if not obj.capacity_limit_bytes or obj.total_bytes is None:
             return None
@@ -597,7 +597,6 @@ class InstanceCapacityViewSet(
     filterset_class = InstanceCapacityFilter
     http_method_names = ["get", "patch", "head", "options"]
     lookup_url_kwarg = "instance_id"
-    lookup_value_regex = r"[0-9]+"
     write_permission = VIEW_INSTANCE  # as the admin: the limit of every instance one sees
 
     def get_serializer_class(self):

@@ -26,11 +26,13 @@ from rest_framework.response import Response
 from accounts.models import Account
 from classification import dsl, services
 from classification.models import Assignment, AssignmentSource, Classification, RiskLevel, Rule
+from inventory.api import StorableInputMixin
 from inventory.models import Engine
 from whalefall.api import router
 from whalefall.api.filters import IdFilter
 from whalefall.api.permissions import InstanceScopedMixin, TokenScope
 from whalefall.scope import VIEW_INSTANCE, visible_instance_ids
+from whalefall.text import printable
 
 ENGINE_CHOICES = [("", _("all engines")), *Engine.choices]
 
@@ -86,7 +88,7 @@ def _on_visible_instances(request, instance_field: str) -> Q | None:
 # --- Classifications ----------------------------------------------------------------------
 
 
-class ClassificationSerializer(serializers.ModelSerializer):
+class ClassificationSerializer(StorableInputMixin, serializers.ModelSerializer):
     colour = serializers.RegexField(
         r"^#[0-9a-fA-F]{6}$",
         max_length=7,
@@ -253,7 +255,7 @@ EXPRESSION_HELP = _(
 )
 
 
-class RuleSerializer(serializers.ModelSerializer):
+class RuleSerializer(StorableInputMixin, serializers.ModelSerializer):
     classification = serializers.PrimaryKeyRelatedField(queryset=Classification.objects.all())
     engine = serializers.ChoiceField(
         choices=ENGINE_CHOICES,
@@ -527,7 +529,8 @@ class RuleViewSet(viewsets.ModelViewSet):
                 {
                     "path": "engine",
                     "code": "invalid_choice",
-                    "message": _("“%(value)s” is not a valid engine.") % {"value": engine},
+                    "message": _("“%(value)s” is not a valid engine.")
+                    % {"value": printable(str(engine))},
                 }
             )
         expression = body["expression"]
@@ -583,7 +586,7 @@ class AssignmentSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class AssignmentCreateSerializer(serializers.Serializer):
+class AssignmentCreateSerializer(StorableInputMixin, serializers.Serializer):
     """Assign by hand, as the admin's form: an automatic assignment of the pair becomes
     manual, a manual one is refused."""
 

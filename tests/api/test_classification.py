@@ -1,6 +1,8 @@
 """API of classification: classifications, versioned rules and their validator, and the
 assignments of accounts, with the admin's permissions and instance scope."""
 
+import json
+
 import pytest
 
 from classification import services
@@ -369,3 +371,48 @@ def test_assignment_pages_cost_the_same_queries(
     assert later.status_code == 200
     assert later.json()["results"]
     assert len(later_page.captured_queries) == len(first_page.captured_queries)
+
+
+def _post_json(client, url: str, body: dict):
+    """Sent as JSON text with escapes, as a client would send an unpaired surrogate."""
+    return client.post(url, json.dumps(body), content_type="application/json")
+
+
+def test_text_that_cannot_be_stored_is_a_field_error(
+    api_client, user_with_role, classifications, classified
+):
+    client = api_client(user_with_role("DBAs"), write=True)
+    for name in ("A\x00B", "A\ud800B"):
+        response = _post_json(client, "/api/v1/classifications/", {"code": "x", "name": name})
+        assert response.status_code == 400
+        assert set(_fields(response)) == {"name"}
+    surrogate = {"version": 4, "expr": {"fn": "has_role", "args": {"name": "\ud800"}}}
+    rule = _post_json(
+        client,
+        "/api/v1/rules/",
+        {"classification": classifications["low"].pk, "name": "ok", "expression": surrogate},
+    )
+    assert rule.status_code == 400
+    assert set(_fields(rule)) == {"expression.expr.args.name"}
+    note = _post_json(
+        client,
+        "/api/v1/assignments/",
+        {"account": classified["root"].pk, "classification": classifications["low"].pk,
+         "note": "\ud800"},
+    )  # fmt: skip
+    assert note.status_code == 400
+    assert set(_fields(note)) == {"note"}
+    validated = _post_json(
+        client, "/api/v1/rules/validate/", {"expression": surrogate, "engine": "\ud800"}
+    )
+    assert validated.status_code == 200
+    assert [e["path"] for e in validated.json()["errors"]] == [
+        "engine",
+        "expression.expr.args.name",
+    ]
+
+
+def test_a_cursor_the_api_did_not_give_is_a_400(api_client, user_with_role, rules):
+    response = api_client(user_with_role("Auditors")).get("/api/v1/rules/", {"cursor": "zzz"})
+    assert response.status_code == 400
+    assert _fields(response) == {"cursor": "invalid"}

@@ -2,7 +2,7 @@
 OFFSET, so the thousandth page costs what the first does and no COUNT(*) is run."""
 
 from django.utils.translation import gettext
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 
@@ -14,6 +14,16 @@ class KeysetPagination(CursorPagination):
     page_size_query_param = "limit"
     max_page_size = 1000
     ordering = "-pk"
+
+    def decode_cursor(self, request):
+        # A cursor the API did not hand out is a bad parameter (400, with its path), not a
+        # missing page: DRF's 404 would read as "no such list".
+        try:
+            return super().decode_cursor(request)
+        except NotFound:
+            raise ValidationError(
+                {self.cursor_query_param: [gettext("Invalid cursor.")]}, code="invalid"
+            ) from None
 
 
 class FeedPagination(KeysetPagination):

@@ -57,7 +57,12 @@ def test_creates_the_five_role_groups_and_their_scoped_variants():
     assert {"change_user", "change_group", "view_logentry"} <= perms["Administrators"]
     assert perms["DBAs"] >= INSTANCE_PERMS
     assert {"view_instance", "view_logentry", "view_loginevent"} <= perms["Auditors"]
-    assert perms["Viewers"] == {
+    # Everyone manages their own API tokens (the queryset limits them to their own).
+    own_tokens = {"view_apitoken", "add_apitoken", "change_apitoken"}
+    for role in ROLES | SCOPED:
+        assert own_tokens <= perms[role], role
+    assert "manage_api_tokens" not in perms["DBAs"]
+    assert perms["Viewers"] - own_tokens == {
         "view_instance",
         "view_tag",
         "view_database",
@@ -79,6 +84,7 @@ def test_creates_the_five_role_groups_and_their_scoped_variants():
         assert not {p for p in perms[role] if p.endswith("objectpermission")}, role
     for role in ("Auditors", "Viewers", "Schedulers"):
         writes = {p for p in perms[role] if p.split("_")[0] in {"add", "change", "delete"}}
+        writes -= own_tokens
         assert all(p.endswith(SCHEDULE_MODELS) for p in writes), (role, writes)
         assert role == "Schedulers" or not writes, role
 

@@ -4,15 +4,39 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 ADDR   ?= 127.0.0.1:8000
 
-.PHONY: run test venv migrate bootstrap lint secret-scan secret-scan-baseline format lock check-deploy clean
+.PHONY: run test venv system-packages migrate bootstrap lint secret-scan secret-scan-baseline format lock check-deploy clean
 
-$(VENV)/.installed: requirements/dev.txt
+$(VENV)/.installed: requirements/dev.txt | system-packages
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements/dev.txt
 	touch $@
 
 venv: $(VENV)/.installed
+
+## system-packages: what pip needs to build the MariaDB driver (client headers, pkg-config, a
+# C compiler, Python's headers and venv). Installed with apt-get when run as root on
+# Debian/Ubuntu; otherwise make stops before pip and prints the command to run.
+system-packages:
+	@missing=""; \
+	pkg-config --exists libmariadb 2>/dev/null || pkg-config --exists mysqlclient 2>/dev/null \
+	  || missing="$$missing libmariadb-dev pkg-config"; \
+	command -v cc >/dev/null 2>&1 || missing="$$missing gcc"; \
+	$(PYTHON) -c "import os, sysconfig; assert os.path.exists(os.path.join(sysconfig.get_paths()['include'], 'Python.h'))" 2>/dev/null \
+	  || missing="$$missing python3-dev"; \
+	$(PYTHON) -c "import ensurepip, venv" 2>/dev/null || missing="$$missing python3-venv"; \
+	[ -z "$$missing" ] && exit 0; \
+	if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" -eq 0 ]; then \
+	  echo "Installing system packages with apt-get (as root):$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	elif command -v apt-get >/dev/null 2>&1; then \
+	  echo "WhaleFall needs system packages to build its database drivers. Run:"; \
+	  echo "    sudo apt-get install -y$$missing"; \
+	  echo "then run make again."; exit 1; \
+	else \
+	  echo "WhaleFall needs, from your system's package manager:$$missing"; \
+	  echo "(the MariaDB client headers with pkg-config, a C compiler, Python headers and venv); then run make again."; exit 1; \
+	fi
 
 migrate: venv
 	$(PY) manage.py migrate --noinput

@@ -235,6 +235,22 @@ class ClassificationViewSet(ReloadAnnotatedMixin, viewsets.ModelViewSet):
 router.register("classifications", ClassificationViewSet, basename="classification")
 
 
+# --- Accounts, as rules' previews and assignments show them --------------------------------
+
+
+class AssignedInstanceSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    engine = serializers.ChoiceField(choices=Engine.choices)
+
+
+class AssignedAccountSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    host = serializers.CharField()
+    instance = AssignedInstanceSerializer()
+
+
 # --- Rules --------------------------------------------------------------------------------
 
 
@@ -428,6 +444,14 @@ class RuleValidationResultSerializer(serializers.Serializer):
     )
 
 
+class RulePreviewSerializer(RuleValidationResultSerializer):
+    total = serializers.IntegerField(help_text=_("Accounts matched."))
+    evaluated = serializers.IntegerField(help_text=_("Accounts the expression was evaluated on."))
+    accounts = AssignedAccountSerializer(
+        many=True, help_text=_("Up to 200 of the matched accounts, by instance and name.")
+    )
+
+
 @extend_schema_view(
     list=extend_schema(summary="List rules (current versions unless include_superseded)"),
     retrieve=extend_schema(summary="One rule version (current or superseded)"),
@@ -453,7 +477,10 @@ class RuleViewSet(viewsets.ModelViewSet):
 
     queryset = Rule.objects.select_related("created_by")
     filterset_class = RuleFilter
-    action_permissions = {"validate": ["classification.view_rule"]}
+    action_permissions = {
+        "validate": ["classification.view_rule"],
+        "preview": ["classification.view_rule"],
+    }
 
     def get_serializer_class(self):
         if self.action in ("update", "partial_update"):
@@ -463,8 +490,8 @@ class RuleViewSet(viewsets.ModelViewSet):
         return RuleSerializer
 
     def get_permissions(self):
-        if self.action == "validate":
-            # Validation is pure computation: it writes nothing, so a read-only token may.
+        if self.action in ("validate", "preview"):
+            # They write nothing, so a read-only token may.
             return [cls() for cls in self.permission_classes if cls is not TokenScope]
         return super().get_permissions()
 
@@ -517,15 +544,65 @@ class RuleViewSet(viewsets.ModelViewSet):
     )
     @action(detail=False, methods=["post"], pagination_class=None, filter_backends=[])
     def validate(self, request):
-        errors: list[dict] = []
-        body = request.data if isinstance(request.data, dict) else {}
+        draft = _RuleDraft(request.data)
+        return Response(
+            {"valid": not draft.errors, "errors": draft.errors, "readable": draft.readable()}
+        )
+
+    @extend_schema(
+        summary="The accounts an unsaved expression would match",
+        description=(
+            "As the rule editor's preview: the expression (and engine) evaluated against the "
+            "present accounts of the instances you may see. Errors as in validate; nothing "
+            "is evaluated then. Saves nothing. For those who may add or change rules."
+        ),
+        request=RuleValidationSerializer,
+        responses=RulePreviewSerializer,
+        filters=False,
+    )
+    @action(detail=False, methods=["post"], pagination_class=None, filter_backends=[])
+    def preview(self, request):
+        user = request.user
+        if not (
+            user.has_perm("classification.add_rule") or user.has_perm("classification.change_rule")
+        ):
+            raise exceptions.PermissionDenied()
+        draft = _RuleDraft(request.data)
+        result = {"total": 0, "evaluated": 0, "accounts": []}
+        if not draft.errors:
+            accounts = Account.objects.all()
+            ids = visible_instance_ids(request)
+            if ids is not None:
+                accounts = accounts.filter(instance_id__in=ids)
+            result = services.rule_preview(
+                expression=draft.expression, engine=draft.engine, accounts=accounts
+            )
+        return Response(
+            {
+                "valid": not draft.errors,
+                "errors": draft.errors,
+                "readable": draft.readable(),
+                "total": result["total"],
+                "evaluated": result["evaluated"],
+                "accounts": AssignedAccountSerializer(result["accounts"], many=True).data,
+            }
+        )
+
+
+class _RuleDraft:
+    """An expression and engine from a request body, checked as the rule form checks them;
+    ``errors`` have paths from the body (``engine``, ``expression.expr.args[1]``)."""
+
+    def __init__(self, body):
+        body = body if isinstance(body, dict) else {}
         if "expression" not in body:
             raise exceptions.ValidationError(
                 {"expression": [exceptions.ErrorDetail(_("This field is required."), "required")]}
             )
-        engine = body.get("engine", "")
-        if engine is not None and engine not in ("", *Engine.values):
-            errors.append(
+        self.errors: list[dict] = []
+        engine = body.get("engine") or ""
+        if not isinstance(engine, str) or engine not in ("", *Engine.values):
+            self.errors.append(
                 {
                     "path": "engine",
                     "code": "invalid_choice",
@@ -533,37 +610,27 @@ class RuleViewSet(viewsets.ModelViewSet):
                     % {"value": printable(str(engine))},
                 }
             )
-        expression = body["expression"]
-        found = dsl.validate(expression)
-        errors += [
+            engine = ""
+        self.engine = engine
+        self.expression = body["expression"]
+        self.dsl_errors = dsl.validate(self.expression)
+        self.errors += [
             {
                 "path": f"expression.{error.path}" if error.path else "expression",
                 "code": error.code,
                 "message": error.message,
             }
-            for error in found
+            for error in self.dsl_errors
         ]
-        readable = dsl.render(expression) if not found else None
-        return Response({"valid": not errors, "errors": errors, "readable": readable})
+
+    def readable(self) -> str | None:
+        return None if self.dsl_errors else dsl.render(self.expression)
 
 
 router.register("rules", RuleViewSet, basename="rule")
 
 
 # --- Assignments ----------------------------------------------------------------------------
-
-
-class AssignedInstanceSerializer(serializers.Serializer):
-    id = serializers.IntegerField()
-    name = serializers.CharField()
-    engine = serializers.ChoiceField(choices=Engine.choices)
-
-
-class AssignedAccountSerializer(serializers.Serializer):
-    id = serializers.IntegerField()
-    name = serializers.CharField()
-    host = serializers.CharField()
-    instance = AssignedInstanceSerializer()
 
 
 class AssignmentSerializer(serializers.ModelSerializer):

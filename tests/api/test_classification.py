@@ -416,3 +416,30 @@ def test_a_cursor_the_api_did_not_give_is_a_400(api_client, user_with_role, rule
     response = api_client(user_with_role("Auditors")).get("/api/v1/rules/", {"cursor": "zzz"})
     assert response.status_code == 400
     assert _fields(response) == {"cursor": "invalid"}
+
+
+def test_preview_shows_the_visible_accounts_an_expression_would_match(
+    api_client, user_with_role, scoped_user, estate, roles
+):
+    reads_shop = {"expression": READS_SHOP}
+    everyone = api_client(user_with_role("DBAs"))  # a read-only token: nothing is written
+    body = everyone.post("/api/v1/rules/preview/", reads_shop, format="json").json()
+    assert body["valid"] is True
+    assert body["total"] == 3
+    assert {a["name"] for a in body["accounts"]} == {"reader", "app"}
+    mysql = everyone.post(
+        "/api/v1/rules/preview/", {**reads_shop, "engine": "mysql"}, format="json"
+    ).json()
+    assert mysql["total"] == 2
+
+    scoped = api_client(scoped_user("DBAs", [estate["pg"]]))
+    seen = scoped.post("/api/v1/rules/preview/", reads_shop, format="json").json()
+    assert [a["instance"]["name"] for a in seen["accounts"]] == ["pg"]
+    assert seen["evaluated"] == 2
+
+    invalid = everyone.post("/api/v1/rules/preview/", {"expression": BAD_SCOPE}, format="json")
+    assert invalid.json()["valid"] is False
+    assert invalid.json()["total"] == 0
+    assert invalid.json()["accounts"] == []
+    auditor = api_client(user_with_role("Auditors"))
+    assert auditor.post("/api/v1/rules/preview/", reads_shop, format="json").status_code == 403

@@ -14,6 +14,7 @@ from typing import Any
 
 import structlog
 from django.db import transaction
+from django.urls import reverse
 from django.utils import timezone
 
 from accounts import effective as eff
@@ -32,6 +33,7 @@ from accounts.facts import (
 from accounts.models import Account, AccountChange, ChangeType, PrivilegeSnapshot
 from inventory.engines.base import PUBLIC_ACCOUNT, AccountKey, AccountRecord, connect
 from inventory.models import Instance
+from whalefall import alerts
 from whalefall.db import JsonText, insert_rows, update_rows
 
 log = structlog.get_logger(__name__)
@@ -291,6 +293,60 @@ EFFECTIVE_UPDATE_FIELDS = [
 ]  # fmt: skip
 
 
+def _label(name: str, host: str) -> str:
+    return f"{name}@{host}" if host else name
+
+
+INSECURE = frozenset({ANONYMOUS, NO_PASSWORD})
+
+
+def _emit_alerts(instance: Instance, changes: list[tuple], facts: dict[int, tuple]) -> None:
+    """Alert events of a sync's change rows, in its transaction: accounts that became
+    privileged, privileged accounts that changed, anonymous or password-less accounts that
+    appeared. One event per account and kind; a flood is summarised by the alerts app."""
+    became, changed, insecure = {}, {}, {}
+    for row in changes:
+        account_id, change_type, summary, privileged = row[0], row[5], row[6], row[8]
+        old, new, name = facts.get(account_id, (None, None, ""))
+        old_caps, new_caps = set(stored_capabilities(old)), set(stored_capabilities(new))
+        gained = PRIVILEGED & new_caps
+        appeared = (INSECURE & new_caps) - old_caps
+        if not (gained or privileged or appeared):
+            continue
+        base = {
+            "instance": instance.name,
+            "account": name,
+            "account_id": account_id,
+            "path": reverse("admin:accounts_account_change", args=[account_id]),
+        }
+        if gained and not PRIVILEGED & old_caps:
+            became[account_id] = {
+                "instance": instance,
+                "payload": {**base, "capabilities": sorted(gained), "change_type": change_type},
+                "dedup_key": f"account:{account_id}:privileged:{','.join(sorted(gained))}",
+            }
+        elif privileged and account_id not in became:
+            payload = {**base, "change": summary[:300], "change_type": change_type}
+            changed.setdefault(account_id, {"instance": instance, "payload": payload})
+        if appeared:
+            insecure[account_id] = {
+                "instance": instance,
+                "payload": {
+                    **base,
+                    "anonymous": ANONYMOUS in new_caps,
+                    "no_password": NO_PASSWORD in new_caps,
+                },
+                "dedup_key": f"account:{account_id}:insecure:{','.join(sorted(appeared))}",
+            }
+    for kind, events in (
+        ("account_privileged", became),
+        ("privileged_changed", changed),
+        ("account_insecure", insecure),
+    ):
+        if events:
+            alerts.emit_many(kind, events.values())
+
+
 def _write(
     *, instance: Instance, collected: list[Collected], run_id: int | None, now: datetime
 ) -> SyncOutcome:
@@ -375,7 +431,10 @@ def _write(
         insert_rows(
             PrivilegeSnapshot, SNAPSHOT_FIELDS, (_snapshot_row(pk, i, now) for pk, i in fresh)
         )
+        # account -> (facts before, facts after, name) of each account with a change row
+        alert_facts: dict[int, tuple] = {}
         for pk, item in fresh:
+            alert_facts[pk] = (None, item.facts, _label(item.record.name, item.record.host))
             after = (item.privileges, item.facts)
             changes.append(_change_row(instance, pk, ChangeType.CREATED, None, after, run_id, now))
         outcome.created = len(fresh)
@@ -387,6 +446,7 @@ def _write(
             old = before[snapshot_id]
             after = (item.privileges, item.facts)
             changed_at = now
+            alert_facts[pk] = (old[1], item.facts, _label(item.record.name, item.record.host))
             if written < FORMAT and not change_type and same_in_format_1(old[0], item.privileges):
                 # Written before the upgrade and the same on the server: the new format
                 # replaces the old one without a change row.
@@ -413,6 +473,8 @@ def _write(
         for pk, snapshot_id, item, effective_fp in effective_only:
             old_facts = before[snapshot_id][1] or {}
             if effective_fp and "effective" in old_facts:
+                name = _label(item.record.name, item.record.host)
+                alert_facts[pk] = (old_facts, item.facts, name)
                 row = _effective_row(instance, pk, old_facts, item, run_id, now, None)
                 if row is not None:
                     changes.append(row)
@@ -438,8 +500,13 @@ def _write(
             Account.objects.filter(pk__in=restored_ids).update(removed_at=None)
 
         # Accounts gone from the instance: removed, carrying their last known grants.
+        gone_ids = {pk for pk, _ in gone}
+        gone_names = {
+            row[0]: _label(key[1], key[2]) for key, row in stored.items() if row[0] in gone_ids
+        } if gone else {}  # fmt: skip
         for pk, snapshot_id in gone:
             old = before.get(snapshot_id)
+            alert_facts[pk] = (old and old[1], None, gone_names[pk])
             changes.append(_change_row(instance, pk, ChangeType.REMOVED, old, None, run_id, now))
         if gone:
             Account.objects.filter(pk__in=[pk for pk, _ in gone]).update(removed_at=now)
@@ -450,5 +517,6 @@ def _write(
             instance=instance, removed_at__isnull=True, last_seen_at__lt=now
         ).update(last_seen_at=now)
         insert_rows(AccountChange, CHANGE_FIELDS, changes)
+        _emit_alerts(instance, changes, alert_facts)
     outcome.detail = {"accounts": len(collected), "changes": len(changes)}
     return outcome

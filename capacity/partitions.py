@@ -29,6 +29,7 @@ from django.utils.translation import gettext as _
 
 from capacity.models import DatabaseSizeSample, InstanceSizeSample
 from capacity.periods import Period, window
+from whalefall import alerts
 
 log = structlog.get_logger(__name__)
 
@@ -350,6 +351,7 @@ def partitions_maintain(today: date | None = None, *, using: str = DEFAULT_DB_AL
                     dropped.append(partition["name"])
     for name in dropped:
         log.info("capacity_partition_dropped", partition=name, before=cutoff.isoformat())
+    partitions_alert_missing(today, using=using)
     if failures:
         raise PartitionError(" ".join(str(exc) for exc in failures))
     return {
@@ -358,6 +360,24 @@ def partitions_maintain(today: date | None = None, *, using: str = DEFAULT_DB_AL
         "dropped": dropped,
         "deleted_rows": 0,
     }
+
+
+def partitions_alert_missing(
+    today: date | None = None, *, using: str = DEFAULT_DB_ALIAS
+) -> list[str]:
+    """An alert event naming the sample tables whose partition for next month is missing
+    (rows of that month would have nowhere to go); returns their names."""
+    today = today or timezone.localdate()
+    month = _next_month(today)
+    missing = set(partition_status(today, using=using)["missing"])
+    names = sorted(n for n in (partition_name(t, month) for t in _tables()) if n in missing)
+    if names:
+        alerts.emit(
+            "partitions_missing",
+            payload={"month": f"{month:%Y-%m}", "tables": names},
+            dedup_key=f"partitions:{month:%Y-%m}",
+        )
+    return names
 
 
 def partition_status(today: date | None = None, *, using: str = DEFAULT_DB_ALIAS) -> dict:

@@ -19,6 +19,7 @@ from typing import Any
 import structlog
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.db.models import Model
+from django.urls import reverse
 from django.utils import timezone
 
 from capacity import forecast
@@ -37,6 +38,7 @@ from capacity.partitions import partition_ensure, samples_upsert
 from capacity.periods import previous_window, window
 from inventory.engines.base import DatabaseSize, connect
 from inventory.models import Instance
+from whalefall import alerts
 
 log = structlog.get_logger(__name__)
 
@@ -106,6 +108,7 @@ def capacity_collect_instance(*, instance: Instance, run_id: int | None = None) 
     outcome = _write(instance=instance, names=names, sizes=sizes, now=now, day=day)
     outcome.remote_queries = queries
     database_growth_refresh(instance_ids=[instance.pk], today=day)
+    capacity_alerts_emit(instance=instance, today=day)
     log.info(
         "capacity_collect_finished",
         instance_id=instance.pk,
@@ -519,6 +522,79 @@ def database_growth_refresh(*, instance_ids: list[int], today: date | None = Non
     ]
     Database.objects.bulk_update(rows, ["growth_bytes_per_day"], batch_size=1000)
     return len(rows)
+
+
+# Forecasts further out than this raise no alert event (rules ask for N days ahead).
+ALERT_HORIZON_DAYS = 366
+# The period growth alerts compare: today's instance size against the earliest sample in it.
+GROWTH_PERIOD_DAYS = 30
+
+
+def capacity_alerts_emit(*, instance: Instance, today: date) -> None:
+    """Alert events of one instance's fresh sizes, once a day each: the instance and its
+    databases with a capacity limit forecast to be reached (days to it; rules compare N),
+    and the instance's growth over the last 30 days in percent (rules compare X)."""
+    events: list[dict[str, Any]] = []
+
+    def forecast_event(target: str, key: str, reached: date | None, path: str) -> None:
+        if reached is None or (days := (reached - today).days) > ALERT_HORIZON_DAYS:
+            return
+        events.append(
+            {
+                "instance": instance,
+                "payload": {
+                    "instance": instance.name,
+                    "target": target,
+                    "days_to_limit": days,
+                    "reached_on": reached.isoformat(),
+                    "path": path,
+                },
+                "dedup_key": f"forecast:{key}:{today.isoformat()}",
+            }
+        )
+
+    limited = Database.objects.filter(
+        instance=instance,
+        removed_at__isnull=True,
+        capacity_limit_bytes__isnull=False,
+        growth_bytes_per_day__isnull=False,
+    ).values_list("pk", "name", "total_bytes", "capacity_limit_bytes", "growth_bytes_per_day")
+    for pk, name, total, limit, growth in limited:
+        reached = forecast.date_reached(today, total or 0, growth, limit, today=today)
+        path = reverse("admin:capacity_database_change", args=[pk])
+        forecast_event(name, f"database:{pk}", reached, path)
+    whole = forecast_instance(instance, today=today)
+    if whole.limit_bytes is not None:
+        path = reverse("admin:inventory_instance_change", args=[instance.pk])
+        forecast_event(instance.name, f"instance:{instance.pk}", whole.projected_date, path)
+    if events:
+        alerts.emit_many("capacity_forecast", events)
+
+    sizes = list(
+        InstanceSizeSample.objects.filter(
+            instance=instance,
+            day__gte=today - timedelta(days=GROWTH_PERIOD_DAYS),
+            day__lte=today,
+        )
+        .order_by("day")
+        .values_list("day", "total_bytes")
+    )
+    if len(sizes) >= 2 and sizes[0][1] > 0 and sizes[-1][0] == today:
+        percent = round((sizes[-1][1] - sizes[0][1]) * 100 / sizes[0][1], 1)
+        if percent > 0:
+            alerts.emit(
+                "capacity_growth",
+                instance=instance,
+                payload={
+                    "instance": instance.name,
+                    "target": instance.name,
+                    "growth_percent": percent,
+                    "period": f"{(today - sizes[0][0]).days} days",
+                    "from_bytes": sizes[0][1],
+                    "to_bytes": sizes[-1][1],
+                },
+                dedup_key=f"growth:{instance.pk}:{today.isoformat()}",
+            )
 
 
 @dataclass(frozen=True)

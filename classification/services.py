@@ -19,6 +19,7 @@ import structlog
 from auditlog.models import LogEntry
 from django.db import IntegrityError, transaction
 from django.db.models import Count
+from django.urls import reverse
 from django.utils import timezone
 
 from accounts.effective import everything_held
@@ -34,6 +35,7 @@ from classification.models import (
     RuleDailyStat,
 )
 from inventory.models import Instance
+from whalefall import alerts
 from whalefall.db import insert_rows
 
 log = structlog.get_logger(__name__)
@@ -298,7 +300,46 @@ def assignments_swap(
                 rule_id=rule_id, run_id=run_id, assigned_at=now
             )
         outcome.created = _assignments_insert(new, run_id=run_id, now=now)
+        _alert_new_matches(instance, new)
     return outcome
+
+
+def _alert_new_matches(instance: Instance, new: list[tuple[int, int, int]]) -> None:
+    """An alert event per account that newly matched a classification (rules compare its
+    risk level), in the transaction that assigned it."""
+    if not new:
+        return
+    classes = {
+        pk: (name, risk)
+        for pk, name, risk in Classification.objects.filter(
+            pk__in={c for _a, c, _r in new}
+        ).values_list("pk", "name", "risk_level")
+    }
+    names = {
+        pk: f"{name}@{host}" if host else name
+        for pk, name, host in Account.objects.filter(pk__in={a for a, _c, _r in new}).values_list(
+            "pk", "name", "host"
+        )
+    }
+    alerts.emit_many(
+        "classification_matched",
+        [
+            {
+                "instance": instance,
+                "payload": {
+                    "instance": instance.name,
+                    "account": names.get(account_id, str(account_id)),
+                    "account_id": account_id,
+                    "classification": classes[classification_id][0],
+                    "risk_level": classes[classification_id][1],
+                    "path": reverse("admin:accounts_account_change", args=[account_id]),
+                },
+                "dedup_key": f"assignment:{account_id}:{classification_id}",
+            }
+            for account_id, classification_id, _rule in new
+            if classification_id in classes
+        ],
+    )
 
 
 def _assignments_insert(pairs: list[tuple[int, int, int]], *, run_id, now) -> int:

@@ -96,6 +96,7 @@ SCHEDULABLE: dict[str, Schedulable] = {
     # Alerts: daily digests that fell due, and events whose dispatch message was lost.
     "alerts.send_digests": Schedulable(),
     "alerts.dispatch_events": Schedulable(),
+    "alerts.purge": Schedulable(),
     # Installed by beat itself while results expire; WhaleFall keeps no results, so it has
     # nothing to clean, but beat must be able to store it.
     "celery.backend_cleanup": Schedulable(),

@@ -30,11 +30,12 @@ from django.db import IntegrityError, InterfaceError, OperationalError, connecti
 from django.db.models import Count, DurationField, Exists, ExpressionWrapper, F, OuterRef, Q, Sum
 from django.db.models import Value as V
 from django.db.models.functions import Coalesce
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.module_loading import import_string
 from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask, PeriodicTasks
 
-from inventory.engines.base import EngineError, Timeout, Unreachable
+from inventory.engines.base import EngineError, InsufficientPrivileges, Timeout, Unreachable
 from inventory.models import Instance
 from syncjobs.models import (
     ITEM_ACTIVE,
@@ -50,6 +51,7 @@ from syncjobs.models import (
     WorkLock,
 )
 from syncjobs.schedulable import SCHEDULABLE, problems_of
+from whalefall import alerts
 from whalefall.celery import app as celery_app
 from whalefall.logging import redact_text
 from whalefall.roles import ADMINISTRATORS, ALL_PERMISSIONS, all_role_definitions
@@ -133,6 +135,13 @@ DEFAULT_SCHEDULE: tuple[ScheduledJob, ...] = (
         description="Sends the daily alert digests at each rule's time and routes alert "
         "events a lost message left waiting.",
         every_seconds=60,
+    ),
+    ScheduledJob(
+        name="Alert retention purge",
+        task="alerts.purge",
+        description="Deletes alert events and deliveries older than "
+        "WHALEFALL_EVENT_RETENTION_DAYS, in batches.",
+        crontab="20 5",
     ),
 )
 
@@ -633,12 +642,14 @@ def job_run(
     try:
         yield summary
     except BaseException as exc:
+        error = _failure_message(exc)
         Run.objects.filter(pk=run.pk).update(
             status=RunStatus.FAILED,
             finished_at=timezone.now(),
             summary=_json_safe(summary),
-            error=_failure_message(exc),
+            error=error,
         )
+        _alert_run_failed(run_id=run.pk, kind=kind, status=RunStatus.FAILED, error=error)
         log.error(
             "run_finished", run_id=run.pk, status=RunStatus.FAILED, error_type=type(exc).__name__
         )
@@ -927,6 +938,7 @@ def _item_perform(*, item: RunItem, may_retry: bool, retry_in: int = 0) -> None:
             raise
         _write_through_outage(partial(_items_finish, this, ItemStatus.FAILED, error=message))
         log.warning("run_item_failed", item_id=item.pk, error=message, transient=True)
+        _alert_item_outcome(item=item, error=message, exc=exc)
     except Exception as exc:
         message = _failure_message(exc)
         _write_through_outage(partial(_items_finish, this, ItemStatus.FAILED, error=message))
@@ -934,6 +946,7 @@ def _item_perform(*, item: RunItem, may_retry: bool, retry_in: int = 0) -> None:
             log.warning("run_item_failed", item_id=item.pk, error=message)
         else:
             log.exception("run_item_crashed", item_id=item.pk, error_type=type(exc).__name__)
+        _alert_item_outcome(item=item, error=message, exc=exc)
     else:
         finish = partial(
             _items_finish, this, ItemStatus.SUCCEEDED, detail=_outcome_detail(outcome), **counts
@@ -948,6 +961,80 @@ def _item_perform(*, item: RunItem, may_retry: bool, retry_in: int = 0) -> None:
             seconds=round((timezone.now() - started).total_seconds(), 3),
             **counts,
         )
+        _alert_item_outcome(item=item)
+
+
+# Runs of these kinds connect to their instances: their outcomes say whether an instance
+# is reachable and whether its monitoring account has what it needs.
+SYNC_KINDS = frozenset({RunKind.ACCOUNTS, RunKind.CAPACITY})
+
+
+def _alert_run_failed(*, run_id: int, kind: str, status: str, error: str) -> None:
+    """A run that failed or partly failed: an alert event (in the caller's transaction)."""
+    alerts.emit(
+        "run_failed",
+        payload={
+            "run_id": run_id,
+            "run_kind": kind,
+            "status": status,
+            "error": error[:500],
+            "path": reverse("admin:syncjobs_run_change", args=[run_id]),
+        },
+        dedup_key=f"run:{run_id}",
+    )
+
+
+def _alert_item_outcome(
+    *, item: RunItem, error: str = "", exc: BaseException | None = None
+) -> None:
+    """Alert events of a finished sync item: its instance failed N syncs in a row, became
+    reachable again, or its monitoring account lacks a privilege. Never fails the item."""
+    kind = item.run.kind
+    if kind not in SYNC_KINDS:
+        return
+    instance = item.instance
+    base = {"instance": instance.name, "run_kind": kind, "run_id": item.run_id}
+    try:
+        finished = RunItem.objects.filter(
+            instance_id=instance.pk, run__kind=kind, status__in=ITEM_TERMINAL
+        ).exclude(status__in=[ItemStatus.SKIPPED, ItemStatus.CANCELLED])
+        if error:
+            last_success = (
+                finished.filter(status=ItemStatus.SUCCEEDED)
+                .order_by("-finished_at")
+                .values_list("finished_at", flat=True)
+                .first()
+            )
+            streak = finished.filter(status=ItemStatus.FAILED)
+            if last_success is not None:
+                streak = streak.filter(finished_at__gt=last_success)
+            count = streak.count()
+            alerts.emit(
+                "sync_failures",
+                instance=instance,
+                payload={**base, "consecutive_failures": count, "error": error[:500]},
+                dedup_key=f"sync_failures:{kind}:{count}:{item.pk}",
+            )
+            if isinstance(exc, InsufficientPrivileges):
+                alerts.emit(
+                    "monitoring_privileges",
+                    instance=instance,
+                    payload={**base, "error": error[:500]},
+                    dedup_key=f"monitoring_privileges:{kind}",
+                )
+            return
+        previous = (
+            finished.exclude(pk=item.pk).order_by("-finished_at").values_list("status", flat=True)
+        ).first()
+        if previous == ItemStatus.FAILED:
+            alerts.emit(
+                "instance_recovered",
+                instance=instance,
+                payload=base,
+                dedup_key=f"instance_recovered:{kind}:{item.pk}",
+            )
+    except Exception as exc:  # noqa: BLE001  an alert must never change a run's outcome
+        log.warning("run_item_alert_failed", item_id=item.pk, error_type=type(exc).__name__)
 
 
 def _item_totals() -> dict[str, Any]:
@@ -1022,7 +1109,7 @@ def run_finalise(*, run_id: int) -> str | None:
         run = (
             Run.objects.select_for_update()
             .filter(pk=run_id)
-            .only("status", "started_at", "cancel_requested", "summary", "error")
+            .only("kind", "status", "started_at", "cancel_requested", "summary", "error")
             .first()
         )
         if run is None or run.status in RUN_TERMINAL:
@@ -1047,6 +1134,13 @@ def run_finalise(*, run_id: int) -> str | None:
             )
             if status in {RunStatus.FAILED, RunStatus.PARTIALLY_FAILED} and not run.error:
                 fields["error"] = _run_error(totals, with_problems)
+            if status in {RunStatus.FAILED, RunStatus.PARTIALLY_FAILED}:
+                _alert_run_failed(
+                    run_id=run_id,
+                    kind=run.kind,
+                    status=status,
+                    error=fields.get("error") or run.error,
+                )
         elif run.status == RunStatus.QUEUED and (done or running):
             status = RunStatus.RUNNING
             fields.update(status=status, started_at=run.started_at or now)

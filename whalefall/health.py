@@ -19,7 +19,7 @@ from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 
-from whalefall import scope
+from whalefall import alerts, scope
 from whalefall.celery import app as celery_app
 from whalefall.models import Heartbeat
 from whalefall.tasks import BEAT_HEARTBEAT
@@ -132,6 +132,7 @@ def _queue_depth(conn) -> int | None:
 
 
 NO_HEARTBEAT_YET = "no heartbeat recorded yet"
+HEARTBEAT_STALE = "heartbeat stale"
 
 
 def check_heartbeat() -> CheckResult:
@@ -148,7 +149,7 @@ def check_heartbeat() -> CheckResult:
     age = max(0.0, (timezone.now() - beat_at).total_seconds())
     detail = {"age_seconds": round(age, 1), "max_age_seconds": max_age}
     if age > max_age:
-        return CheckResult(ok=False, error="heartbeat stale", detail=detail)
+        return CheckResult(ok=False, error=HEARTBEAT_STALE, detail=detail)
     return CheckResult(ok=True, detail=detail)
 
 
@@ -347,11 +348,32 @@ def ready(_request: HttpRequest) -> JsonResponse:
         log.info("readiness_waiting_for_heartbeat")
     elif failing:
         log.warning("readiness_failed", failing=failing)
+    _alert_heartbeat_stale(results)
     response = _no_store(JsonResponse(body, status=503 if failing else 200))
     # The failure is logged above at its true level: not again as a server error by
     # django.request, which logs every 5xx as an error.
     response._has_been_logged = True
     return response
+
+
+def _alert_heartbeat_stale(results: dict[str, CheckResult]) -> None:
+    """A stale beat heartbeat seen by a probe becomes an alert event (one per deduplication
+    window): beat itself cannot report that it stopped. Only while the database and the
+    broker answer, so the probe never waits on them here."""
+    heartbeat = results["beat_heartbeat"]
+    if heartbeat.error != HEARTBEAT_STALE or not (results["database"].ok and results["broker"].ok):
+        return
+    try:
+        alerts.emit(
+            "heartbeat_stale",
+            payload={
+                "age": int(heartbeat.detail.get("age_seconds", 0)),
+                "max_age": heartbeat.detail.get("max_age_seconds"),
+            },
+            dedup_key=BEAT_HEARTBEAT,
+        )
+    except Exception as exc:  # noqa: BLE001  the probe answers whatever the alert does
+        log.warning("heartbeat_alert_failed", error_type=type(exc).__name__)
 
 
 @never_cache

@@ -9,6 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from tests.accounts.conftest import mariadb, mariadb_instance  # noqa: F401  (fixtures)
 from whalefall.alerts import services
 from whalefall.alerts.models import Channel, ChannelKind, Rule
 

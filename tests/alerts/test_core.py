@@ -310,3 +310,18 @@ def test_payload_secrets_are_masked(enqueued):
     stored = json.dumps(event.payload)
     assert "hunter2" not in stored
     assert "pw@" not in stored
+
+
+def test_purge_deletes_what_is_older_than_the_retention(enqueued, email_channel):
+    instance = InstanceFactory()
+    make_rule(Trigger.ACCOUNT_PRIVILEGED, [email_channel])
+    alerts.emit(Trigger.ACCOUNT_PRIVILEGED, **_privileged(instance, "old@%"))
+    services.events_dispatch()
+    old = timezone.now() - timedelta(days=91)
+    Event.objects.update(created_at=old)
+    Delivery.objects.update(created_at=old)
+    alerts.emit(Trigger.ACCOUNT_PRIVILEGED, **_privileged(instance, "new@%"))
+    services.events_dispatch()
+    assert services.alerts_purge(older_than_days=90) == 3  # event, delivery, its link
+    assert list(Event.objects.values_list("payload__account", flat=True)) == ["new@%"]
+    assert Delivery.objects.count() == 1

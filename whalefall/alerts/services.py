@@ -347,6 +347,30 @@ def digests_send(*, now: datetime | None = None) -> list[int]:
     return created
 
 
+PURGE_BATCH = 5000
+
+
+def alerts_purge(*, older_than_days: int | None = None) -> int:
+    """Delete events and deliveries older than ``WHALEFALL_EVENT_RETENTION_DAYS``, in
+    batches; returns the rows deleted."""
+    days = settings.WHALEFALL_EVENT_RETENTION_DAYS if older_than_days is None else older_than_days
+    cutoff = timezone.now() - timedelta(days=days)
+    deleted = 0
+    for model in (Delivery, Event):
+        while True:
+            batch = list(
+                model.objects.filter(created_at__lt=cutoff).values_list("pk", flat=True)[
+                    :PURGE_BATCH
+                ]
+            )
+            if not batch:
+                break
+            deleted += model.objects.filter(pk__in=batch).delete()[0]
+    if deleted:
+        log.info("alerts_purged", before=cutoff.isoformat(), rows=deleted)
+    return deleted
+
+
 def channel_send_test(*, channel: Channel) -> Delivery:
     """Queue a test message to ``channel``."""
     with translation.override(settings.LANGUAGE_CODE):
@@ -477,6 +501,10 @@ def _send_apprise(channel: Channel, delivery: Delivery) -> None:
     plugin = apprise_plugin(url)
     if plugin is None:
         raise DeliveryFailed(f"Apprise cannot use the URL of {channel.url_hint}")
+    # Apprise's debug lines carry the full URL, token included: never below INFO.
+    apprise_log = logging.getLogger("apprise")
+    if apprise_log.getEffectiveLevel() < logging.INFO:
+        apprise_log.setLevel(logging.INFO)
     with apprise.LogCapture(level=logging.WARNING) as captured:
         ok = plugin.notify(body=delivery.preview, title=delivery.subject)
     if not ok:

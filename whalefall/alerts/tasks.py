@@ -44,3 +44,15 @@ def send_digests() -> None:
     """Send the daily digests that fell due, and route events a lost message left pending."""
     services.events_dispatch()
     services.digests_send()
+
+
+@shared_task(
+    name="alerts.purge",
+    ignore_result=True,
+    acks_late=True,
+    time_limit=1800,
+    soft_time_limit=1700,
+)
+def purge() -> None:
+    """Delete alert events and deliveries older than WHALEFALL_EVENT_RETENTION_DAYS."""
+    services.alerts_purge()

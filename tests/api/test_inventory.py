@@ -504,3 +504,20 @@ def test_secret_default_is_not_in_any_answer(estate, api_client, admin_user):
     for url in ("/api/v1/instances/", "/api/v1/credentials/", "/api/v1/tags/"):
         assert DEFAULT_SECRET not in client.get(url).content.decode()
         assert SECRET_A not in client.get(url).content.decode()
+
+
+def test_api_writes_are_audited_under_the_tokens_owner(estate, api_client):
+    from auditlog.models import LogEntry
+
+    client = api_client(estate["dba"], write=True)
+    a, cred = estate["a"], estate["cred_a"]
+    assert client.patch(f"/api/v1/instances/{a.pk}/", {"owner": "team-x"}).status_code == 200
+    entry = LogEntry.objects.get_for_object(a).order_by("-pk").first()
+    assert entry.actor == estate["dba"]
+    assert entry.changes_dict["owner"] == ["", "team-x"]
+    assert (
+        client.patch(f"/api/v1/credentials/{cred.pk}/", {"secret": "fresh-9x"}).status_code == 200
+    )
+    entry = LogEntry.objects.get_for_object(cred).order_by("-pk").first()
+    assert entry.actor == estate["dba"]
+    assert "fresh-9x" not in str(entry.changes)

@@ -9,11 +9,13 @@ run touches.
 """
 
 from collections.abc import Iterable
+from datetime import UTC
 
 from django import forms
 from django.urls import reverse
 from django.utils.translation import gettext as _
 from django_filters import rest_framework as filters
+from django_filters.fields import IsoDateTimeField
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import exceptions, mixins, serializers, status, viewsets
 from rest_framework.decorators import action
@@ -153,14 +155,32 @@ class IdFilter(filters.NumberFilter):
         super().__init__(*args, **kwargs)
 
 
+class UtcIsoDateTimeField(IsoDateTimeField):
+    """An ISO 8601 time with any offset, compared in UTC (the database refuses some offsets
+    that ISO 8601 allows, e.g. +18:26)."""
+
+    def to_python(self, value):
+        value = super().to_python(value)
+        if value is None:
+            return value
+        try:
+            return value.astimezone(UTC)
+        except OverflowError:
+            raise forms.ValidationError(_("This time is out of range."), code="invalid") from None
+
+
+class UtcIsoDateTimeFilter(filters.IsoDateTimeFilter):
+    field_class = UtcIsoDateTimeField
+
+
 class RunFilter(filters.FilterSet):
     """RunAdmin's list filters; ``status`` is the status as shown to you."""
 
     kind = filters.ChoiceFilter(choices=RunKind.choices)
     status = filters.ChoiceFilter(choices=RunStatus.choices, field_name="shown_status")
     trigger = filters.ChoiceFilter(choices=RunTrigger.choices)
-    created_after = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    created_before = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    created_after = UtcIsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = UtcIsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
 
     class Meta:
         model = Run
@@ -289,11 +309,16 @@ class RunViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
     def rerun(self, request, pk=None):
         """Start a run over the failed items of this run that you may sync (202)."""
         run = self.get_object()
+        # The admin's scope (instances one may sync), within those one sees: the new run
+        # must be one its starter can poll.
+        ids, seen = sync_scope(request), visible_instance_ids(request)
+        if ids is not None and seen is not None:
+            ids = ids & seen  # a new set: the scope sets are the request's cache
+        elif ids is None:
+            ids = seen
         try:
             new = services.run_retry_failed(
-                run=Run.objects.get(pk=run.pk),
-                requested_by=request.user,
-                instance_ids=sync_scope(request),
+                run=Run.objects.get(pk=run.pk), requested_by=request.user, instance_ids=ids
             )
         except services.QueueUnavailable as exc:
             raise _queue_unavailable(exc) from None

@@ -301,8 +301,10 @@ def test_cancel_needs_the_permission_and_every_instance(estate, api_client, user
 
 def test_rerun_starts_a_run_over_the_failed_items_one_may_sync(estate, api_client, admin_user):
     both = estate["both"]
-    # B's item failed too; the scoped DBA may sync only A.
+    # B's item failed too; the scoped DBA may sync only A (and B, which it does not see:
+    # a run it could not poll is not started).
     RunItem.objects.filter(pk=estate["item_b"].pk).update(status=ItemStatus.FAILED)
+    assign_perm("inventory.sync", estate["dba"], estate["b"])
     response = api_client(estate["dba"], write=True).post(f"/api/v1/runs/{both.pk}/rerun/")
     assert response.status_code == 202, response.content
     new = Run.objects.get(pk=response.json()["id"])
@@ -313,3 +315,13 @@ def test_rerun_starts_a_run_over_the_failed_items_one_may_sync(estate, api_clien
     assert _error(response, 409)["code"] == "conflict"
     auditor = api_client(admin_user)
     assert auditor.post(f"/api/v1/runs/{both.pk}/rerun/").status_code == 403
+
+
+def test_time_filters_take_any_iso_offset(estate, api_client, admin_user):
+    client = api_client(admin_user)
+    # +18:26 is ISO 8601 but no PostgreSQL time zone: compared in UTC.
+    response = client.get("/api/v1/runs/?created_after=0295-09-01T08:31:44%2B18:26")
+    assert len(_ids(response)) == 3
+    response = client.get("/api/v1/runs/?created_before=0001-01-01T00:00:00%2B18:00")
+    assert response.status_code == 400
+    assert _ids(client.get("/api/v1/runs/?created_before=2000-01-01T00:00:00Z")) == []

@@ -44,9 +44,11 @@ migrate: venv
 bootstrap: migrate
 	$(PY) manage.py bootstrap --admin
 
-## run: install, migrate, bootstrap, then web + worker + beat on the embedded default.
-run: bootstrap
-	$(PY) manage.py run_local --addr $(ADDR)
+## run: install, migrate, bootstrap, then web + worker + beat on the embedded default; the
+# administrator's new password is shown last, once everything answers.
+run: venv
+	WHALEFALL_EMBEDDED_NOTICE=0 $(PY) manage.py migrate --noinput --verbosity 0
+	$(PY) manage.py run_local --addr $(ADDR) --bootstrap
 
 ## test: the whole suite, migration drift and the linters (PostgreSQL + Redis on localhost).
 test: venv

@@ -22,7 +22,7 @@ class WhaleFallConfig(AppConfig):
 
         audit.register()
 
-        if settings.EMBEDDED_DEFAULTS:
+        if settings.EMBEDDED_DEFAULTS and settings.WHALEFALL_EMBEDDED_NOTICE:
             log.info(
                 "embedded_defaults_in_use",
                 django_env=settings.DJANGO_ENV,

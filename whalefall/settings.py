@@ -41,6 +41,9 @@ TESTING = DJANGO_ENV == "test"
 
 # Components that fell back to their embedded default; logged once at start-up.
 EMBEDDED_DEFAULTS: list[str] = []
+# Log which embedded defaults are in use when the app starts; run_local turns it off in the
+# processes it starts, having shown it once itself.
+WHALEFALL_EMBEDDED_NOTICE = env.bool("WHALEFALL_EMBEDDED_NOTICE", default=True)
 _problems: list[str] = []
 
 
@@ -240,7 +243,8 @@ if REDIS_URL:
 else:
     EMBEDDED_DEFAULTS.append("broker: kombu filesystem transport at .data/broker")
     BROKER_DIR.mkdir(parents=True, mode=0o700, exist_ok=True)
-    CELERY_BROKER_URL = "filesystem://"
+    # The host is named only so that kombu does not warn about its absence on every start.
+    CELERY_BROKER_URL = "filesystem://localhost//"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(BROKER_DIR),
         "data_folder_out": str(BROKER_DIR),

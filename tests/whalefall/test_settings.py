@@ -4,6 +4,7 @@ Settings are read once per process, so every case runs in a fresh interpreter.
 """
 
 import json
+import logging
 import os
 import secrets
 import subprocess
@@ -134,12 +135,25 @@ def test_development_falls_back_to_embedded_default_and_says_so():
     assert result.returncode == 0, result.stderr
     lines = result.stdout.strip().splitlines()
     assert lines[-1] == (
-        "django.db.backends.sqlite3 filesystem:// django.core.cache.backends.locmem.LocMemCache"
+        "django.db.backends.sqlite3 filesystem://localhost// "
+        "django.core.cache.backends.locmem.LocMemCache"
     )
     events = [json.loads(line) for line in lines if line.startswith("{")]
     notice = next(e for e in events if e["event"] == "embedded_defaults_in_use")
     assert any(c.startswith("database: SQLite") for c in notice["components"])
     assert any(c.startswith("broker: kombu filesystem") for c in notice["components"])
+
+
+def test_the_embedded_broker_starts_without_a_warning(caplog, tmp_path):
+    """kombu warns "No hostname was supplied" for a URL without a host, and every warning
+    becomes an application event: the embedded broker's URL names one."""
+    from kombu import Connection
+
+    caplog.set_level(logging.WARNING, logger="kombu")
+    folders = {"data_folder_in": str(tmp_path), "data_folder_out": str(tmp_path)}
+    with Connection("filesystem://localhost//", transport_options=folders) as connection:
+        connection.connect()
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("kombu")] == []
 
 
 def test_check_deploy_reports_nothing_under_production_settings():

@@ -46,11 +46,12 @@ GENERATE = [
         "privilege snapshots",
         """
         INSERT INTO accounts_privilegesnapshot (privileges, facts, fingerprint, is_superuser,
-            is_locked, can_grant, collected_at, changed_at, account_id)
+            is_locked, can_grant, can_escalate, is_anonymous, no_password,
+            effective_fingerprint, format, collected_at, changed_at, account_id)
         SELECT '{"grants": [], "roles": [], "attributes": {}}'::jsonb,
                '{"capabilities": [], "roles": [], "privileges": []}'::jsonb, md5(a.id::text),
-               a.id %% 97 = 0, a.id %% 89 = 0, a.id %% 53 = 0, now(),
-               now() - (a.id %% 365) * interval '1 day', a.id
+               a.id %% 97 = 0, a.id %% 89 = 0, a.id %% 53 = 0, a.id %% 211 = 0, false,
+               a.id %% 101 = 0, '', 2, now(), now() - (a.id %% 365) * interval '1 day', a.id
         FROM accounts_account a JOIN inventory_instance i ON i.id = a.instance_id
         WHERE i.name LIKE 'wfcl-%%'
         """,
@@ -113,11 +114,11 @@ GENERATE = [
         """
         INSERT INTO syncjobs_runitem (status, created_count, changed_count, removed_count,
             restored_count, unchanged_count, attempts, error, skip_reason, detail,
-            instance_id, run_id, started_at, finished_at, heartbeat_at)
+            instance_id, run_id, started_at, finished_at, heartbeat_at, task_id, task_retries)
         SELECT CASE WHEN (r.id + i.id) %% 50 = 0 THEN 'failed' ELSE 'succeeded' END,
                0, 0, 0, 0, 5000, 1,
                CASE WHEN (r.id + i.id) %% 50 = 0 THEN 'Unreachable: timed out' ELSE '' END,
-               '', '{}'::jsonb, i.id, r.id, r.started_at, r.finished_at, r.finished_at
+               '', '{}'::jsonb, i.id, r.id, r.started_at, r.finished_at, r.finished_at, '', 0
         FROM syncjobs_run r CROSS JOIN inventory_instance i
         WHERE r.task_id LIKE 'wfcl-%%' AND i.name LIKE 'wfcl-%%'
         """,
@@ -157,12 +158,14 @@ def instance_ids() -> list[int]:
 def ensure_dataset() -> None:
     from django.db import connection
 
-    from accounts.models import Account
+    from accounts.models import Account, AccountChange
     from inventory.models import Instance
     from syncjobs.services import roles_install
 
-    if len(instance_ids()) == INSTANCES and (
-        Account.objects.filter(instance__name__startswith=PREFIX).count() == ROWS
+    if (
+        len(instance_ids()) == INSTANCES
+        and Account.objects.filter(instance__name__startswith=PREFIX).count() == ROWS
+        and AccountChange.objects.filter(instance__name__startswith=PREFIX).count() == ROWS
     ):
         return
     drop_everything()

@@ -21,6 +21,13 @@ class AccountKind(models.TextChoices):
 EMPTY_NAME = "''"  # how an anonymous account's empty user name is written
 
 
+def account_identity(name: str, host: str) -> str:
+    """How people read an account: ``name@host`` (``''@host`` when anonymous) or the name."""
+    if host:
+        return f"{name or EMPTY_NAME}@{host}"
+    return name
+
+
 class AccountQuerySet(models.QuerySet):
     def visible_to(self, user, perm: str = "inventory.view_instance") -> "AccountQuerySet":
         """Accounts of the instances ``user`` holds ``perm`` on."""
@@ -101,10 +108,8 @@ class Account(models.Model):
 
     @property
     def identity(self) -> str:
-        """How people read the account: ``name@host`` (``''@host`` when anonymous) or the name."""
-        if self.host:
-            return f"{self.name or EMPTY_NAME}@{self.host}"
-        return self.name
+        """How people read the account (:func:`account_identity`)."""
+        return account_identity(self.name, self.host)
 
     @property
     def key(self) -> tuple[str, str, str]:

@@ -13,6 +13,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 from django.db.models import Count, Prefetch, ProtectedError, Q
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django_filters import rest_framework as filters
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import exceptions, serializers, status, viewsets
@@ -54,7 +55,7 @@ class Conflict(exceptions.APIException):
 
     status_code = status.HTTP_409_CONFLICT
     default_code = "conflict"
-    default_detail = "The object's current state does not allow this."
+    default_detail = gettext_lazy("The object's current state does not allow this.")
 
 
 def conflict_response(description: str) -> OpenApiResponse:
@@ -259,10 +260,10 @@ class InstanceFilter(filters.FilterSet):
     tag = filters.CharFilter(field_name="tags__slug", help_text="Slug of a tag.")
     status = filters.ChoiceFilter(
         choices=[
-            ("active", "Active"),
-            ("inactive", "Inactive"),
-            ("retired", "Retired"),
-            ("failing", "Last connection failed"),
+            ("active", gettext_lazy("Active")),
+            ("inactive", gettext_lazy("Inactive")),
+            ("retired", gettext_lazy("Retired")),
+            ("failing", gettext_lazy("Last connection failed")),
         ],
         method="filter_status",
         help_text="active, inactive (both not retired), retired, or failing.",

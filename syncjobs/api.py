@@ -14,6 +14,7 @@ from datetime import UTC
 from django import forms
 from django.urls import reverse
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django_filters import rest_framework as filters
 from django_filters.fields import IsoDateTimeField
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
@@ -40,7 +41,7 @@ MAX_ID = 2**63 - 1
 class QueueUnavailable(exceptions.APIException):
     status_code = status.HTTP_503_SERVICE_UNAVAILABLE
     default_code = "queue_unavailable"
-    default_detail = "The task queue is unavailable; nothing was started."
+    default_detail = gettext_lazy("The task queue is unavailable; nothing was started.")
 
 
 def _queue_unavailable(exc: services.QueueUnavailable) -> QueueUnavailable:

@@ -19,7 +19,7 @@ from drf_spectacular.utils import (
     extend_schema,
     extend_schema_field,
 )
-from rest_framework import exceptions, serializers, viewsets
+from rest_framework import permissions, serializers, viewsets
 from rest_framework.renderers import BaseRenderer, BrowsableAPIRenderer, JSONRenderer
 from rest_framework.response import Response
 
@@ -84,6 +84,18 @@ class BooleanFilter(filters.BooleanFilter):
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("widget", forms.TextInput)
         super().__init__(*args, **kwargs)
+
+
+class OnSomeInstance(permissions.BasePermission):
+    """As the admin's pages of rows hanging off instances: a user who may see no instance
+    at all is refused, not shown an empty list."""
+
+    def has_permission(self, request, view) -> bool:
+        ids = visible_instance_ids(request, VIEW_INSTANCE)
+        return ids is None or bool(ids)
+
+
+SCOPED_READ = [*viewsets.ReadOnlyModelViewSet.permission_classes, OnSomeInstance]
 
 
 # --- Accounts ---------------------------------------------------------------------------
@@ -315,6 +327,7 @@ class AccountViewSet(InstanceScopedMixin, viewsets.ReadOnlyModelViewSet):
     """Accounts of the instances you may see, with their privileges."""
 
     queryset = Account.objects.select_related("instance", "snapshot")
+    permission_classes = SCOPED_READ
     filterset_class = AccountFilterSet
 
     def expand(self) -> bool:
@@ -464,6 +477,7 @@ class AccountChangeViewSet(InstanceScopedMixin, viewsets.ReadOnlyModelViewSet):
     the change feed, in commit order with no gaps or repeats."""
 
     queryset = AccountChange.objects.all()
+    permission_classes = SCOPED_READ
     serializer_class = AccountChangeSerializer
     filterset_class = AccountChangeFilterSet
     pagination_class = FeedPagination
@@ -614,11 +628,10 @@ class AccessReviewViewSet(viewsets.ViewSet):
     renderer_classes = [JSONRenderer, BrowsableAPIRenderer, XLSXRenderer, CSVRenderer]
     action_permissions = {"list": ["accounts.access_review", "accounts.view_account"]}
 
+    permission_classes = SCOPED_READ
+
     def list(self, request):
-        # As the admin's page: the permission, and at least one visible instance.
         visible = visible_instance_ids(request, VIEW_INSTANCE)
-        if visible is not None and not visible:
-            raise exceptions.PermissionDenied
         instances = (
             Instance.objects.all() if visible is None else Instance.objects.filter(pk__in=visible)
         )

@@ -99,9 +99,14 @@ def test_a_scoped_user_sees_only_the_accounts_of_their_instances(api_client, sco
     _error(client.get(f"/api/v1/accounts/{data['owner'].pk}/"), 404)
     assert _names(client.get(f"/api/v1/accounts/?instance={data['b'].pk}")) == set()
     assert client.get(f"/api/v1/accounts/{data['root'].pk}/").status_code == 200
-    # Nothing granted: nothing visible.
+    # Nothing granted: refused, as the admin refuses its pages.
     nobody = api_client(scoped_user("Auditors", []))
-    assert _names(nobody.get("/api/v1/accounts/")) == set()
+    for url in (
+        "/api/v1/accounts/",
+        "/api/v1/account-changes/",
+        "/api/v1/account-changes/?since=0",
+    ):
+        _error(nobody.get(url), 403)
 
 
 @pytest.mark.django_db

@@ -321,6 +321,7 @@ def _alert_new_matches(instance: Instance, new: list[tuple[int, int, int]]) -> N
             "pk", "name", "host"
         )
     }
+    account_path = reverse("admin:accounts_account_change", args=[0]).replace("/0/", "/{}/")
     alerts.emit_many(
         "classification_matched",
         [
@@ -332,7 +333,7 @@ def _alert_new_matches(instance: Instance, new: list[tuple[int, int, int]]) -> N
                     "account_id": account_id,
                     "classification": classes[classification_id][0],
                     "risk_level": classes[classification_id][1],
-                    "path": reverse("admin:accounts_account_change", args=[account_id]),
+                    "path": account_path.format(account_id),
                 },
                 "dedup_key": f"assignment:{account_id}:{classification_id}",
             }

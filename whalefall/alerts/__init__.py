@@ -12,7 +12,8 @@ def emit(kind, *, instance=None, payload, dedup_key=None):
 
 
 def emit_many(kind, events):
-    """Record many events of one kind at once; see :func:`whalefall.alerts.services.emit_many`."""
+    """Record many events of one kind at once (returns how many were recorded); see
+    :func:`whalefall.alerts.services.emit_many`."""
     from whalefall.alerts.services import emit_many as _emit_many
 
     return _emit_many(kind, events)

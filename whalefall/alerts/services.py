@@ -8,6 +8,7 @@ per rule and channel when a burst holds more than ``WHALEFALL_ALERT_FLOOD_THRESH
 events. Each delivery is sent by its own task, retried with exponential backoff.
 """
 
+import functools
 import hashlib
 import hmac
 import json
@@ -43,7 +44,8 @@ from whalefall.alerts.models import (
     SecretUnavailable,
     Trigger,
 )
-from whalefall.logging import redact, redact_text
+from whalefall.db import insert_rows
+from whalefall.logging import REDACTED, is_sensitive_key, redact_text
 
 log = structlog.get_logger(__name__)
 
@@ -87,9 +89,39 @@ def _schedule_dispatch() -> None:
 # --- Emitting ---------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=4096)
+def _sensitive(key: str) -> bool:
+    return is_sensitive_key(key)
+
+
+_ENCODER = DjangoJSONEncoder()
+
+
+def _plain(value: Any, depth: int = 0) -> Any:
+    """``value`` as JSON types, with the log redaction's rules: sensitive keys masked at
+    every depth, credentials in URLs and DSNs masked (a sync emits thousands: kept cheap)."""
+    if isinstance(value, str):
+        return redact_text(value)
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if depth > 20:
+        return None
+    if isinstance(value, Mapping):
+        return {
+            str(k): REDACTED if _sensitive(str(k)) and v not in (None, "") else _plain(v, depth + 1)
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_plain(v, depth + 1) for v in value]
+    try:
+        return _ENCODER.default(value)
+    except TypeError:
+        return redact_text(str(value))
+
+
 def _clean_payload(payload: Mapping[str, Any]) -> dict[str, Any]:
     """JSON-safe, secrets masked, bounded in size."""
-    data = json.loads(json.dumps(redact(dict(payload)), cls=DjangoJSONEncoder))
+    data = _plain(dict(payload))
     if len(json.dumps(data)) > MAX_PAYLOAD_BYTES:
         data = {
             k: v
@@ -113,27 +145,18 @@ def _instance_id(instance: Any) -> int | None:
     return instance if isinstance(instance, int) else instance.pk
 
 
-def emit_many(kind: str, events: Iterable[Mapping[str, Any]]) -> list[Event]:
-    """Record events of one ``kind``, each a mapping with ``payload`` and optionally
-    ``instance`` (model or id) and ``dedup_key``; returns those not suppressed as duplicates.
-
-    Written in the caller's transaction (one query to find duplicates, one insert); the
-    dispatch is enqueued once that transaction commits.
-    """
+def _fresh(kind: str, events: Iterable[Mapping[str, Any]]) -> list[tuple]:
+    """Rows (EVENT_FIELDS) of events of ``kind``, without those identical to one another or
+    to one recorded within ``WHALEFALL_ALERT_DEDUP_SECONDS`` (one query)."""
     if kind not in Trigger.values:
         raise ValueError(f"not an alert event kind: {kind!r}")
     now = timezone.now()
-    rows: dict[tuple[int | None, str], Event] = {}
+    rows: dict[tuple[int | None, str], tuple] = {}
     for item in events:
         payload = _clean_payload(item.get("payload") or {})
         key = _dedup_key(payload, item.get("dedup_key"))
         instance_id = _instance_id(item.get("instance"))
-        rows.setdefault(
-            (instance_id, key),
-            Event(
-                kind=kind, instance_id=instance_id, dedup_key=key, payload=payload, created_at=now
-            ),
-        )
+        rows.setdefault((instance_id, key), (kind, instance_id, key, payload, now))
     if not rows:
         return []
     window = now - timedelta(seconds=settings.WHALEFALL_ALERT_DEDUP_SECONDS)
@@ -145,11 +168,25 @@ def emit_many(kind: str, events: Iterable[Mapping[str, Any]]) -> list[Event]:
     fresh = [event for ident, event in rows.items() if ident not in recent]
     if len(fresh) < len(rows):
         log.info("alert_events_suppressed", kind=kind, count=len(rows) - len(fresh))
-    if not fresh:
-        return []
-    created = Event.objects.bulk_create(fresh)
-    _schedule_dispatch()
-    return created
+    return fresh
+
+
+EVENT_FIELDS = ("kind", "instance", "dedup_key", "payload", "created_at")
+
+
+def emit_many(kind: str, events: Iterable[Mapping[str, Any]]) -> int:
+    """Record events of one ``kind``, each a mapping with ``payload`` and optionally
+    ``instance`` (model or id) and ``dedup_key``; returns how many were recorded (not
+    suppressed as duplicates).
+
+    Written in the caller's transaction with one query to find duplicates and one bulk
+    insert (a sync may emit thousands); the dispatch is enqueued once it commits.
+    """
+    fresh = _fresh(kind, events)
+    if fresh:
+        insert_rows(Event, EVENT_FIELDS, fresh)
+        _schedule_dispatch()
+    return len(fresh)
 
 
 def emit(
@@ -157,8 +194,15 @@ def emit(
 ) -> Event | None:
     """Record one event (the one function the apps call); None when it is a duplicate of
     one emitted within ``WHALEFALL_ALERT_DEDUP_SECONDS``."""
-    created = emit_many(kind, [{"instance": instance, "payload": payload, "dedup_key": dedup_key}])
-    return created[0] if created else None
+    fresh = _fresh(kind, [{"instance": instance, "payload": payload, "dedup_key": dedup_key}])
+    if not fresh:
+        return None
+    kind, instance_id, key, data, now = fresh[0]
+    event = Event.objects.create(
+        kind=kind, instance_id=instance_id, dedup_key=key, payload=data, created_at=now
+    )
+    _schedule_dispatch()
+    return event
 
 
 # --- Routing ----------------------------------------------------------------------------
@@ -251,14 +295,10 @@ def _create_deliveries(
     if not planned:
         return []
     deliveries = Delivery.objects.bulk_create([d for d, _events in planned])
-    through = Delivery.events.through
-    through.objects.bulk_create(
-        [
-            through(delivery_id=delivery.pk, event_id=event.pk)
-            for delivery, batch in planned
-            for event in batch
-        ],
-        batch_size=5000,
+    insert_rows(
+        Delivery.events.through,
+        ("delivery", "event"),
+        ((delivery.pk, event.pk) for delivery, batch in planned for event in batch),
     )
     ids = [d.pk for d in deliveries]
     transaction.on_commit(lambda: [enqueue("send_delivery", pk) for pk in ids])

@@ -246,7 +246,8 @@ class InstanceSerializer(StorableInputMixin, serializers.ModelSerializer):
                 user=self.context["request"].user, instance=candidate
             )
         except DjangoValidationError as exc:
-            raise serializers.ValidationError(exc.message_dict) from None
+            detail = exc.message_dict if hasattr(exc, "error_dict") else exc.messages
+            raise serializers.ValidationError(detail) from None
         attrs["port"] = candidate.port
         attrs["host"] = candidate.host
         return attrs
@@ -296,7 +297,7 @@ class InstanceViewSet(InstanceScopedMixin, viewsets.ModelViewSet):
     """Instances the user may see. Changing, deleting, retiring, restoring and testing one
     need that permission on the instance itself (403 otherwise); hidden ones are 404."""
 
-    queryset = Instance.objects.prefetch_related(Prefetch("tags", Tag.objects.order_by()))
+    queryset = Instance.objects.prefetch_related(Prefetch("tags", Tag.objects.order_by("slug")))
     serializer_class = InstanceSerializer
     filterset_class = InstanceFilter
     lookup_value_regex = "[0-9]+"

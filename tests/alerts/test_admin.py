@@ -175,3 +175,26 @@ def test_a_scoped_auditor_never_reads_deliveries_about_other_instances(
     assign_perm("inventory.view_instance", user, mine)
     client.force_login(user)
     assert client.get("/admin/alerts/delivery/").status_code == 403
+
+
+def test_key_rotation_reencrypts_channel_url_and_secret(settings):
+    import io
+
+    from cryptography.fernet import Fernet
+    from django.core.management import call_command
+
+    channel = make_channel(
+        ChannelKind.WEBHOOK, url="https://hooks.example.com/x", secret=WEBHOOK_SECRET
+    )
+    old_key = settings.WHALEFALL_CREDENTIAL_KEYS[0]
+    new_key = Fernet.generate_key().decode()
+    settings.WHALEFALL_CREDENTIAL_KEYS = [new_key, old_key]
+    out = io.StringIO()
+    call_command("rotate_credential_keys", stdout=out, stderr=out)
+    assert "Alert channels: re-encrypted 2 value(s); 0 already" in out.getvalue()
+    settings.WHALEFALL_CREDENTIAL_KEYS = [new_key]
+    channel = Channel.objects.get(pk=channel.pk)
+    assert channel.decrypt("url") == "https://hooks.example.com/x"
+    assert channel.decrypt("secret") == WEBHOOK_SECRET
+    # The audit trail records no re-encryption.
+    assert not LogEntry.objects.filter(action=LogEntry.Action.UPDATE).exists()

@@ -387,6 +387,39 @@ def digests_send(*, now: datetime | None = None) -> list[int]:
     return created
 
 
+def channels_rotate_keys() -> tuple[int, int, list[str]]:
+    """Re-encrypt every channel URL and signing secret under the primary key (the
+    companion of ``manage.py rotate_credential_keys``); returns the values re-encrypted,
+    those already current, and the names of channels no configured key opens."""
+    from inventory import crypto
+
+    rotated = current = 0
+    failed: list[str] = []
+    with transaction.atomic():
+        for channel in Channel.objects.select_for_update().order_by("pk"):
+            changed = []
+            for field in ("url_ciphertext", "secret_ciphertext"):
+                token = getattr(channel, field)
+                if not token:
+                    continue
+                if crypto.is_current(token):
+                    current += 1
+                    continue
+                try:
+                    setattr(channel, field, crypto.rotate(token))
+                except crypto.SecretUnavailable:
+                    failed.append(channel.name)
+                    continue
+                changed.append(field)
+            if changed:
+                # update(): re-encryption is not a configuration change for the audit log.
+                Channel.objects.filter(pk=channel.pk).update(
+                    **{field: getattr(channel, field) for field in changed}
+                )
+                rotated += len(changed)
+    return rotated, current, sorted(set(failed))
+
+
 PURGE_BATCH = 5000
 
 

@@ -5,11 +5,13 @@ from django.db import transaction
 
 from inventory import crypto
 from inventory.models import Credential
+from whalefall.alerts.services import channels_rotate_keys
 
 
 class Command(BaseCommand):
     help = (
-        "Re-encrypt every credential secret with the first key of WHALEFALL_CREDENTIAL_KEYS, "
+        "Re-encrypt every credential secret, and every alert channel's URL and signing "
+        "secret, with the first key of WHALEFALL_CREDENTIAL_KEYS, "
         "in batches. Safe to re-run: secrets already under the first key are left as they are. "
         "Remove an old key from the setting only after this reports no failures."
     )
@@ -52,6 +54,19 @@ class Command(BaseCommand):
             f"Re-encrypted {rotated} secret(s); {current} already under the primary key; "
             f"{len(failed)} could not be decrypted with any configured key."
         )
+        # Alert channels keep their webhook/chat URLs and signing secrets under the same keys.
+        channel_rotated, channel_current, channel_failed = channels_rotate_keys()
+        self.stdout.write(
+            f"Alert channels: re-encrypted {channel_rotated} value(s); {channel_current} "
+            f"already under the primary key; {len(channel_failed)} channel(s) could not be "
+            "decrypted with any configured key."
+        )
         if failed:
             self.stderr.write("Not rotated (re-enter their secrets): " + ", ".join(failed))
+        if channel_failed:
+            self.stderr.write(
+                "Alert channels not rotated (enter their URL and secret again): "
+                + ", ".join(channel_failed)
+            )
+        if failed or channel_failed:
             raise SystemExit(1)

@@ -222,6 +222,16 @@ class DateRangeFilter(django_filters.FilterSet):
     )
 
 
+class CapacityScopedMixin(InstanceScopedMixin):
+    """Rows of the instances one may see; like the admin's capacity pages, refused (403) to
+    whoever may see no instance at all rather than shown empty."""
+
+    def check_permissions(self, request):
+        super().check_permissions(request)
+        if self.scope_ids(VIEW_INSTANCE) == set():
+            self.permission_denied(request, message=_("You may not see any instance."))
+
+
 # --- Databases ----------------------------------------------------------------------------
 
 
@@ -290,7 +300,7 @@ class DatabaseFilter(django_filters.FilterSet):
     partial_update=extend_schema(summary="Set or clear a database's capacity limit"),
 )
 class DatabaseViewSet(
-    InstanceScopedMixin,
+    CapacityScopedMixin,
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
     mixins.UpdateModelMixin,
@@ -340,7 +350,7 @@ class DatabaseSampleFilter(DateRangeFilter):
 
 
 @extend_schema_view(list=extend_schema(summary="Daily sizes of databases"))
-class DatabaseSampleViewSet(InstanceScopedMixin, mixins.ListModelMixin, viewsets.GenericViewSet):
+class DatabaseSampleViewSet(CapacityScopedMixin, mixins.ListModelMixin, viewsets.GenericViewSet):
     """One row per database per day; filter by database or instance and a range of days."""
 
     queryset = DatabaseSizeSample.objects.all()
@@ -375,7 +385,7 @@ class InstanceSampleFilter(DateRangeFilter):
 
 
 @extend_schema_view(list=extend_schema(summary="Daily sizes of instances"))
-class InstanceSampleViewSet(InstanceScopedMixin, mixins.ListModelMixin, viewsets.GenericViewSet):
+class InstanceSampleViewSet(CapacityScopedMixin, mixins.ListModelMixin, viewsets.GenericViewSet):
     """One row per instance per day: total size and number of databases."""
 
     queryset = InstanceSizeSample.objects.all()
@@ -453,7 +463,7 @@ class InstanceAggregateFilter(AggregateFilter):
     list=extend_schema(summary="Week, month and quarter figures of databases"),
     retrieve=extend_schema(summary="One period of one database"),
 )
-class DatabaseAggregateViewSet(InstanceScopedMixin, viewsets.ReadOnlyModelViewSet):
+class DatabaseAggregateViewSet(CapacityScopedMixin, viewsets.ReadOnlyModelViewSet):
     """Average, minimum, maximum and change against the previous period, per database."""
 
     queryset = DatabaseSizeAggregate.objects.all()
@@ -472,7 +482,7 @@ router.register(
     list=extend_schema(summary="Week, month and quarter figures of instances"),
     retrieve=extend_schema(summary="One period of one instance"),
 )
-class InstanceAggregateViewSet(InstanceScopedMixin, viewsets.ReadOnlyModelViewSet):
+class InstanceAggregateViewSet(CapacityScopedMixin, viewsets.ReadOnlyModelViewSet):
     """Average, minimum, maximum and change against the previous period, per instance."""
 
     queryset = InstanceSizeAggregate.objects.all()
@@ -490,6 +500,9 @@ router.register(
 
 
 class InstanceCapacitySerializer(serializers.ModelSerializer):
+    id = serializers.IntegerField(
+        source="pk", read_only=True, help_text=_("The instance's id, which is this row's.")
+    )
     instance = InstanceBriefSerializer(read_only=True)
     capacity_limit_bytes = _limit_field(
         _("Optional size limit of the instance in bytes (null: none).")
@@ -498,12 +511,9 @@ class InstanceCapacitySerializer(serializers.ModelSerializer):
     class Meta:
         model = InstanceCapacity
         fields = [
-            "instance",
-            "total_bytes",
-            "database_count",
-            "collected_at",
+            "id", "instance", "total_bytes", "database_count", "collected_at",
             "capacity_limit_bytes",
-        ]
+        ]  # fmt: skip
         read_only_fields = ["total_bytes", "database_count", "collected_at"]
 
     def update(self, instance, validated_data):
@@ -585,7 +595,7 @@ _INSTANCE_ID = OpenApiParameter(
     ),
 )
 class InstanceCapacityViewSet(
-    InstanceScopedMixin,
+    CapacityScopedMixin,
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
     mixins.UpdateModelMixin,

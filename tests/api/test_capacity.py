@@ -378,3 +378,21 @@ def test_ledger_pages_cost_the_same_whatever_the_page(
         page = client.get(page.json()["next"])
     assert page.json()["results"]
     assert len(later.captured_queries) == len(first.captured_queries)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/api/v1/capacity/databases/",
+        "/api/v1/capacity/database-samples/",
+        "/api/v1/capacity/instance-samples/",
+        "/api/v1/capacity/database-aggregates/",
+        "/api/v1/capacity/instance-aggregates/",
+        "/api/v1/capacity/instances/",
+    ],
+)
+def test_a_scoped_member_without_instances_is_refused_as_in_the_admin(
+    api_client, scoped_user, estate, url
+):
+    assert api_client(scoped_user("Viewers", [])).get(url).status_code == 403
+    assert api_client(scoped_user("Viewers", [estate["b"]])).get(url).status_code == 200

@@ -443,3 +443,17 @@ def test_preview_shows_the_visible_accounts_an_expression_would_match(
     assert invalid.json()["accounts"] == []
     auditor = api_client(user_with_role("Auditors"))
     assert auditor.post("/api/v1/rules/preview/", reads_shop, format="json").status_code == 403
+
+
+def test_a_classification_whose_rule_versions_are_evidence_cannot_be_deleted(
+    api_client, user_with_role, classified
+):
+    custom = Classification.objects.create(code="custom", name="Custom")
+    everyone = {"version": 4, "expr": {"op": "AND", "args": []}}
+    services.rule_create(classification=custom, name="Everyone", expression=everyone)
+    services.classification_classify_instance(instance=classified["mysql_a"])
+    assert Assignment.objects.filter(classification=custom).exists()
+    client = api_client(user_with_role("DBAs"), write=True)
+    response = client.delete(f"/api/v1/classifications/{custom.pk}/")
+    assert response.status_code == 409
+    assert Classification.objects.filter(pk=custom.pk).exists()

@@ -198,3 +198,26 @@ def test_key_rotation_reencrypts_channel_url_and_secret(settings):
     assert channel.decrypt("secret") == WEBHOOK_SECRET
     # The audit trail records no re-encryption.
     assert not LogEntry.objects.filter(action=LogEntry.Action.UPDATE).exists()
+
+
+@pytest.mark.parametrize("model", ["channel", "rule", "delivery", "event"])
+def test_changelist_queries_do_not_grow_with_rows(client, admin_user, model):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def populate(start: int, count: int) -> None:
+        instance = InstanceFactory()
+        for n in range(start, start + count):
+            channel = make_channel(ChannelKind.EMAIL, name=f"c{n}", recipients="a@example.com")
+            rule = make_rule(Trigger.RUN_FAILED, [channel], name=f"r{n}")
+            event = Event.objects.create(kind=Trigger.RUN_FAILED, instance=instance, payload={})
+            Delivery.objects.create(channel=channel, rule=rule, preview="x").events.add(event)
+
+    client.force_login(admin_user)
+    counts = []
+    for start, count in ((0, 2), (2, 20)):
+        populate(start, count)
+        with CaptureQueriesContext(connection) as queries:
+            assert client.get(f"/admin/alerts/{model}/").status_code == 200
+        counts.append(len(queries))
+    assert counts[0] == counts[1], counts

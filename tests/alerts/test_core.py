@@ -325,3 +325,35 @@ def test_purge_deletes_what_is_older_than_the_retention(enqueued, email_channel)
     assert services.alerts_purge(older_than_days=90) == 3  # event, delivery, its link
     assert list(Event.objects.values_list("payload__account", flat=True)) == ["new@%"]
     assert Delivery.objects.count() == 1
+
+
+def test_an_unreachable_webhook_is_recorded_without_its_token(enqueued):
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    channel = make_channel(
+        ChannelKind.WEBHOOK, url=f"http://127.0.0.1:{port}/h?token=s3cr3t-tok", secret="k"
+    )
+    make_rule(Trigger.HEARTBEAT_STALE, [channel])
+    alerts.emit(Trigger.HEARTBEAT_STALE, payload={"age": 999})
+    services.events_dispatch()
+    delivery = Delivery.objects.get()
+    assert services.delivery_send(delivery_id=delivery.pk).retry_in == 30
+    delivery.refresh_from_db()
+    assert delivery.last_error == "ConnectionError posting to http://127.0.0.1"
+    assert "s3cr3t-tok" not in delivery.last_error
+
+
+def test_a_webhook_redirect_is_not_followed(enqueued, receiver, webhook_channel):
+    receiver.statuses = [302]
+    make_rule(Trigger.HEARTBEAT_STALE, [webhook_channel])
+    alerts.emit(Trigger.HEARTBEAT_STALE, payload={"age": 999})
+    services.events_dispatch()
+    delivery = Delivery.objects.get()
+    services.delivery_send(delivery_id=delivery.pk)
+    delivery.refresh_from_db()
+    assert delivery.status == DeliveryStatus.RETRYING
+    assert "HTTP 302" in delivery.last_error
+    assert len(receiver.requests) == 1

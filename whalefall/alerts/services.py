@@ -537,10 +537,12 @@ def _send_webhook(channel: Channel, delivery: Delivery, events: list[Event]) -> 
             headers=headers,
             timeout=settings.WHALEFALL_ALERT_TIMEOUT,
             allow_redirects=False,
+            stream=True,  # the answer's body is never read: only its status matters
         )
     except requests.RequestException as exc:
         # The exception's text carries the URL, and with it any token: name the kind only.
         raise DeliveryFailed(f"{type(exc).__name__} posting to {channel.url_hint}") from None
+    response.close()
     if not 200 <= response.status_code < 300:
         raise DeliveryFailed(f"HTTP {response.status_code} from {channel.url_hint}")
 

@@ -2,6 +2,7 @@
 history and its feed, and the access review — with the admin's permissions and instance
 scope (SPEC §12)."""
 
+import datetime
 import functools
 import re
 
@@ -12,6 +13,9 @@ from django.db.models.functions import Cast
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django_filters import rest_framework as filters
+from django_filters.fields import IsoDateTimeField, RangeField
+from django_filters.widgets import DateRangeWidget
+from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
@@ -357,6 +361,32 @@ router.register("accounts", AccountViewSet, basename="account")
 # --- Account changes --------------------------------------------------------------------
 
 
+class UTCDateTimeField(IsoDateTimeField):
+    """An ISO 8601 time, in UTC: Python reads offsets PostgreSQL refuses (beyond ±15:59)."""
+
+    def to_python(self, value):
+        value = super().to_python(value)
+        if value is None:
+            return None
+        try:
+            return value.astimezone(datetime.UTC)
+        except OverflowError:  # an offset taking year 1 or 9999 over the edge
+            raise forms.ValidationError(self.error_messages["invalid"], code="invalid") from None
+
+
+class UTCDateTimeRangeField(RangeField):
+    widget = DateRangeWidget
+
+    def __init__(self, *args, **kwargs):
+        super().__init__((UTCDateTimeField(), UTCDateTimeField()), *args, **kwargs)
+
+
+class DateTimeRangeFilter(filters.IsoDateTimeFromToRangeFilter):
+    """``<name>_after`` / ``<name>_before``: ISO 8601 bounds, inclusive."""
+
+    field_class = UTCDateTimeRangeField
+
+
 class AccountChangeFilterSet(filters.FilterSet):
     """The filters of the admin's change history."""
 
@@ -366,7 +396,7 @@ class AccountChangeFilterSet(filters.FilterSet):
     change_type = filters.MultipleChoiceFilter(choices=ChangeType.choices)
     privileged = BooleanFilter()
     run = IdFilter(field_name="run_id", help_text="Id of the run that detected it.")
-    detected_at = filters.IsoDateTimeFromToRangeFilter(
+    detected_at = DateTimeRangeFilter(
         help_text="`detected_at_after` / `detected_at_before`: ISO 8601 bounds, inclusive."
     )
     search = filters.CharFilter(
@@ -601,6 +631,13 @@ class CSVRenderer(FileRenderer):
     format = "csv"
 
 
+class OneDocumentSchema(AutoSchema):
+    """The view's ``list`` answers one document, not a list of them."""
+
+    def _is_list_view(self, serializer=None) -> bool:
+        return False
+
+
 @extend_schema(
     summary="Access review",
     description=(
@@ -629,6 +666,7 @@ class AccessReviewViewSet(viewsets.ViewSet):
     action_permissions = {"list": ["accounts.access_review", "accounts.view_account"]}
 
     permission_classes = SCOPED_READ
+    schema = OneDocumentSchema()
 
     def list(self, request):
         visible = visible_instance_ids(request, VIEW_INSTANCE)

@@ -313,6 +313,11 @@ def test_change_filters(api_client, admin_user, data):
     before = (timezone.now() - timedelta(days=30)).isoformat()
     assert ids(f"detected_at_before={before.replace('+', '%2B')}") == {old.pk}
     assert ids(f"detected_at_after={before.replace('+', '%2B')}") == everything - {old.pk}
+    for bound in ("0001-01-01T00:00:00%2B01:00", "9999-12-31T23:59:59-01:00", "yesterday"):
+        response = client.get(f"/api/v1/account-changes/?detected_at_after={bound}")
+        assert _error(response, 400)["fields"][0]["path"] == "detected_at", bound
+    # Offsets PostgreSQL would refuse are read as the time they mean.
+    assert ids("detected_at_after=2000-01-01T12:00:00-19:08") == everything
     assert ids("engine=postgresql&search=b_") == {
         old.pk, data["owner"].changes.get(change_type="created").pk,
     }  # fmt: skip

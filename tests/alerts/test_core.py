@@ -357,3 +357,40 @@ def test_a_webhook_redirect_is_not_followed(enqueued, receiver, webhook_channel)
     assert delivery.status == DeliveryStatus.RETRYING
     assert "HTTP 302" in delivery.last_error
     assert len(receiver.requests) == 1
+
+
+def test_a_webhook_connects_to_the_address_the_guard_checked(enqueued, receiver, monkeypatch):
+    import socket
+
+    checked = []
+    real = socket.getaddrinfo
+
+    def resolver(host, port, *args, **kwargs):
+        if host == "hooks.internal.test":
+            checked.append(host)
+            return real("127.0.0.1", port, *args, **kwargs)
+        return real(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolver)
+    channel = make_channel(
+        ChannelKind.WEBHOOK, url=f"http://hooks.internal.test:{receiver.port}/h", secret="k"
+    )
+    make_rule(Trigger.HEARTBEAT_STALE, [channel])
+    alerts.emit(Trigger.HEARTBEAT_STALE, payload={"age": 999})
+    deliver_all()
+    assert checked == ["hooks.internal.test"]  # resolved once, by the guard
+    [request] = receiver.requests
+    assert request.headers["Host"] == f"hooks.internal.test:{receiver.port}"
+
+
+def test_a_webhook_to_a_refused_address_is_never_sent(enqueued, receiver, settings):
+    settings.WHALEFALL_ALLOW_LOOPBACK = False
+    channel = make_channel(ChannelKind.WEBHOOK, url=f"{receiver.url}/h", secret="k")
+    make_rule(Trigger.HEARTBEAT_STALE, [channel])
+    alerts.emit(Trigger.HEARTBEAT_STALE, payload={"age": 999})
+    services.events_dispatch()
+    delivery = Delivery.objects.get()
+    services.delivery_send(delivery_id=delivery.pk)
+    delivery.refresh_from_db()
+    assert "allowed" in delivery.last_error or "loopback" in delivery.last_error
+    assert receiver.requests == []

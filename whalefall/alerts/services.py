@@ -464,18 +464,49 @@ class DeliveryFailed(Exception):
     """A channel refused or could not take a message; the text names no secret."""
 
 
-def _outbound_check(url: str) -> None:
-    """The outbound guard's decision on the URL's host, with the alert targets' rules."""
+def _outbound_check(url: str) -> tuple[str, ...]:
+    """The outbound guard's decision on the URL's host, with the alert targets' rules:
+    the addresses checked, to connect to."""
     from inventory.engines import guard
 
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        raise DeliveryFailed("the URL cannot be read") from None
     if parts.scheme not in {"http", "https"} or not parts.hostname:
         raise DeliveryFailed("the URL is not an http(s) URL")
-    port = parts.port or (443 if parts.scheme == "https" else 80)
     try:
-        guard.ensure_allowed(parts.hostname, port, rules=settings.WHALEFALL_ALERT_ALLOWED_TARGETS)
+        return guard.ensure_allowed(
+            parts.hostname, port, rules=settings.WHALEFALL_ALERT_ALLOWED_TARGETS
+        )
     except guard.TargetNotAllowed as exc:
         raise DeliveryFailed(str(exc)) from None
+
+
+def _pinned_post(url: str, address: str, **kwargs):
+    """POST to ``url`` connecting to ``address`` (checked by the guard), not to whatever
+    the name resolves to by then: the Host header, TLS server name and certificate check
+    still use the URL's host."""
+    import requests
+    from requests.adapters import HTTPAdapter
+
+    parts = urlsplit(url)
+    hostname = parts.hostname or ""
+
+    class Pinned(HTTPAdapter):
+        def init_poolmanager(self, *args, **pool_kwargs):
+            if parts.scheme == "https":
+                pool_kwargs.update(server_hostname=hostname, assert_hostname=hostname)
+            super().init_poolmanager(*args, **pool_kwargs)
+
+    dial = f"[{address}]" if ":" in address else address
+    netloc = f"{dial}:{parts.port}" if parts.port else dial
+    headers = {**kwargs.pop("headers", {}), "Host": parts.netloc.rpartition("@")[2]}
+    with requests.Session() as session:
+        session.trust_env = False  # no proxy from the environment between us and the check
+        session.mount(f"{parts.scheme}://", Pinned())
+        return session.post(parts._replace(netloc=netloc).geturl(), headers=headers, **kwargs)
 
 
 def webhook_body(delivery: Delivery, events: list[Event]) -> dict[str, Any]:
@@ -522,7 +553,7 @@ def _send_webhook(channel: Channel, delivery: Delivery, events: list[Event]) -> 
 
     url = channel.decrypt("url")
     secret = channel.decrypt("secret")
-    _outbound_check(url)
+    addresses = _outbound_check(url)
     body = json.dumps(webhook_body(delivery, events), ensure_ascii=False).encode()
     headers = {
         "Content-Type": "application/json; charset=utf-8",
@@ -530,18 +561,27 @@ def _send_webhook(channel: Channel, delivery: Delivery, events: list[Event]) -> 
         SIGNATURE_HEADER: sign(secret, body),
         "X-WhaleFall-Delivery": str(delivery.pk),
     }
-    try:
-        response = requests.post(
-            url,
-            data=body,
-            headers=headers,
-            timeout=settings.WHALEFALL_ALERT_TIMEOUT,
-            allow_redirects=False,
-            stream=True,  # the answer's body is never read: only its status matters
-        )
-    except requests.RequestException as exc:
+    response = None
+    for address in addresses:  # each address the name resolved to, until one connects
+        try:
+            response = _pinned_post(
+                url,
+                address,
+                data=body,
+                headers=headers,
+                timeout=settings.WHALEFALL_ALERT_TIMEOUT,
+                allow_redirects=False,
+                stream=True,  # the answer's body is never read: only its status matters
+            )
+            break
+        except requests.ConnectionError as exc:
+            error = exc
+        except requests.RequestException as exc:
+            error = exc
+            break
+    if response is None:
         # The exception's text carries the URL, and with it any token: name the kind only.
-        raise DeliveryFailed(f"{type(exc).__name__} posting to {channel.url_hint}") from None
+        raise DeliveryFailed(f"{type(error).__name__} posting to {channel.url_hint}")
     response.close()
     if not 200 <= response.status_code < 300:
         raise DeliveryFailed(f"HTTP {response.status_code} from {channel.url_hint}")

@@ -107,7 +107,9 @@ class CompositeKeysetPagination(KeysetPagination):
             values.append(value.isoformat() if hasattr(value, "isoformat") else value)
         return values
 
-    def _encode(self, reverse: bool, position: list) -> str:
+    @staticmethod
+    def encode_keyset(reverse: bool, position: list) -> str:
+        """The cursor of a page after (or, reversed, before) the row at ``position``."""
         raw = json.dumps({"r": int(reverse), "p": position}, separators=(",", ":"))
         return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
@@ -135,7 +137,7 @@ class CompositeKeysetPagination(KeysetPagination):
 
     def _link(self, reverse: bool, position) -> str:
         return replace_query_param(
-            self.base_url, self.cursor_query_param, self._encode(reverse, position)
+            self.base_url, self.cursor_query_param, self.encode_keyset(reverse, position)
         )
 
     def get_next_link(self):

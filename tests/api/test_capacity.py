@@ -258,7 +258,7 @@ def test_a_forged_cursor_is_a_400(api_client, user_with_role, estate):
         response = client.get(url, {"cursor": cursor})
         assert response.status_code == 400, cursor
         assert response.json()["error"]["fields"][0]["path"] == "cursor"
-    huge = CompositeKeysetPagination._encode(None, False, [2**70, "2026-01-01"])
+    huge = CompositeKeysetPagination.encode_keyset(False, [2**70, "2026-01-01"])
     assert client.get(url, {"cursor": huge}).status_code == 400
 
 
@@ -396,3 +396,14 @@ def test_a_scoped_member_without_instances_is_refused_as_in_the_admin(
 ):
     assert api_client(scoped_user("Viewers", [])).get(url).status_code == 403
     assert api_client(scoped_user("Viewers", [estate["b"]])).get(url).status_code == 200
+
+
+def test_a_keyset_needs_several_columns_in_one_direction(rf):
+    from django.core.exceptions import ImproperlyConfigured
+    from rest_framework.request import Request
+
+    class Mixed(CompositeKeysetPagination):
+        ordering = ("-day", "database_id")  # no single index range serves it
+
+    with pytest.raises(ImproperlyConfigured):
+        Mixed().paginate_queryset(DatabaseSizeSample.objects.all(), Request(rf.get("/")))

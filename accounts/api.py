@@ -706,9 +706,8 @@ class AccessReviewViewSet(viewsets.ViewSet):
         )
 
     def finalize_response(self, request, response, *args, **kwargs):
-        # Errors are JSON (the envelope) whatever file format was asked for.
-        renderer = getattr(request, "accepted_renderer", None)
-        if getattr(response, "exception", False) and isinstance(renderer, FileRenderer):
+        # Errors are JSON (the envelope) whatever format was asked for, or could not be.
+        if getattr(response, "exception", False):
             request.accepted_renderer = JSONRenderer()
             request.accepted_media_type = JSONRenderer.media_type
         return super().finalize_response(request, response, *args, **kwargs)

@@ -10,6 +10,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from accounts.admin import ACCESS_REVIEW_TYPES
 from accounts.models import Account, AccountChange
 from classification.models import Assignment, Classification
 from inventory.services import formula_safe
@@ -506,6 +507,14 @@ def test_access_review_errors_are_json_whatever_the_format(api_client, admin_use
     error = _error(client.get("/api/v1/access-review/", {"start": "soon"}), 400)
     assert [f["path"] for f in error["fields"]] == ["start"]
     assert client.get("/api/v1/access-review/", {"format": "pdf"}).status_code == 404
+    # Asked for the workbook alone, by Accept: the error is still JSON.
+    xlsx_only = client.get(
+        "/api/v1/access-review/", {"end": "never"}, HTTP_ACCEPT=ACCESS_REVIEW_TYPES["xlsx"]
+    )
+    assert _error(xlsx_only, 400)["fields"][0]["path"] == "end"
+    assert xlsx_only["Content-Type"] == "application/json"
+    ok = client.get("/api/v1/access-review/", HTTP_ACCEPT=ACCESS_REVIEW_TYPES["xlsx"])
+    assert ok["Content-Type"] == ACCESS_REVIEW_TYPES["xlsx"]
     for tag in ("no-such-tag", "bad\x00slug"):
         error = _error(client.get("/api/v1/access-review/", {"tag": tag}), 400)
         assert {f["path"] for f in error["fields"]} == {"tag.0" if "\x00" in tag else "tag"}

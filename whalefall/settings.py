@@ -689,6 +689,11 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
     "COMPONENT_SPLIT_REQUEST": True,
+    # Two choice sets share the field name "kind": name each after its model's choices.
+    "ENUM_NAME_OVERRIDES": {
+        "RunKindEnum": "syncjobs.models.RunKind",
+        "AccountKindEnum": "accounts.models.AccountKind",
+    },
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",

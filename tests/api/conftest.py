@@ -81,7 +81,8 @@ def api_estate(roles):
     objects = {}
     run = RunFactory(started_at=timezone.now())
     for label in ("shown", HIDDEN):
-        tag = TagFactory(slug=f"{label}-tag")
+        # Tags are shared by every instance, hence visible to all: no "hidden" in theirs.
+        tag = TagFactory(slug=f"tag-{len(objects)}")
         credential = CredentialFactory(name=f"{label}-credential")
         instance = InstanceFactory(name=f"{label}-mysql", credential=credential, tags=[tag])
         root = make_account(

@@ -123,3 +123,11 @@ def test_over_the_rate_a_token_gets_429_with_retry_after(admin_user):
     finally:
         api_settings.reload()
         SimpleRateThrottle.THROTTLE_RATES = api_settings.DEFAULT_THROTTLE_RATES
+
+
+def test_a_post_to_an_unknown_address_answers_in_the_envelope(admin_user):
+    client = APIClient(enforce_csrf_checks=True)
+    client.force_login(admin_user)
+    response = client.post("/api/v1/no-such-thing/", {})
+    assert response.status_code == 404
+    assert _error(response)["code"] == "not_found"

@@ -12,6 +12,7 @@ import structlog
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, JsonResponse
 from django.utils.translation import gettext as _
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
@@ -90,6 +91,7 @@ def exception_handler(exc, context):
     return Response(body, status=exc.status_code, headers=headers)
 
 
+@csrf_exempt  # a POST to an unknown address gets this answer, not the CSRF failure page
 def not_found(request, *args, **kwargs) -> JsonResponse:
     """An unknown address under the API: the envelope, not the admin's HTML 404."""
     body = envelope(request, code="not_found", message=_("No such API endpoint."))

@@ -141,8 +141,9 @@ class AccountFilterSet(filters.FilterSet):
         fields = []
 
     def filter_privileged(self, queryset, name, value):
-        privileged = Account.objects.privileged().values("pk")
-        return queryset.filter(pk__in=privileged) if value else queryset.exclude(pk__in=privileged)
+        if value:
+            return queryset.privileged()
+        return queryset.exclude(pk__in=Account.objects.privileged().values("pk"))
 
     def filter_classification(self, queryset, name, value):
         return classified_as(queryset, value)
@@ -613,7 +614,7 @@ class AccessReviewSerializer(serializers.Serializer):
 
 
 class FileRenderer(BaseRenderer):
-    """A file the view builds itself (the admin's export); selected by ``?format=``."""
+    """A file the view builds itself (the admin's export); chosen by ``?format=`` or Accept."""
 
     charset = None
 
@@ -664,7 +665,6 @@ class AccessReviewViewSet(viewsets.ViewSet):
 
     renderer_classes = [JSONRenderer, BrowsableAPIRenderer, XLSXRenderer, CSVRenderer]
     action_permissions = {"list": ["accounts.access_review", "accounts.view_account"]}
-
     permission_classes = SCOPED_READ
     schema = OneDocumentSchema()
 
@@ -691,6 +691,7 @@ class AccessReviewViewSet(viewsets.ViewSet):
         )
         log.info(
             "access_review_produced",
+            user_id=request.user.pk,
             file_format=request.accepted_renderer.format,
             accounts=len(review.accounts),
             changes=len(review.changes),

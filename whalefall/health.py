@@ -360,8 +360,12 @@ def _alert_heartbeat_stale(results: dict[str, CheckResult]) -> None:
     """A stale beat heartbeat seen by a probe becomes an alert event (one per deduplication
     window): beat itself cannot report that it stopped. Only while the database and the
     broker answer, so the probe never waits on them here."""
-    heartbeat = results["beat_heartbeat"]
-    if heartbeat.error != HEARTBEAT_STALE or not (results["database"].ok and results["broker"].ok):
+    heartbeat, database, broker = (
+        results.get(name) for name in ("beat_heartbeat", "database", "broker")
+    )
+    if not (heartbeat and database and broker) or heartbeat.error != HEARTBEAT_STALE:
+        return
+    if not (database.ok and broker.ok):
         return
     try:
         alerts.emit(

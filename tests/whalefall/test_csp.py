@@ -31,6 +31,7 @@ from tests.factories import UserFactory
 from tests.inventory.factories import CredentialFactory, InstanceFactory, TagFactory
 from tests.syncjobs.factories import RunFactory, RunItemFactory
 from whalefall.alerts.models import Channel, Delivery, Event, Rule
+from whalefall.api.tokens import api_token_create
 from whalefall.models import EventLogEntry, LoginEvent, SingleSignOnIdentity
 
 EXPECTED_DIRECTIVES = {
@@ -151,6 +152,7 @@ def estate(db, admin_user):
     SingleSignOnIdentity.objects.create(
         user=UserFactory(), issuer="https://id.example.test", subject="csp-probe"
     )
+    api_token_create(user=admin_user, name="csp probe")
     channel = Channel.objects.create(name="csp", kind="email", recipients="dba@example.com")
     alert_rule = Rule.objects.create(name="csp", trigger="run_failed")
     alert_rule.channels.add(channel)

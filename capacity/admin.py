@@ -26,6 +26,7 @@ from import_export import fields
 
 from capacity import forecast, services
 from capacity.models import (
+    LIMIT_USAGE_STEPS,
     AggregatePeriod,
     Database,
     DatabaseSizeAggregate,
@@ -34,6 +35,7 @@ from capacity.models import (
     InstanceSizeAggregate,
     InstanceSizeSample,
     TableSizeSnapshot,
+    limit_used_at_least,
 )
 from capacity.partitions import partition_status
 from capacity.sizes import exact_size, parse_size, signed_size
@@ -125,6 +127,27 @@ class PresenceFilter(admin.SimpleListFilter):
         if value == "removed":
             return queryset.filter(removed_at__isnull=False)
         return queryset
+
+
+class LimitUsageFilter(admin.SimpleListFilter):
+    """Databases whose latest size has reached a share of their capacity limit."""
+
+    title = _("capacity limit")
+    parameter_name = "usage"
+
+    def lookups(self, request, model_admin):
+        return [(str(percent), _("%(percent)d %% or more used") % {"percent": percent})
+                for percent in LIMIT_USAGE_STEPS]  # fmt: skip
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if value is None:
+            return queryset
+        try:
+            percent = int(value)
+        except ValueError:
+            return queryset.none()
+        return limit_used_at_least(queryset, percent)
 
 
 class DatabaseResource(FormulaSafeResource):
@@ -240,7 +263,7 @@ class DatabaseAdmin(
         "limit_forecast",
         "collected",
     ]
-    list_filter = [PresenceFilter, EngineFilter, TagFilter, VisibleInstanceFilter]
+    list_filter = [PresenceFilter, LimitUsageFilter, EngineFilter, TagFilter, VisibleInstanceFilter]
     list_select_related = ["instance"]
     search_fields = ["^name"]
     ordering = ["instance__name", "name"]

@@ -13,3 +13,5 @@ class CapacityConfig(AppConfig):
         from whalefall.health import register_detail
 
         register_detail("partitions")(partition_status)
+
+        from capacity import dashboard  # noqa: F401  (registers the dashboard panels)

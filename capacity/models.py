@@ -47,6 +47,20 @@ def _non_negative(*fields: str) -> list[models.CheckConstraint]:
     ]
 
 
+# Shares of the capacity limit (percent) the ledger filters on and the dashboard counts.
+LIMIT_USAGE_STEPS = (80, 90, 100)
+
+
+def limit_used_at_least(databases: models.QuerySet, percent: int) -> models.QuerySet:
+    """Those of ``databases`` with a limit whose latest size is at least ``percent`` % of it
+    (compared in integers: size * 100 >= limit * percent)."""
+    return (
+        databases.filter(capacity_limit_bytes__gt=0, total_bytes__isnull=False)
+        .alias(_used_hundredths=F("total_bytes") * 100)
+        .filter(_used_hundredths__gte=F("capacity_limit_bytes") * percent)
+    )
+
+
 class DatabaseQuerySet(models.QuerySet):
     def visible_to(self, user, perm: str = "inventory.view_instance") -> "DatabaseQuerySet":
         """Databases of the instances ``user`` holds ``perm`` on."""

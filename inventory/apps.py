@@ -44,3 +44,5 @@ class InventoryConfig(AppConfig):
         audit.scope_by_instance("inventory.instance", lambda _request, ids: ids)
         audit.scope_by_instance("inventory.credential", _visible_credentials)
         audit.scope_shared("inventory.tag")
+
+        from inventory import dashboard  # noqa: F401  (registers the dashboard panel)

@@ -47,6 +47,9 @@ class SyncJobsConfig(AppConfig):
         from whalefall.health import register_detail
 
         register_detail("runs")(runs_health)
+
+        from syncjobs import dashboard  # noqa: F401  (registers the dashboard panels)
+
         checks.register(check_stale_after_time_limit)
         checks.register(check_run_retention_floor)
         # Whatever stores a periodic task, it names a schedulable task with valid arguments.

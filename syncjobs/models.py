@@ -300,6 +300,32 @@ class RunItemQuerySet(models.QuerySet):
         return self.filter(status__in=ITEM_TRANSITIONS[status]).update(status=status, **fields)
 
 
+# The kinds of work done per instance (the others are one job for the whole estate).
+PER_INSTANCE_KINDS = (RunKind.ACCOUNTS, RunKind.CAPACITY, RunKind.CLASSIFICATION)
+
+
+def failing_sync(instances: models.QuerySet) -> models.QuerySet:
+    """The live instances of ``instances`` whose latest finished work of some kind failed:
+    an instance whose account sync failed stays here until an account sync succeeds, even
+    if its capacity was collected since. Each kind is one index walk per instance."""
+    latest = {
+        f"_latest_{kind}": models.Subquery(
+            RunItem.objects.filter(
+                instance=models.OuterRef("pk"),
+                run__kind=kind,
+                status__in=(ItemStatus.SUCCEEDED, ItemStatus.FAILED),
+            )
+            .order_by("-id")
+            .values("status")[:1]
+        )
+        for kind in PER_INSTANCE_KINDS
+    }
+    failed = Q()
+    for name in latest:
+        failed |= Q(**{name: ItemStatus.FAILED})
+    return instances.filter(retired_at__isnull=True).alias(**latest).filter(failed)
+
+
 class RunItem(models.Model):
     """The work of one run on one instance."""
 

@@ -10,39 +10,31 @@ needs the sync permission on the instances concerned.
 
 from datetime import timedelta
 
+from celery.schedules import crontab as celery_crontab
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied
+from django.db import models
 from django.db.models import Case, Exists, OuterRef, Value, When
 from django.http import Http404, HttpRequest, HttpResponseNotAllowed, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.http import urlencode
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
-from django_celery_beat.admin import PeriodicTaskAdmin, PeriodicTaskForm
-from django_celery_beat.models import PeriodicTask
+from django_celery_beat.admin import PeriodicTaskAdmin
+from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 
-from inventory.admin import (
-    InstanceAdmin,
-    VisibleInstanceFilter,
-    instance_permitted,
-    visible_instance_ids,
-)
+from inventory.admin import InstanceAdmin, instance_permitted, visible_instance_ids
 from inventory.models import Instance
-from syncjobs import schedulable, services
-from syncjobs.models import (
-    RUN_ACTIVE,
-    ItemStatus,
-    Run,
-    RunItem,
-    RunKind,
-    RunStatus,
-    RunTrigger,
-    failing_sync,
-)
+from syncjobs import schedulable, schedules, services
+from syncjobs.models import RUN_ACTIVE, ItemStatus, Run, RunItem, RunKind, RunStatus, RunTrigger
 from whalefall.admin import BigTableMixin, ReadOnlyAdminMixin
+from whalefall.moments import moment
 
 # Items listed on a run's page; the run items list shows the rest.
 RUN_PAGE_ITEMS = 200
@@ -87,15 +79,6 @@ def figures_scope(request: HttpRequest) -> set[int] | None:
     if request.user.has_perm("syncjobs.view_all_runs"):
         return None
     return visible_instance_ids(request)
-
-
-def runs_seen(request: HttpRequest, queryset):
-    """The runs of ``queryset`` the user may read, with their figures as the user is shown
-    them (``RunQuerySet.seen_on``): the run list's and the dashboard's scope."""
-    ids = figures_scope(request)
-    if ids is not None:
-        queryset = queryset.with_items_on(ids)
-    return queryset.seen_on(ids)
 
 
 def runs_actionable(request: HttpRequest, queryset):
@@ -189,7 +172,11 @@ class RunAdmin(BigTableMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     # run history (items stay scoped either way).
 
     def get_queryset(self, request):
-        return runs_seen(request, super().get_queryset(request))
+        queryset = super().get_queryset(request)
+        ids = figures_scope(request)
+        if ids is not None:
+            queryset = queryset.with_items_on(ids)
+        return queryset.seen_on(ids)
 
     def get_object(self, request, object_id, from_field=None):
         obj = super().get_object(request, object_id, from_field)
@@ -423,12 +410,7 @@ class RunItemAdmin(BigTableMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
         "message",
     ]
     list_display_links = ["id"]
-    list_filter = [
-        "status",
-        RunKindFilter,
-        VisibleInstanceFilter,
-        ("started_at", admin.DateFieldListFilter),
-    ]
+    list_filter = ["status", RunKindFilter, ("started_at", admin.DateFieldListFilter)]
     list_select_related = ["run", "instance"]
     search_fields = ["^instance__name"]
     list_per_page = 100
@@ -507,24 +489,8 @@ def _report_queue_unavailable(model_admin, request, exc) -> None:
 # --- "Sync accounts now" on the instance list --------------------------------------------
 
 
-class SyncHealthFilter(admin.SimpleListFilter):
-    """Instances whose latest work of some kind failed (``syncjobs.models.failing_sync``)."""
-
-    title = _("sync")
-    parameter_name = "sync"
-
-    def lookups(self, request, model_admin):
-        return [("failing", _("Last sync failed"))]
-
-    def queryset(self, request, queryset):
-        return failing_sync(queryset) if self.value() == "failing" else queryset
-
-
 class SyncableInstanceAdmin(InstanceAdmin):
-    """The inventory's instance admin plus the actions that start runs and the filter on
-    their outcome (syncjobs owns runs)."""
-
-    list_filter = [*InstanceAdmin.list_filter, SyncHealthFilter]
+    """The inventory's instance admin plus the actions that start runs (syncjobs owns runs)."""
 
     actions = [
         *InstanceAdmin.actions,
@@ -600,29 +566,190 @@ admin.site.register(Instance, SyncableInstanceAdmin)
 # --- Periodic tasks ---------------------------------------------------------------------
 
 
-class SchedulablePeriodicTaskForm(PeriodicTaskForm):
-    """django-celery-beat's form, offering and accepting only WhaleFall's schedulable tasks
-    with the arguments each one takes (``syncjobs.schedulable``)."""
+class Repeat(models.TextChoices):
+    DAILY = "daily", _("Every day at a time")
+    INTERVAL = "interval", _("Every few minutes")
+    CRON = "cron", _("Cron expression")
 
-    regtask = forms.ChoiceField(
+
+# Interval schedules are edited in whole minutes, up to a week.
+MAX_EVERY_MINUTES = 7 * 24 * 60
+
+
+class SchedulablePeriodicTaskForm(forms.ModelForm):
+    """A periodic task with its schedule edited in place: a time of day, a number of
+    minutes, or a cron expression; the ``CrontabSchedule`` or ``IntervalSchedule`` behind it
+    is reused when one matches, created otherwise (shared rows are never changed). Only
+    WhaleFall's schedulable tasks with the arguments each one takes are accepted
+    (``syncjobs.schedulable``)."""
+
+    task = forms.ChoiceField(
         label=_("Task"),
         choices=[("", "—"), *((name, name) for name in sorted(schedulable.SCHEDULABLE))],
-        required=False,
         help_text=_("WhaleFall's schedulable tasks; their arguments are checked on save."),
     )
+    repeat = forms.ChoiceField(
+        label=_("Repeats"),
+        choices=Repeat.choices,
+        initial=Repeat.DAILY,
+        widget=forms.RadioSelect,
+        help_text=_("How often the task runs; fill in the matching field below."),
+    )
+    at = forms.TimeField(
+        label=_("Time of day"),
+        required=False,
+        widget=forms.TimeInput(format="%H:%M", attrs={"size": 5, "placeholder": "01:00"}),
+        help_text=_("HH:MM, for “every day at a time”."),
+    )
+    every_minutes = forms.IntegerField(
+        label=_("Every (minutes)"),
+        required=False,
+        min_value=1,
+        max_value=MAX_EVERY_MINUTES,
+        help_text=_("For “every few minutes”."),
+    )
+    cron = forms.CharField(
+        label=_("Cron expression"),
+        required=False,
+        max_length=200,
+        help_text=_(
+            "For “cron expression”: minute hour day-of-month month day-of-week, e.g. "
+            "“30 2 * * 1” for Mondays at 02:30."
+        ),
+    )
+
+    class Meta:
+        model = PeriodicTask
+        fields = ["name", "task", "enabled", "description", "kwargs"]
+        help_texts = {
+            "kwargs": _("The task's keyword arguments as a JSON object, e.g. {}."),
+        }
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.zone = settings.TIME_ZONE
+        task = self.instance
+        if task.pk is None:
+            self.initial.setdefault("kwargs", "{}")
+        elif task.crontab_id:
+            crontab = task.crontab
+            self.zone = str(crontab.timezone)
+            at = schedules.daily_time(**_crontab_fields(crontab))
+            if at is not None:
+                self.initial.update(repeat=Repeat.DAILY, at=at)
+            else:
+                self.initial.update(
+                    repeat=Repeat.CRON, cron=" ".join(_crontab_fields(crontab).values())
+                )
+        elif task.interval_id:
+            seconds = task.interval.every * schedules.PERIOD_SECONDS.get(task.interval.period, 0)
+            self.initial.update(repeat=Repeat.INTERVAL, every_minutes=max(1, seconds // 60))
+        self.fields["at"].help_text = _("HH:MM, in %(zone)s, for “every day at a time”.") % {
+            "zone": self.zone
+        }
 
     def clean(self):
         data = super().clean()
+        repeat = data.get("repeat")
+        self._schedule = None
+        if repeat == Repeat.DAILY:
+            if data.get("at") is None:
+                self.add_error("at", _("Enter the time of day the task runs."))
+            else:
+                at = data["at"]
+                self._schedule = (
+                    "crontab",
+                    {
+                        "minute": str(at.minute),
+                        "hour": str(at.hour),
+                        "day_of_month": "*",
+                        "month_of_year": "*",
+                        "day_of_week": "*",
+                    },
+                )
+        elif repeat == Repeat.INTERVAL:
+            if data.get("every_minutes") is None:
+                self.add_error("every_minutes", _("Enter every how many minutes the task runs."))
+            else:
+                self._schedule = ("interval", {"every": data["every_minutes"] * 60})
+        elif repeat == Repeat.CRON:
+            fields = (data.get("cron") or "").split()
+            if len(fields) != 5:
+                self.add_error(
+                    "cron", _("Five fields: minute hour day-of-month month day-of-week.")
+                )
+            else:
+                names = ["minute", "hour", "day_of_month", "month_of_year", "day_of_week"]
+                try:
+                    celery_crontab(*fields)
+                except (ValueError, KeyError) as exc:
+                    self.add_error(
+                        "cron", _("Not a valid cron expression (%(error)s).") % {"error": exc}
+                    )
+                else:
+                    self._schedule = ("crontab", dict(zip(names, fields, strict=True)))
         found = schedulable.problems(
             task=data.get("task") or "",
-            args=data.get("args"),
+            args=self.instance.args,
             kwargs=data.get("kwargs"),
-            headers=data.get("headers"),
+            headers=self.instance.headers,
         )
         for name, messages_ in found.items():
-            field = "regtask" if name == "task" else name
-            self.add_error(field if field in self.fields else None, messages_)
+            self.add_error(name if name in self.fields else None, messages_)
         return data
+
+    def _post_clean(self):
+        # The model refuses a task without a schedule, so the schedule is attached before
+        # the model's own validation; new schedule rows are saved with the task.
+        if getattr(self, "_schedule", None) is not None:
+            kind, fields = self._schedule
+            task = self.instance
+            task.interval = task.crontab = task.solar = task.clocked = None
+            if kind == "crontab":
+                fields = {**fields, "timezone": self.zone}
+                task.crontab = CrontabSchedule.objects.filter(**fields).first() or CrontabSchedule(
+                    **fields
+                )
+            else:
+                fields = {**fields, "period": IntervalSchedule.SECONDS}
+                task.interval = IntervalSchedule.objects.filter(
+                    **fields
+                ).first() or IntervalSchedule(**fields)
+        super()._post_clean()
+
+    def save(self, commit=True):
+        task = self.instance
+        for name in ("crontab", "interval"):
+            schedule = getattr(task, name)
+            if schedule is not None and schedule.pk is None:
+                schedule.save()
+                setattr(task, name, schedule)
+        return super().save(commit)
+
+
+def _crontab_fields(crontab) -> dict[str, str]:
+    return {
+        "minute": crontab.minute,
+        "hour": crontab.hour,
+        "day_of_month": crontab.day_of_month,
+        "month_of_year": crontab.month_of_year,
+        "day_of_week": crontab.day_of_week,
+    }
+
+
+def schedule_text(task: PeriodicTask) -> str:
+    """The task's schedule in words ("daily at 01:00 (Asia/Shanghai)")."""
+    if task.crontab_id:
+        return schedules.crontab_text(
+            **_crontab_fields(task.crontab), timezone=str(task.crontab.timezone)
+        )
+    if task.interval_id:
+        return schedules.interval_text(every=task.interval.every, period=task.interval.period)
+    if task.clocked_id:
+        return _("once, at %(time)s") % {"time": moment(task.clocked.clocked_time)}
+    if task.solar_id:
+        return str(task.solar)
+    return "—"
 
 
 admin.site.unregister(PeriodicTask)
@@ -630,11 +757,70 @@ admin.site.unregister(PeriodicTask)
 
 @admin.register(PeriodicTask)
 class SchedulablePeriodicTaskAdmin(PeriodicTaskAdmin):
-    """Periodic tasks: schedulable tasks only; enabling, disabling and running one now
-    need the change permission and are audited; "Run selected tasks" records the person
-    who pressed it as the requester of the runs it starts."""
+    """Periodic tasks as people read them: the schedule in words with its zone, the next
+    and the last run (linked to the runs the task made); the time edited in place.
+    Enabling, disabling and running one now need the change permission and are audited;
+    "Run selected tasks" records the person who pressed it as the requester of the runs it
+    starts (trigger manual) and links to them."""
 
     form = SchedulablePeriodicTaskForm
+    list_display = ["name", "schedule", "next_run", "last_run", "enabled", "task"]
+    list_display_links = ["name"]
+    list_filter = ["enabled", "task"]
+    date_hierarchy = None
+    change_form_template = None
+    fieldsets = [
+        (None, {"fields": ["name", "task", "enabled", "description"]}),
+        (
+            _("Schedule"),
+            {"fields": ["repeat", "at", "every_minutes", "cron", "next_run", "last_run"]},
+        ),
+        (_("Arguments"), {"fields": ["kwargs"]}),
+    ]
+    readonly_fields = ["next_run", "last_run"]
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        # Not the stock view: it lists every crontab for the popup this form no longer has.
+        return admin.ModelAdmin.changeform_view(self, request, object_id, form_url, extra_context)
+
+    def action_checkbox(self, obj):
+        # Django labels the box with str(obj), which for a periodic task is its raw cron.
+        attrs = {
+            "class": "action-select",
+            "aria-label": format_html(_("Select this object for an action - {}"), obj.name),
+        }
+        return forms.CheckboxInput(attrs, lambda value: False).render(
+            helpers.ACTION_CHECKBOX_NAME, str(obj.pk)
+        )
+
+    @admin.display(description=_("Schedule"))
+    def schedule(self, obj):
+        return schedule_text(obj)
+
+    @admin.display(description=_("Next run"))
+    def next_run(self, obj):
+        if obj is None or obj.pk is None:
+            return "—"
+        if not obj.enabled:
+            return _("— (disabled)")
+        if obj.one_off and obj.total_run_count:
+            return _("— (ran once)")
+        try:
+            due = schedules.next_run(obj.schedule, last_run_at=obj.last_run_at, now=timezone.now())
+        except (AttributeError, ValueError, TypeError):
+            return "—"
+        return moment(due)
+
+    @admin.display(description=_("Last run"), ordering="last_run_at")
+    def last_run(self, obj):
+        if obj is None or obj.pk is None:
+            return "—"
+        when = moment(obj.last_run_at) if obj.last_run_at else _("never")
+        spec = schedulable.SCHEDULABLE.get(obj.task)
+        if spec is None or not spec.run_kind:
+            return when
+        url = reverse("admin:syncjobs_run_changelist") + "?" + urlencode({"kind": spec.run_kind})
+        return format_html('{} · <a href="{}">{}</a>', when, url, _("its runs"))
 
     def _report_refused(self, request, refused) -> None:
         for name in refused:
@@ -678,14 +864,29 @@ class SchedulablePeriodicTaskAdmin(PeriodicTaskAdmin):
             _report_queue_unavailable(self, request, exc)
             return
         self._report_refused(request, refused)
-        if sent:
-            self.message_user(
-                request,
-                ngettext(
-                    "%(count)d task sent to the workers.",
-                    "%(count)d tasks sent to the workers.",
-                    len(sent),
+        tasks_by_name = {task.name: task.task for task in queryset}
+        runs = reverse("admin:syncjobs_run_changelist")
+        for name, task_id in sent.items():
+            spec = schedulable.SCHEDULABLE.get(tasks_by_name.get(name, ""))
+            if spec is not None and spec.run_kind:
+                self.message_user(
+                    request,
+                    format_html(
+                        _(
+                            "{name} was sent to the workers as a manual run by {user}: "
+                            '<a href="{url}">run {task_id}</a>.'
+                        ),
+                        name=name,
+                        user=request.user.get_username(),
+                        url=runs + "?" + urlencode({"task_id": task_id}),
+                        task_id=task_id[:8],
+                    ),
+                    messages.SUCCESS,
                 )
-                % {"count": len(sent)},
-                messages.SUCCESS,
-            )
+            else:
+                self.message_user(
+                    request,
+                    _("%(name)s was sent to the workers on behalf of %(user)s.")
+                    % {"name": name, "user": request.user.get_username()},
+                    messages.SUCCESS,
+                )

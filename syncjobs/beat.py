@@ -29,3 +29,8 @@ class Scheduler(DatabaseScheduler):
     """``CELERY_BEAT_SCHEDULER``: the database schedule, schedulable tasks only."""
 
     Entry = SchedulableEntry
+
+    def install_default_entries(self, data):
+        """Install nothing: beat's only default, ``celery.backend_cleanup``, deletes expired
+        task results, and every WhaleFall task ignores its result (``ignore_result``), so
+        the entry would be an unexplained line on the schedule page that cleans nothing."""

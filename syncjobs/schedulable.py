@@ -88,6 +88,9 @@ class Schedulable:
     # The task records who pressed "Run selected tasks" (``requested_by_id``, added by the
     # action from the request, never stored) as the requester of the run it starts.
     records_requester: bool = False
+    # The kind of run (``syncjobs.models.RunKind``) the task records, if it records one: the
+    # schedule page links a task to the runs it made.
+    run_kind: str = ""
 
 
 SCHEDULABLE: dict[str, Schedulable] = {
@@ -97,25 +100,28 @@ SCHEDULABLE: dict[str, Schedulable] = {
     "alerts.send_digests": Schedulable(),
     "alerts.dispatch_events": Schedulable(),
     "alerts.purge": Schedulable(),
-    # Installed by beat itself while results expire; WhaleFall keeps no results, so it has
-    # nothing to clean, but beat must be able to store it.
-    "celery.backend_cleanup": Schedulable(),
-    "syncjobs.sync_accounts_all": Schedulable(records_requester=True),
+    "syncjobs.sync_accounts_all": Schedulable(records_requester=True, run_kind="accounts"),
     "syncjobs.sync_accounts_instance": Schedulable(
-        {"instance_ids": instance_ids}, frozenset({"instance_ids"}), records_requester=True
+        {"instance_ids": instance_ids},
+        frozenset({"instance_ids"}),
+        records_requester=True,
+        run_kind="accounts",
     ),
     "syncjobs.classify_instances": Schedulable(
-        {"instance_ids": instance_ids}, records_requester=True
+        {"instance_ids": instance_ids}, records_requester=True, run_kind="classification"
     ),
     "syncjobs.classification_statistics": Schedulable({"day": day}),
-    "syncjobs.collect_capacity_all": Schedulable(records_requester=True),
+    "syncjobs.collect_capacity_all": Schedulable(records_requester=True, run_kind="capacity"),
     "syncjobs.collect_capacity_instances": Schedulable(
-        {"instance_ids": instance_ids}, frozenset({"instance_ids"}), records_requester=True
+        {"instance_ids": instance_ids},
+        frozenset({"instance_ids"}),
+        records_requester=True,
+        run_kind="capacity",
     ),
     "syncjobs.aggregate_capacity": Schedulable(
-        {"current": boolean, "day": day}, records_requester=True
+        {"current": boolean, "day": day}, records_requester=True, run_kind="aggregation"
     ),
-    "syncjobs.maintain_partitions": Schedulable(records_requester=True),
+    "syncjobs.maintain_partitions": Schedulable(records_requester=True, run_kind="maintenance"),
     "syncjobs.reap_runs": Schedulable(),
     "syncjobs.purge_runs": Schedulable({"older_than_days": run_retention_days}),
 }

@@ -12,6 +12,7 @@ import json
 import secrets
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -298,12 +299,13 @@ def periodic_tasks_set_enabled(*, periodic_tasks, enabled: bool | None) -> tuple
     return changed, refused
 
 
-def periodic_tasks_run_now(*, periodic_tasks, user) -> tuple[list[str], dict[str, dict]]:
+def periodic_tasks_run_now(*, periodic_tasks, user) -> tuple[dict[str, str], dict[str, dict]]:
     """Send the given periodic tasks now, on behalf of ``user`` (the person who pressed
     "Run selected tasks"): each is checked again, audited, and sent once committed; the
     runs they start record ``user`` as the requester, trigger manual, with the scope the
-    schedule gives them. Returns the names sent and, per name, why a task was refused."""
-    sent: list[str] = []
+    schedule gives them. Returns, per name sent, the Celery task id (the ``task_id`` of the
+    run it starts) and, per name, why a task was refused."""
+    sent: dict[str, str] = {}
     refused: dict[str, dict] = {}
     unsent: list[str] = []
     queue_check()
@@ -317,11 +319,14 @@ def periodic_tasks_run_now(*, periodic_tasks, user) -> tuple[list[str], dict[str
             if SCHEDULABLE[task.task].records_requester:
                 # From the request, never from what is stored.
                 kwargs["requested_by_id"] = user.pk
+            task_id = str(uuid.uuid4())
             LogEntry.objects.log_create(
                 task,
                 action=LogEntry.Action.ACCESS,
                 changes={"run_now": ["", user.get_username()]},
-                additional_data={"run_now": {"task": task.task, "kwargs": kwargs}},
+                additional_data={
+                    "run_now": {"task": task.task, "kwargs": kwargs, "task_id": task_id}
+                },
                 actor=user,
             )
             transaction.on_commit(
@@ -332,21 +337,34 @@ def periodic_tasks_run_now(*, periodic_tasks, user) -> tuple[list[str], dict[str
                     kwargs=kwargs,
                     queue=task.queue or None,
                     unsent=unsent,
+                    task_id=task_id,
                 )
             )
-            sent.append(task.name)
+            sent[task.name] = task_id
     if sent and len(unsent) == len(sent):
         raise QueueUnavailable("no task could be sent to the broker")
-    sent = [name for name in sent if name not in unsent]
-    log.info("periodic_tasks_run_now", sent=sent, refused=sorted(refused), user_id=user.pk)
+    sent = {name: task_id for name, task_id in sent.items() if name not in unsent}
+    log.info("periodic_tasks_run_now", sent=sorted(sent), refused=sorted(refused), user_id=user.pk)
     return sent, refused
 
 
 def _periodic_task_send(
-    *, name: str, task: str, kwargs: dict[str, Any], queue: str | None, unsent: list[str]
+    *,
+    name: str,
+    task: str,
+    kwargs: dict[str, Any],
+    queue: str | None,
+    unsent: list[str],
+    task_id: str | None = None,
 ):
     try:
-        celery_app.send_task(task, kwargs=kwargs, queue=queue, headers={"periodic_task_name": name})
+        celery_app.send_task(
+            task,
+            kwargs=kwargs,
+            queue=queue,
+            headers={"periodic_task_name": name},
+            task_id=task_id,
+        )
     except Exception as exc:  # noqa: BLE001  a transport error must not undo the audit entry
         unsent.append(name)
         log.error(

@@ -45,21 +45,15 @@ def sent():
 
 
 def add_form(every_minute, **fields):
+    """The schedule page's form, running the task every ``every_minute`` interval."""
     return {
         "name": "hostile",
-        "regtask": "",
         "task": "",
         "enabled": "on",
         "description": "",
-        "interval": every_minute.pk,
-        "args": "[]",
+        "repeat": "interval",
+        "every_minutes": every_minute.every // 60,
         "kwargs": "{}",
-        "queue": "",
-        "exchange": "",
-        "routing_key": "",
-        "headers": "{}",
-        "priority": "",
-        "expire_seconds": "",
         **fields,
     }
 
@@ -134,7 +128,7 @@ def test_deeply_nested_json_is_a_clear_refusal(every_minute):
 def test_a_schedulers_valid_task_is_stored(client, scheduler, every_minute):
     response = client.post(
         f"{LIST}add/",
-        add_form(every_minute, regtask="syncjobs.purge_runs", kwargs='{"older_than_days": 90}'),
+        add_form(every_minute, task="syncjobs.purge_runs", kwargs='{"older_than_days": 90}'),
     )
     assert response.status_code == 302, response.context["adminform"].form.errors
     task = PeriodicTask.objects.get(name="hostile")

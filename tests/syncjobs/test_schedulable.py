@@ -7,7 +7,6 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
-from django_celery_beat.schedulers import ModelEntry
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -57,17 +56,15 @@ def test_bootstrap_stores_the_default_schedule():
 
 
 @pytest.mark.django_db
-def test_beat_can_store_its_own_backend_cleanup_entry():
-    from celery import schedules
+def test_beat_does_not_install_backend_cleanup():
+    """WhaleFall keeps no task results: beat's result-cleaning entry is neither created nor
+    accepted (the schedule page lists only WhaleFall's jobs)."""
+    from syncjobs.beat import Scheduler
 
-    entry = ModelEntry.from_entry(
-        "celery.backend_cleanup",
-        app=celery_app,
-        task="celery.backend_cleanup",
-        schedule=schedules.crontab("0", "4", "*"),
-        options={"expire_seconds": 12 * 3600},
-    )
-    assert PeriodicTask.objects.get(pk=entry.model.pk).task == "celery.backend_cleanup"
+    scheduler = Scheduler(app=celery_app, lazy=True)
+    scheduler.install_default_entries({})
+    assert not PeriodicTask.objects.filter(task="celery.backend_cleanup").exists()
+    assert "task" in problems(task="celery.backend_cleanup", args="[]", kwargs="{}")
 
 
 @pytest.mark.parametrize(

@@ -317,11 +317,12 @@ def test_chromium_reports_no_violation_on_the_dashboard_and_an_account_page(
                 )
                 assert colour == "#1f77b4"
             if "/periodictask/" in url:
-                # django-celery-beat's crontab help, moved to whalefall/admin.js.
-                assert not page.locator(".field-crontab_translation").first.is_visible()
-                page.select_option("#id_crontab", str(scheduled.crontab_id))
-                help_text = page.locator(".field-crontab .help").first.inner_text()
-                assert "Translation:" in help_text
+                # Only the field of the chosen way of repeating shows (whalefall/admin.js).
+                assert page.locator("#id_at").is_visible()
+                assert not page.locator("#id_every_minutes").is_visible()
+                page.check('input[name="repeat"][value="interval"]')
+                assert page.locator("#id_every_minutes").is_visible()
+                assert not page.locator("#id_at").is_visible()
             if url.endswith("/export/") and page.locator("input.select-toggle").count():
                 page.locator("input.select-toggle").uncheck()
                 boxes = page.locator(".selectable-field-export-row input[type=checkbox]")

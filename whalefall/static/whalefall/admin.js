@@ -33,32 +33,27 @@
     });
   };
 
-  // django-celery-beat's periodic task form: the chosen crontab in words under the field
-  // (its inline script, moved here; the text is shown as text, never as HTML).
-  const crontabHelp = (root) => {
-    const data = root.getElementById("readable-crontabs");
-    const select = root.getElementById("id_crontab");
-    const help = root.querySelector(".field-crontab .help");
-    root.querySelectorAll(".field-crontab_translation").forEach((row) => {
-      row.style.display = "none";
-    });
-    if (!data || !select || !help) return;
-    const readable = JSON.parse(data.textContent);
-    const original = help.textContent;
+  // The periodic task form: only the field of the chosen way of repeating is shown.
+  const repeatFields = (root) => {
+    const radios = root.querySelectorAll('input[name="repeat"]');
+    if (!radios.length) return;
+    const rows = { daily: ".field-at", interval: ".field-every_minutes", cron: ".field-cron" };
     const update = () => {
-      help.textContent = original;
-      const words = readable[select.value];
-      if (words) {
-        help.append(document.createElement("br"), `${gettext("Translation:")} ${words}`);
-      }
+      const chosen = root.querySelector('input[name="repeat"]:checked');
+      Object.entries(rows).forEach(([value, selector]) => {
+        root.querySelectorAll(selector).forEach((row) => {
+          row.style.display = chosen && chosen.value !== value ? "none" : "";
+        });
+      });
     };
-    select.addEventListener("change", update);
+    radios.forEach((radio) => radio.addEventListener("change", update));
+    update();
   };
 
   document.addEventListener("DOMContentLoaded", () => {
     colourBadges(document);
     autosubmit(document);
     exportToggle(document);
-    crontabHelp(document);
+    repeatFields(document);
   });
 }

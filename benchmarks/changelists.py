@@ -250,6 +250,7 @@ def main() -> None:
     client.force_login(user)
 
     pages = {
+        "dashboard": "/admin/",
         "accounts": "/admin/accounts/account/",
         "accounts, page 2": "/admin/accounts/account/?p=2",
         "accounts, one instance": f"/admin/accounts/account/?instance={instance}",

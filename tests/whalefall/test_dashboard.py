@@ -247,3 +247,12 @@ def test_dashboard_queries_do_not_grow_with_the_data(
     assert len(large) == len(small)
     with django_assert_max_num_queries(40):
         client.get("/admin/")
+
+
+def test_figures_over_big_tables_stop_at_a_cap(client, admin_user, estate, monkeypatch):
+    monkeypatch.setattr("whalefall.dashboard.COUNT_CAP", 1)
+    client.force_login(admin_user)
+    found = panels(client)
+    assert found["privileged.html"]["changes_count"] == 2
+    assert str(found["privileged.html"]["changes_count"]) == "1+"
+    assert "1+ privileged changes in the last 7 days" in client.get("/admin/").content.decode()

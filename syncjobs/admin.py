@@ -29,10 +29,24 @@ from django.utils.translation import ngettext
 from django_celery_beat.admin import PeriodicTaskAdmin
 from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 
-from inventory.admin import InstanceAdmin, instance_permitted, visible_instance_ids
+from inventory.admin import (
+    InstanceAdmin,
+    VisibleInstanceFilter,
+    instance_permitted,
+    visible_instance_ids,
+)
 from inventory.models import Instance
 from syncjobs import schedulable, schedules, services
-from syncjobs.models import RUN_ACTIVE, ItemStatus, Run, RunItem, RunKind, RunStatus, RunTrigger
+from syncjobs.models import (
+    RUN_ACTIVE,
+    ItemStatus,
+    Run,
+    RunItem,
+    RunKind,
+    RunStatus,
+    RunTrigger,
+    failing_sync,
+)
 from whalefall.admin import BigTableMixin, ReadOnlyAdminMixin
 from whalefall.moments import moment
 
@@ -79,6 +93,15 @@ def figures_scope(request: HttpRequest) -> set[int] | None:
     if request.user.has_perm("syncjobs.view_all_runs"):
         return None
     return visible_instance_ids(request)
+
+
+def runs_seen(request: HttpRequest, queryset):
+    """The runs of ``queryset`` the user may read, with their figures as the user is shown
+    them (``RunQuerySet.seen_on``): the run list's and the dashboard's scope."""
+    ids = figures_scope(request)
+    if ids is not None:
+        queryset = queryset.with_items_on(ids)
+    return queryset.seen_on(ids)
 
 
 def runs_actionable(request: HttpRequest, queryset):
@@ -172,11 +195,7 @@ class RunAdmin(BigTableMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     # run history (items stay scoped either way).
 
     def get_queryset(self, request):
-        queryset = super().get_queryset(request)
-        ids = figures_scope(request)
-        if ids is not None:
-            queryset = queryset.with_items_on(ids)
-        return queryset.seen_on(ids)
+        return runs_seen(request, super().get_queryset(request))
 
     def get_object(self, request, object_id, from_field=None):
         obj = super().get_object(request, object_id, from_field)
@@ -410,7 +429,12 @@ class RunItemAdmin(BigTableMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
         "message",
     ]
     list_display_links = ["id"]
-    list_filter = ["status", RunKindFilter, ("started_at", admin.DateFieldListFilter)]
+    list_filter = [
+        "status",
+        RunKindFilter,
+        VisibleInstanceFilter,
+        ("started_at", admin.DateFieldListFilter),
+    ]
     list_select_related = ["run", "instance"]
     search_fields = ["^instance__name"]
     list_per_page = 100
@@ -489,8 +513,24 @@ def _report_queue_unavailable(model_admin, request, exc) -> None:
 # --- "Sync accounts now" on the instance list --------------------------------------------
 
 
+class SyncHealthFilter(admin.SimpleListFilter):
+    """Instances whose latest work of some kind failed (``syncjobs.models.failing_sync``)."""
+
+    title = _("sync")
+    parameter_name = "sync"
+
+    def lookups(self, request, model_admin):
+        return [("failing", _("Last sync failed"))]
+
+    def queryset(self, request, queryset):
+        return failing_sync(queryset) if self.value() == "failing" else queryset
+
+
 class SyncableInstanceAdmin(InstanceAdmin):
-    """The inventory's instance admin plus the actions that start runs (syncjobs owns runs)."""
+    """The inventory's instance admin plus the actions that start runs and the filter on
+    their outcome (syncjobs owns runs)."""
+
+    list_filter = [*InstanceAdmin.list_filter, SyncHealthFilter]
 
     actions = [
         *InstanceAdmin.actions,

@@ -8,7 +8,7 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
 from django.http import HttpResponse
 from django.template.response import TemplateResponse
-from django.urls import path
+from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
@@ -473,13 +473,29 @@ class AccountChangeAdmin(InstanceScopedReadOnlyAdmin):
         "change_type",
         "summary",
         "privileged",
-        "run_id",
+        "run",
     ]
     readonly_fields = fields
 
     @admin.display(description=_("account"), ordering="account__name")
     def account_identity(self, obj: AccountChange) -> str:
         return obj.account.identity
+
+    def get_object(self, request, object_id, from_field=None):
+        change = super().get_object(request, object_id, from_field)
+        if change is not None and change.run_id and request.user.has_perm("syncjobs.view_run"):
+            # The run touched this change's instance, which the user sees: they may open it.
+            change.run_url = reverse("admin:syncjobs_run_change", args=[change.run_id])
+        return change
+
+    @admin.display(description=_("run"))
+    def run(self, obj: AccountChange) -> str:
+        if not obj.run_id:
+            return "—"
+        url = getattr(obj, "run_url", None)
+        if url is None:
+            return f"#{obj.run_id}"
+        return format_html('<a href="{}">#{}</a>', url, obj.run_id)
 
     def get_search_results(self, request, queryset, search_term):
         # A search also matches the account id directly: links from other pages use it.

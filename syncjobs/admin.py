@@ -22,8 +22,9 @@ from django.http import Http404, HttpRequest, HttpResponseNotAllowed, HttpRespon
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import conditional_escape, format_html, format_html_join
 from django.utils.http import urlencode
+from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 from django_celery_beat.admin import PeriodicTaskAdmin
@@ -81,6 +82,39 @@ def _format_duration(value: timedelta | None) -> str:
     if minutes:
         return f"{minutes}m {seconds:02d}s"
     return f"{value.total_seconds():.1f}s"
+
+
+# Words for the summary keys the services write; other keys are shown as written.
+SUMMARY_LABELS = {
+    "retried_items": _("Retried items"),
+    "items_with_problems": _("Items with problems"),
+    "retry_of": _("Retry of run"),
+    "cancelled_by": _("Cancelled by"),
+    "partitions": _("Partitions"),
+}
+
+
+def summary_html(value) -> str:
+    """A run's summary (JSON) as nested tables and lists people can read."""
+    if isinstance(value, dict):
+        if not value:
+            return "—"
+        rows = format_html_join(
+            "",
+            '<tr><th scope="row">{}</th><td>{}</td></tr>',
+            (
+                (SUMMARY_LABELS.get(key) or capfirst(str(key).replace("_", " ")), summary_html(v))
+                for key, v in value.items()
+            ),
+        )
+        return format_html('<table class="wf-summary"><tbody>{}</tbody></table>', rows)
+    if isinstance(value, list):
+        return format_html_join(", ", "{}", ((summary_html(v),) for v in value)) or "—"
+    if isinstance(value, bool):
+        return _("Yes") if value else _("No")
+    if value is None or value == "":
+        return "—"
+    return conditional_escape(value)
 
 
 def sync_scope(request: HttpRequest) -> set[int] | None:
@@ -156,7 +190,7 @@ class RunAdmin(BigTableMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
                     "trigger",
                     "status",
                     "requested_by",
-                    "cancel_requested",
+                    "cancel_requested_text",
                     "error",
                 ]
             },
@@ -186,9 +220,9 @@ class RunAdmin(BigTableMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
                 ]
             },
         ),
-        (_("Summary"), {"fields": ["summary"]}),
+        (_("Summary"), {"fields": ["summary_table"]}),
     ]
-    readonly_fields = ["created_at", "run_duration"]
+    readonly_fields = ["created_at", "run_duration", "cancel_requested_text", "summary_table"]
     actions = ["cancel_runs", "rerun_failed_items"]
 
     # Scope: the runs with at least one item the user may see, unless they read the whole
@@ -244,6 +278,15 @@ class RunAdmin(BigTableMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     @admin.display(description=_("duration"))
     def run_duration(self, obj: Run) -> str:
         return _format_duration(obj.duration)
+
+    @admin.display(description=_("cancel requested"))
+    def cancel_requested_text(self, obj: Run) -> str:
+        # A plain answer: "no" is the normal state, not a failure to mark in red.
+        return _("Yes") if obj.cancel_requested else _("No")
+
+    @admin.display(description=_("summary"))
+    def summary_table(self, obj: Run) -> str:
+        return summary_html(obj.summary)
 
     # Actions: a person may act on a run only where they may sync every instance it touches.
 
@@ -513,6 +556,24 @@ def _report_queue_unavailable(model_admin, request, exc) -> None:
 # --- "Sync accounts now" on the instance list --------------------------------------------
 
 
+# What hangs off an instance, each list filtered to it: (permission, list, label).
+INSTANCE_RELATED = [
+    ("accounts.view_account", "admin:accounts_account_changelist", _("Accounts")),
+    ("accounts.view_accountchange", "admin:accounts_accountchange_changelist", _("Changes")),
+    ("capacity.view_database", "admin:capacity_database_changelist", _("Databases")),
+    ("syncjobs.view_runitem", "admin:syncjobs_runitem_changelist", _("Runs")),
+]
+
+
+def instance_related_links(request: HttpRequest, instance: Instance) -> list[tuple[str, str]]:
+    """(label, url) of the lists of what hangs off ``instance`` that the user may read."""
+    return [
+        (label, f"{reverse(name)}?{urlencode({'instance': instance.pk})}")
+        for perm, name, label in INSTANCE_RELATED
+        if request.user.has_perm(perm)
+    ]
+
+
 class SyncHealthFilter(admin.SimpleListFilter):
     """Instances whose latest work of some kind failed (``syncjobs.models.failing_sync``)."""
 
@@ -541,6 +602,11 @@ class SyncableInstanceAdmin(InstanceAdmin):
 
     def has_sync_permission(self, request, obj=None):
         return instance_permitted(request, "sync", obj)
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None:
+            context["related_links"] = instance_related_links(request, obj)
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
     @admin.action(description=_("Sync accounts now"), permissions=["sync"])
     def sync_accounts_now(self, request, queryset):

@@ -492,29 +492,38 @@ def work_lock_acquire(
     lock of a worker that died is taken over.
     """
     now = now or timezone.now()
+
+    def insert() -> bool:
+        try:
+            with transaction.atomic():
+                WorkLock.objects.create(
+                    kind=kind,
+                    instance_id=instance_id,
+                    holder_id=item_id,
+                    acquired_at=now,
+                    expires_at=now + _lock_ttl(),
+                )
+        except IntegrityError:
+            return False
+        return True
+
+    # The free lock (the usual case) costs one INSERT; expiry is looked at only when held.
+    if insert():
+        return True
     expired, _ = WorkLock.objects.filter(
         kind=kind, instance_id=instance_id, expires_at__lte=now
     ).delete()
     if expired:
         log.warning("work_lock_expired_taken_over", kind=kind, instance_id=instance_id)
-    try:
-        with transaction.atomic():
-            WorkLock.objects.create(
-                kind=kind,
-                instance_id=instance_id,
-                holder_id=item_id,
-                acquired_at=now,
-                expires_at=now + _lock_ttl(),
-            )
-    except IntegrityError:
-        # Still held by this very item: an earlier attempt could not release it (the
-        # database went away); the retry carries on under it.
-        return bool(
-            WorkLock.objects.filter(kind=kind, instance_id=instance_id, holder_id=item_id).update(
-                acquired_at=now, expires_at=now + _lock_ttl()
-            )
+        if insert():
+            return True
+    # Still held by this very item: an earlier attempt could not release it (the database
+    # went away); the retry carries on under it.
+    return bool(
+        WorkLock.objects.filter(kind=kind, instance_id=instance_id, holder_id=item_id).update(
+            acquired_at=now, expires_at=now + _lock_ttl()
         )
-    return True
+    )
 
 
 def work_lock_release(*, kind: str, instance_id: int, item_id: int) -> None:
@@ -780,16 +789,23 @@ def run_item_execute(
     transient failure hands the item back (pending, due again in ``retry_in`` seconds) and
     re-raises for the task to retry; otherwise it fails the item.
     """
-    if task_id:
-        taken_over = RunItem.objects.filter(
-            pk=item_id, status=ItemStatus.RUNNING, task_id=task_id, task_retries__lt=retries
-        ).update(status=ItemStatus.PENDING)
-        if taken_over:
-            log.warning("run_item_resumed", item_id=item_id, retries=retries)
     item = RunItem.objects.select_related("run", "instance").filter(pk=item_id).first()
     if item is None:
         log.warning("run_item_missing", item_id=item_id)
         return
+    if (
+        task_id
+        and item.status == ItemStatus.RUNNING
+        and item.task_id == task_id
+        and item.task_retries < retries
+    ):
+        # Read first so that the usual delivery costs no UPDATE; the UPDATE still checks.
+        taken_over = RunItem.objects.filter(
+            pk=item_id, status=ItemStatus.RUNNING, task_id=task_id, task_retries__lt=retries
+        ).update(status=ItemStatus.PENDING)
+        if taken_over:
+            item.status = ItemStatus.PENDING
+            log.warning("run_item_resumed", item_id=item_id, retries=retries)
     run, instance = item.run, item.instance
     if item.status != ItemStatus.PENDING:
         # Finished, or started by another delivery of the same task: not ours to touch.
@@ -824,7 +840,8 @@ def run_item_execute(
     if not claimed:
         log.info("run_item_not_claimed", item_id=item.pk, status=item.status)
         return
-    Run.objects.filter(pk=run.pk).transition(RunStatus.RUNNING, started_at=now)
+    if run.status == RunStatus.QUEUED:
+        Run.objects.filter(pk=run.pk).transition(RunStatus.RUNNING, started_at=now)
 
     if not work_lock_acquire(kind=run.kind, instance_id=instance.pk, item_id=item.pk, now=now):
         reason = _lock_holder_reason(kind=run.kind, instance=instance)
@@ -849,10 +866,31 @@ def run_item_execute(
         raise
     if may_retry:
         release()
-        run_finalise(run_id=run.pk)
+        _run_progress(run=run, item_id=item.pk)
     else:
         _write_through_outage(release)
-        _write_through_outage(partial(run_finalise, run_id=run.pk))
+        _write_through_outage(partial(_run_progress, run=run, item_id=item.pk))
+
+
+# A run of many items recounts its progress about this many times, not after every item:
+# the recount reads all the items of the run under the run's row lock, so recounting per
+# item costs O(items²) and makes every worker queue on that one lock.
+PROGRESS_RECOUNTS = 100
+
+
+def _run_progress(*, run: Run, item_id: int) -> str | None:
+    """After an item of ``run`` finished: close the run if no item is left, else recount
+    its counters — every item in runs of fewer than twice ``PROGRESS_RECOUNTS`` items, every
+    ``items_total // PROGRESS_RECOUNTS``-th item (by id) in bigger ones."""
+    stride = max(1, run.items_total // PROGRESS_RECOUNTS)
+    if (
+        stride > 1
+        and item_id % stride
+        and RunItem.objects.filter(run_id=run.pk, status__in=ITEM_ACTIVE).exists()
+    ):
+        # Whichever item finishes last finds none active and closes the run.
+        return None
+    return run_finalise(run_id=run.pk)
 
 
 def run_item_give_up(*, item_id: int, error: BaseException) -> bool:

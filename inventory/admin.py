@@ -32,7 +32,7 @@ from inventory.models import (
     Instance,
     Tag,
 )
-from inventory.services import formula_safe
+from inventory.services import WIDGET_WRITES, export_cell, typed_value
 from whalefall.exports import ExportActionMixin
 
 # --- Per-instance scope -----------------------------------------------------------------
@@ -123,10 +123,15 @@ class ObjectPermissionsMixin(GuardedModelAdminMixin):
 
 
 class FormulaSafeResource(resources.ModelResource):
-    """Exports whose cells can never be read as spreadsheet formulas."""
+    """Exports whose cells can never be read as spreadsheet formulas, written one way
+    (``inventory.services.export_cell``): CSV text guarded against formulas, XLSX typed
+    cells; booleans TRUE/FALSE, moments ISO 8601 with their offset."""
 
     def export_field(self, field, instance, **kwargs):
-        return formula_safe(super().export_field(field, instance, **kwargs))
+        value = typed_value(self, field, instance)
+        if value is WIDGET_WRITES:
+            value = super().export_field(field, instance, **kwargs)
+        return export_cell(value, native=bool(kwargs.get("force_native_type")))
 
 
 class InstanceImportForm(ImportForm):

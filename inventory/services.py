@@ -45,6 +45,8 @@ from inventory.models import (
     Instance,
     Tag,
 )
+from whalefall.exports import xlsx_document
+from whalefall.moments import iso_moment
 from whalefall.text import unstorable_character
 
 log = structlog.get_logger(__name__)
@@ -288,6 +290,43 @@ def looks_like_formula(value) -> bool:
 def formula_safe(value):
     """Neutralise a cell a spreadsheet would run as a formula (prefix it with ')."""
     return "'" + value if looks_like_formula(value) else value
+
+
+def export_cell(value, *, native: bool):
+    """A value as every export writes it: ``native`` for XLSX (typed cells: booleans as
+    TRUE/FALSE cells, text as string cells the workbook writer never reads as formulas,
+    ``whalefall.exports``), otherwise text for CSV (booleans TRUE/FALSE, which spreadsheets
+    and the instance import read back, and formula-like text guarded by :func:`formula_safe`).
+    Moments are ISO 8601 with their offset in both, so one sheet has one format."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return value if native else ("TRUE" if value else "FALSE")
+    if isinstance(value, datetime):
+        return iso_moment(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, str) and not native:
+        return formula_safe(value)
+    return value
+
+
+# What :func:`typed_value` answers for a cell its widget must write.
+WIDGET_WRITES = object()
+
+
+def typed_value(resource, field, instance):
+    """The object's own value of ``field`` when it is a boolean or a moment (for
+    :func:`export_cell`: import-export's widgets write 1/0, True/False, naive local times
+    or Python's ``str``), else :data:`WIDGET_WRITES`. A dehydrate method always decides."""
+    method = field.get_dehydrate_method(resource.get_field_name(field))
+    if callable(method) or getattr(resource, method, None) is not None or not field.attribute:
+        return WIDGET_WRITES
+    try:
+        value = field.get_value(instance)
+    except Exception:  # noqa: BLE001  the widget path reports it as it always did
+        return WIDGET_WRITES
+    return value if isinstance(value, bool | date) else WIDGET_WRITES
 
 
 # Import limits: the one place that reads them (whalefall/settings.py) and words the refusal;
@@ -755,7 +794,10 @@ class InstanceResource(resources.ModelResource):
             raise ValidationError(errors)
 
     def export_field(self, field, instance, **kwargs):
-        return formula_safe(super().export_field(field, instance, **kwargs))
+        value = typed_value(self, field, instance)
+        if value is WIDGET_WRITES:
+            value = super().export_field(field, instance, **kwargs)
+        return export_cell(value, native=bool(kwargs.get("force_native_type")))
 
     def before_save_instance(self, instance, row, **kwargs):
         # An import changes hosts and credentials like the form does: same check. Without a
@@ -798,7 +840,9 @@ def instance_import(*, data: bytes | str, file_format: str, user, dry_run: bool)
 
 def instance_export(*, queryset: QuerySet[Instance], file_format: str) -> bytes | str:
     """The instances of ``queryset`` as a CSV or XLSX document, formula-safe."""
+    native = file_format != "csv"
     dataset = InstanceResource().export(
-        queryset.select_related("credential").prefetch_related("tags")
+        queryset.select_related("credential").prefetch_related("tags"), force_native_type=native
     )
-    return dataset.export(file_format)
+    dataset.title = str(Instance._meta.verbose_name_plural)
+    return xlsx_document(dataset) if native else dataset.export(file_format)

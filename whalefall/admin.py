@@ -1,6 +1,8 @@
 """Admin of the project package: dashboard panel, audit trail, login events and the
 application event log."""
 
+import json
+
 from auditlog.admin import LogEntryAdmin as StockLogEntryAdmin
 from auditlog.models import LogEntry
 from django import forms
@@ -15,6 +17,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
+from import_export import fields
 
 from inventory.admin import FormulaSafeResource
 from whalefall import audit, mfa, scope
@@ -108,11 +111,44 @@ class AuditedModelFilter(admin.SimpleListFilter):
         return queryset.filter(content_type_id=int(value))
 
 
+class AuditLogResource(FormulaSafeResource):
+    """The audit log as exported: who, when, what and from which request."""
+
+    actor = fields.Field(column_name=_("actor"))
+    action = fields.Field(column_name=_("action"))
+    content_type = fields.Field(column_name=_("content type"))
+    changes = fields.Field(column_name=_("changes"))
+
+    class Meta:
+        model = LogEntry
+        fields = [
+            "timestamp", "actor", "action", "content_type", "object_pk", "object_repr",
+            "changes", "remote_addr", "cid",
+        ]  # fmt: skip
+        export_order = fields
+
+    def dehydrate_actor(self, entry) -> str:
+        return entry.actor.get_username() if entry.actor_id else ""
+
+    def dehydrate_action(self, entry) -> str:
+        return str(entry.get_action_display())
+
+    def dehydrate_content_type(self, entry) -> str:
+        content_type = ContentType.objects.get_for_id(entry.content_type_id)
+        return f"{content_type.app_label} | {content_type.name}"
+
+    def dehydrate_changes(self, entry) -> str:
+        return json.dumps(entry.changes_dict, ensure_ascii=False, sort_keys=True, default=str)
+
+
 @admin.register(LogEntry)
-class AuditLogAdmin(BigTableMixin, ReadOnlyAdminMixin, StockLogEntryAdmin):
+class AuditLogAdmin(BigTableMixin, ReadOnlyAdminMixin, ExportActionMixin, StockLogEntryAdmin):
     """Who changed what, when and from which request: read-only for everyone, and for a
     person limited to some instances only the entries about what they may see
-    (:func:`whalefall.audit.entries_visible_to`)."""
+    (:func:`whalefall.audit.entries_visible_to`); exported (CSV, XLSX) by those who read
+    it, with the list's scope and filters."""
+
+    resource_classes = [AuditLogResource]
 
     list_filter = [
         "action",
@@ -138,12 +174,29 @@ class AuditLogAdmin(BigTableMixin, ReadOnlyAdminMixin, StockLogEntryAdmin):
     def has_delete_permission(self, request, obj=None):
         return False
 
+    def has_export_permission(self, request):
+        return self.has_view_permission(request)
+
+    def get_export_queryset(self, request):
+        return super().get_export_queryset(request).select_related("actor")
+
+
+class LoginEventResource(FormulaSafeResource):
+    """Login events as exported."""
+
+    class Meta:
+        model = LoginEvent
+        fields = ["created_at", "kind", "username", "ip_address", "request_id"]
+        export_order = fields
+
 
 @admin.register(LoginEvent)
-class LoginEventAdmin(BigTableMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+class LoginEventAdmin(BigTableMixin, ReadOnlyAdminMixin, ExportActionMixin, admin.ModelAdmin):
     """Login attempts: every one for those who see the whole estate, otherwise one's own
     (the names and addresses of the other staff are not for a person limited to some
-    instances)."""
+    instances); exported (CSV, XLSX) with the same scope."""
+
+    resource_classes = [LoginEventResource]
 
     list_display = ["created_at", "kind", "username", "user", "ip_address", "request_id"]
     list_filter = ["kind", "created_at"]
@@ -158,6 +211,9 @@ class LoginEventAdmin(BigTableMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
             return queryset
         user = request.user
         return queryset.filter(Q(user=user) | Q(user=None, username=user.get_username()))
+
+    def has_export_permission(self, request):
+        return self.has_view_permission(request)
 
 
 class EventLogResource(FormulaSafeResource):

@@ -1011,6 +1011,8 @@ def _item_perform(*, item: RunItem, may_retry: bool, retry_in: int = 0) -> None:
             finish()  # a lost connection here: the retry does the work again
         else:
             _write_through_outage(finish)
+        if item.run.kind in SYNC_KINDS:
+            _instance_connected(instance_id=item.instance_id)
         log.info(
             "run_item_succeeded",
             item_id=item.pk,
@@ -1023,6 +1025,18 @@ def _item_perform(*, item: RunItem, may_retry: bool, retry_in: int = 0) -> None:
 # Runs of these kinds connect to their instances: their outcomes say whether an instance
 # is reachable and whether its monitoring account has what it needs.
 SYNC_KINDS = frozenset({RunKind.ACCOUNTS, RunKind.CAPACITY})
+
+
+def _instance_connected(*, instance_id: int) -> None:
+    """A sync of the instance succeeded, so did its connection: "last successful
+    connection" moves as with a connection test (an UPDATE, no audit entry: not
+    configuration). A lost database here leaves the old time; the item has succeeded."""
+    try:
+        Instance.objects.filter(pk=instance_id).update(
+            last_connected_at=timezone.now(), last_connection_ok=True, last_connection_error=""
+        )
+    except TRANSIENT_ERRORS as exc:
+        log.warning("instance_connected_not_recorded", error=_failure_message(exc))
 
 
 def _alert_run_failed(*, run_id: int, kind: str, status: str, error: str) -> None:
@@ -1202,7 +1216,16 @@ def run_finalise(*, run_id: int) -> str | None:
             fields.update(status=status, started_at=run.started_at or now)
         Run.objects.filter(pk=run_id).update(**fields)
     if status in RUN_TERMINAL:
-        log.info("run_finished", run_id=run_id, status=status, **totals)
+        # The task closing the run has its own item's instance bound to its lines: the run
+        # is about all of its instances, counted here, not that one.
+        log.info(
+            "run_finished",
+            run_id=run_id,
+            status=status,
+            instance_id=None,
+            instance_count=totals["items_total"],
+            **totals,
+        )
     return status
 
 

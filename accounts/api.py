@@ -646,7 +646,8 @@ class OneDocumentSchema(AutoSchema):
         "escalate, or matched by a classification of risk level 1 or 2 — what it can do and "
         "through what, and every change of the period: the admin's access review, as JSON, "
         "or with `?format=xlsx` the same workbook the admin exports (`?format=csv`: its "
-        "sheets as one CSV). Needs the `accounts.access_review` permission."
+        "privileged accounts table; a CSV holds one table). Needs the "
+        "`accounts.access_review` permission."
     ),
     parameters=[
         AccessReviewQuerySerializer,

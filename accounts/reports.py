@@ -12,7 +12,7 @@ from django.utils.translation import gettext_lazy as _
 from accounts.effective import everything_held, held
 from accounts.facts import stored_capabilities
 from accounts.models import Account, AccountChange, AccountKind
-from inventory.services import formula_safe
+from inventory.services import export_cell
 
 PRIVILEGED_CAPABILITIES = ("SUPERUSER", "GRANT_ADMIN", "ESCALATION")
 
@@ -174,18 +174,21 @@ def effective_view(account: Account, snapshot) -> EffectiveView:
 class AccessReview:
     """The rows of the access review: the privileged accounts and the period's changes, each
     a dict of the report's columns (``PEOPLE_HEADERS``, ``CHANGE_HEADERS``) plus the ids of
-    what it is about. The workbook has the columns only, every text cell formula-safe."""
+    what it is about. The workbook has the columns only."""
 
     accounts: list[dict]
     changes: list[dict]
 
-    def databook(self) -> tablib.Databook:
-        people = tablib.Dataset(headers=PEOPLE_HEADERS, title="Privileged accounts")
+    def databook(self, *, native: bool = False) -> tablib.Databook:
+        """Two sheets, privileged accounts and changes, with the cells every export writes
+        (``inventory.services.export_cell``): typed for XLSX (``native``), text with the
+        formula guard for CSV."""
+        people = tablib.Dataset(headers=PEOPLE_HEADERS, title=str(_("Privileged accounts")))
         for row in self.accounts:
-            people.append([formula_safe(row[column]) for column in PEOPLE_HEADERS])
-        changes = tablib.Dataset(headers=CHANGE_HEADERS, title="Changes")
+            people.append([export_cell(row[column], native=native) for column in PEOPLE_HEADERS])
+        changes = tablib.Dataset(headers=CHANGE_HEADERS, title=str(_("Changes")))
         for row in self.changes:
-            changes.append([formula_safe(row[column]) for column in CHANGE_HEADERS])
+            changes.append([export_cell(row[column], native=native) for column in CHANGE_HEADERS])
         return tablib.Databook([people, changes])
 
 

@@ -32,11 +32,19 @@ def _printable(value: str) -> str:
     return ILLEGAL_CHARACTERS_RE.sub(lambda m: f"\\x{ord(m.group()):02x}", value)
 
 
-def xlsx_document(dataset) -> bytes:
-    """``dataset`` as an XLSX workbook: the sheet named after ``dataset.title``, a bold
-    header row, and every text as a typed string cell (never read as a formula, so no
+def xlsx_document(*datasets) -> bytes:
+    """``datasets`` as an XLSX workbook, one sheet each named after ``dataset.title``, a
+    bold header row, and every text as a typed string cell (never read as a formula, so no
     guard character is needed, unlike CSV); booleans and numbers keep their types."""
     book = Workbook(write_only=True)
+    for dataset in datasets:
+        _sheet_write(book, dataset)
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+def _sheet_write(book, dataset) -> None:
     sheet = book.create_sheet(sheet_title(dataset.title or ""))
     sheet.freeze_panes = "A2"
     bold = Font(bold=True)
@@ -57,9 +65,6 @@ def xlsx_document(dataset) -> bytes:
                 cell = WriteOnlyCell(sheet, value=value)
             cells.append(cell)
         sheet.append(cells)
-    out = io.BytesIO()
-    book.save(out)
-    return out.getvalue()
 
 
 class TypedXLSX(base_formats.XLSX):

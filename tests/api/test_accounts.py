@@ -13,7 +13,6 @@ from django.utils import timezone
 from accounts.admin import ACCESS_REVIEW_TYPES
 from accounts.models import Account, AccountChange
 from classification.models import Assignment, Classification
-from inventory.services import formula_safe
 from tests.accounts.factories import make_account
 from tests.inventory.factories import InstanceFactory, TagFactory
 
@@ -425,9 +424,9 @@ def _sheet(content: bytes, title: str) -> list[tuple]:
 
 
 def _cells(rows: list[dict], header) -> list[tuple]:
-    """JSON rows as a sheet's cells: formula-safe, an empty text an empty cell (the JSON
-    keeps the values as they are)."""
-    return [tuple(formula_safe(row[h]) if row[h] != "" else None for h in header) for row in rows]
+    """JSON rows as a sheet's cells: the workbook's text cells are typed strings holding the
+    values as they are (no formula guard, unlike CSV), an empty text an empty cell."""
+    return [tuple(row[h] if row[h] != "" else None for h in header) for row in rows]
 
 
 @pytest.mark.django_db

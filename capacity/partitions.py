@@ -493,3 +493,35 @@ class CreatePartitionedModel(migrations.CreateModel):
 
     def describe(self):
         return f"Create model {self.name} partitioned by month on {self.partition_key}"
+
+
+def partitions_ahead(today: date | None = None, *, using: str = DEFAULT_DB_ALIAS) -> dict | None:
+    """Per sample table, how many consecutive months after this one already have their
+    partition (0: next month's is missing, and its first write will create it under
+    load); None off PostgreSQL, where nothing is partitioned. Reads the catalog only."""
+    connection = connections[using]
+    if connection.vendor != "postgresql":
+        return None
+    month = _month_start(today or timezone.localdate())
+    ahead = {}
+    with connection.cursor() as cursor:
+        for table in _tables():
+            cursor.execute(
+                """
+                SELECT pg_get_expr(c.relpartbound, c.oid)
+                FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+                WHERE i.inhparent = to_regclass(%s)
+                """,
+                [table],
+            )
+            present = {
+                date.fromisoformat(match.group(1))
+                for (bound,) in cursor.fetchall()
+                if (match := _BOUND.search(bound or ""))
+            }
+            count, month_ahead = 0, _next_month(month)
+            while month_ahead in present:
+                count += 1
+                month_ahead = _next_month(month_ahead)
+            ahead[table] = count
+    return ahead

@@ -52,7 +52,7 @@ from syncjobs.models import (
     WorkLock,
 )
 from syncjobs.schedulable import SCHEDULABLE, problems_of
-from whalefall import alerts
+from whalefall import alerts, metrics
 from whalefall.celery import app as celery_app
 from whalefall.logging import redact_text
 from whalefall.roles import ADMINISTRATORS, ALL_PERMISSIONS, all_role_definitions
@@ -617,6 +617,7 @@ def run_create(
                 partial(
                     _items_enqueue,
                     run_id=run.pk,
+                    kind=kind,
                     items=[(item.pk, item.instance_id) for item in items],
                     outcome=sending,
                 )
@@ -677,6 +678,7 @@ def job_run(
             error=error,
         )
         _alert_run_failed(run_id=run.pk, kind=kind, status=RunStatus.FAILED, error=error)
+        metrics.run_finished(kind=kind, status=RunStatus.FAILED)
         log.error(
             "run_finished", run_id=run.pk, status=RunStatus.FAILED, error_type=type(exc).__name__
         )
@@ -684,6 +686,7 @@ def job_run(
     Run.objects.filter(pk=run.pk).update(
         status=RunStatus.SUCCEEDED, finished_at=timezone.now(), summary=_json_safe(summary)
     )
+    metrics.run_finished(kind=kind, status=RunStatus.SUCCEEDED)
     log.info("run_finished", run_id=run.pk, status=RunStatus.SUCCEEDED)
 
 
@@ -693,17 +696,27 @@ def _json_safe(value: Any) -> Any:
 
 
 def _items_enqueue(
-    *, run_id: int, items: list[tuple[int, int]], outcome: dict[str, Any] | None = None
+    *,
+    run_id: int,
+    kind: str,
+    items: list[tuple[int, int]],
+    outcome: dict[str, Any] | None = None,
 ) -> None:
-    """Send one ``syncjobs.run_item`` task per item; fail the items the broker refused.
-    ``outcome`` receives how many were sent and the error that stopped the sending."""
+    """Send one ``syncjobs.run_item`` task per item, to the queue of the run's ``kind``; fail
+    the items the broker refused. ``outcome`` receives how many were sent and the error
+    that stopped the sending."""
     from syncjobs.tasks import run_item
 
     outcome = {} if outcome is None else outcome
     for position, (item_id, instance_id) in enumerate(items):
         try:
             run_item.apply_async(
-                kwargs={"item_id": item_id, "run_id": run_id, "instance_id": instance_id}
+                kwargs={
+                    "item_id": item_id,
+                    "run_id": run_id,
+                    "instance_id": instance_id,
+                    "kind": kind,
+                }
             )
         except Exception as exc:  # noqa: BLE001  any transport error leaves the rest unsent
             outcome.update(sent=position, error=_failure_message(exc))
@@ -715,11 +728,12 @@ def _items_enqueue(
                 error_type=type(exc).__name__,
                 error=redact_text(str(exc)),
             )
-            _items_finish(
+            failed = _items_finish(
                 RunItem.objects.filter(pk__in=unsent),
                 ItemStatus.FAILED,
                 error=f"could not be queued: {_failure_message(exc)}",
             )
+            metrics.items_finished(kind=kind, status=ItemStatus.FAILED, count=failed)
             run_finalise(run_id=run_id)
             return
 
@@ -816,13 +830,15 @@ def run_item_execute(
 
     if run.cancel_requested:
         if _items_finish(pending, ItemStatus.CANCELLED):
+            metrics.items_finished(kind=run.kind, status=ItemStatus.CANCELLED)
             log.info("run_item_cancelled", item_id=item.pk, run_id=run.pk)
         work_lock_release(kind=run.kind, instance_id=instance.pk, item_id=item.pk)
         run_finalise(run_id=run.pk)
         return
     if instance.is_retired or not instance.is_active:
         reason = f"{instance.name} is {'retired' if instance.is_retired else 'inactive'}"
-        _items_finish(pending, ItemStatus.SKIPPED, skip_reason=reason)
+        skipped = _items_finish(pending, ItemStatus.SKIPPED, skip_reason=reason)
+        metrics.items_finished(kind=run.kind, status=ItemStatus.SKIPPED, count=skipped)
         work_lock_release(kind=run.kind, instance_id=instance.pk, item_id=item.pk)
         run_finalise(run_id=run.pk)
         return
@@ -845,7 +861,8 @@ def run_item_execute(
 
     if not work_lock_acquire(kind=run.kind, instance_id=instance.pk, item_id=item.pk, now=now):
         reason = _lock_holder_reason(kind=run.kind, instance=instance)
-        _items_finish(this, ItemStatus.SKIPPED, skip_reason=reason)
+        skipped = _items_finish(this, ItemStatus.SKIPPED, skip_reason=reason)
+        metrics.items_finished(kind=run.kind, status=ItemStatus.SKIPPED, count=skipped)
         log.info("run_item_skipped_locked", item_id=item.pk, reason=reason)
         run_finalise(run_id=run.pk)
         return
@@ -902,10 +919,11 @@ def run_item_give_up(*, item_id: int, error: BaseException) -> bool:
     message = _failure_message(error)
 
     def give_up() -> bool:
-        item = RunItem.objects.filter(pk=item_id).values("run_id").first()
+        item = RunItem.objects.filter(pk=item_id).values("run_id", "run__kind").first()
         if item is None:
             return False
         failed = _items_finish(RunItem.objects.filter(pk=item_id), ItemStatus.FAILED, error=message)
+        metrics.items_finished(kind=item["run__kind"], status=ItemStatus.FAILED, count=failed)
         WorkLock.objects.filter(holder_id=item_id).delete()
         run_finalise(run_id=item["run_id"])
         return bool(failed)
@@ -976,8 +994,17 @@ def _item_perform(*, item: RunItem, may_retry: bool, retry_in: int = 0) -> None:
     """
     this = RunItem.objects.filter(pk=item.pk)
     started = timezone.now()
+    kind = item.run.kind
+    clock = time.perf_counter()
+
+    def finished(status: str, count: int) -> None:
+        metrics.items_finished(kind=kind, status=status, count=count)
+        metrics.item_duration(
+            kind=kind, engine=item.instance.engine, seconds=time.perf_counter() - clock
+        )
+
     try:
-        outcome = _handler_for(item.run.kind)(instance=item.instance, run_id=item.run_id)
+        outcome = _handler_for(kind)(instance=item.instance, run_id=item.run_id)
         counts = _outcome_counts(outcome)
     except TRANSIENT_ERRORS as exc:
         message = _failure_message(exc)
@@ -992,12 +1019,18 @@ def _item_perform(*, item: RunItem, may_retry: bool, retry_in: int = 0) -> None:
                     "run_item_will_retry", item_id=item.pk, error=message, handed_back=False
                 )
             raise
-        _write_through_outage(partial(_items_finish, this, ItemStatus.FAILED, error=message))
+        failed = _write_through_outage(
+            partial(_items_finish, this, ItemStatus.FAILED, error=message)
+        )
+        finished(ItemStatus.FAILED, failed)
         log.warning("run_item_failed", item_id=item.pk, error=message, transient=True)
         _alert_item_outcome(item=item, error=message, exc=exc)
     except Exception as exc:
         message = _failure_message(exc)
-        _write_through_outage(partial(_items_finish, this, ItemStatus.FAILED, error=message))
+        failed = _write_through_outage(
+            partial(_items_finish, this, ItemStatus.FAILED, error=message)
+        )
+        finished(ItemStatus.FAILED, failed)
         if isinstance(exc, EngineError) or _is_fail_closed(exc):
             log.warning("run_item_failed", item_id=item.pk, error=message)
         else:
@@ -1007,10 +1040,9 @@ def _item_perform(*, item: RunItem, may_retry: bool, retry_in: int = 0) -> None:
         finish = partial(
             _items_finish, this, ItemStatus.SUCCEEDED, detail=_outcome_detail(outcome), **counts
         )
-        if may_retry:
-            finish()  # a lost connection here: the retry does the work again
-        else:
-            _write_through_outage(finish)
+        # With a retry left, a lost connection here lets the retry do the work again.
+        succeeded = finish() if may_retry else _write_through_outage(finish)
+        finished(ItemStatus.SUCCEEDED, succeeded)
         if item.run.kind in SYNC_KINDS:
             _instance_connected(instance_id=item.instance_id)
         log.info(
@@ -1216,6 +1248,7 @@ def run_finalise(*, run_id: int) -> str | None:
             fields.update(status=status, started_at=run.started_at or now)
         Run.objects.filter(pk=run_id).update(**fields)
     if status in RUN_TERMINAL:
+        metrics.run_finished(kind=run.kind, status=status)
         # The task closing the run has its own item's instance bound to its lines: the run
         # is about all of its instances, counted here, not that one.
         log.info(
@@ -1279,6 +1312,7 @@ def run_cancel(*, run: Run, requested_by=None) -> int:
         # Recorded before the recount, which keeps what the summary already holds.
         Run.objects.filter(pk=run.pk).update(summary={**run.summary, "cancelled_by": by})
     cancelled = _items_finish(RunItem.objects.filter(run_id=run.pk), ItemStatus.CANCELLED)
+    metrics.items_finished(kind=run.kind, status=ItemStatus.CANCELLED, count=cancelled)
     run_finalise(run_id=run.pk)
     log.info("run_cancelled", run_id=run.pk, items_cancelled=cancelled, by=by)
     return cancelled
@@ -1309,6 +1343,22 @@ def run_retry_failed(
 # --- Reaper and retention ---------------------------------------------------------------
 
 
+def _items_fail_by_kind(items, kinds: dict[int, str], *, now: datetime, error: str) -> int:
+    """Fail the items of ``items`` whose ids ``kinds`` maps to their run's kind, counting
+    them per kind."""
+    failed = 0
+    for kind in sorted(set(kinds.values())):
+        count = _items_finish(
+            items.filter(pk__in=[pk for pk, k in kinds.items() if k == kind]),
+            ItemStatus.FAILED,
+            now=now,
+            error=error,
+        )
+        metrics.items_finished(kind=kind, status=ItemStatus.FAILED, count=count)
+        failed += count
+    return failed
+
+
 def runs_reap(*, now: datetime | None = None) -> int:
     """Fail what no worker will finish, then close the runs it belonged to.
 
@@ -1325,12 +1375,13 @@ def runs_reap(*, now: datetime | None = None) -> int:
     stale = RunItem.objects.filter(
         status=ItemStatus.RUNNING, heartbeat_at__lt=now - timedelta(seconds=heartbeat_timeout)
     )
-    stale_items = dict(stale.values_list("pk", "run_id"))
+    stale_rows = list(stale.values_list("pk", "run_id", "run__kind"))
+    stale_items = {pk: run_id for pk, run_id, _kind in stale_rows}
     failed = 0
     if stale_items:
-        failed += _items_finish(
-            stale.filter(pk__in=list(stale_items)),
-            ItemStatus.FAILED,
+        failed += _items_fail_by_kind(
+            stale,
+            {pk: kind for pk, _run_id, kind in stale_rows},
             now=now,
             error=f"worker stopped responding (no heartbeat for {heartbeat_timeout} seconds)",
         )
@@ -1346,11 +1397,12 @@ def runs_reap(*, now: datetime | None = None) -> int:
             Q(queued_at__lt=pending_cutoff)
             | Q(queued_at__isnull=True, run__created_at__lt=pending_cutoff)
         )
-        lost_items = dict(lost.values_list("pk", "run_id"))
+        lost_rows = list(lost.values_list("pk", "run_id", "run__kind"))
+        lost_items = {pk: run_id for pk, run_id, _kind in lost_rows}
     if lost_items:
-        failed += _items_finish(
-            RunItem.objects.filter(pk__in=list(lost_items)),
-            ItemStatus.FAILED,
+        failed += _items_fail_by_kind(
+            RunItem.objects.all(),
+            {pk: kind for pk, _run_id, kind in lost_rows},
             now=now,
             error=f"its task message never reached a worker (pending for over "
             f"{pending_timeout} seconds with the workers idle)",
@@ -1358,29 +1410,38 @@ def runs_reap(*, now: datetime | None = None) -> int:
         WorkLock.objects.filter(holder_id__in=list(lost_items)).delete()
 
     queued_minutes = settings.WHALEFALL_RUN_QUEUED_MAX_MINUTES
-    never_started = list(
+    never_started_kinds = dict(
         Run.objects.filter(
             status=RunStatus.QUEUED, created_at__lt=now - timedelta(minutes=queued_minutes)
-        ).values_list("pk", flat=True)
+        ).values_list("pk", "kind")
     )
+    never_started = list(never_started_kinds)
     if never_started:
         message = f"no worker started the run within {queued_minutes} minutes"
         Run.objects.filter(pk__in=never_started, error="").update(error=message)
-        failed += _items_finish(
-            RunItem.objects.filter(run_id__in=never_started),
-            ItemStatus.FAILED,
-            now=now,
-            error=message,
-        )
+        for kind in sorted(set(never_started_kinds.values())):
+            runs_of_kind = [pk for pk, k in never_started_kinds.items() if k == kind]
+            count = _items_finish(
+                RunItem.objects.filter(run_id__in=runs_of_kind),
+                ItemStatus.FAILED,
+                now=now,
+                error=message,
+            )
+            metrics.items_finished(kind=kind, status=ItemStatus.FAILED, count=count)
+            failed += count
 
     # Jobs run once for the whole estate (running runs without items, see job_run) whose
     # worker is gone.
     jobs = Run.objects.filter(status=RunStatus.RUNNING, items_total=0)
-    stale_jobs = jobs.filter(started_at__lt=stale_cutoff).update(
-        status=RunStatus.FAILED,
-        finished_at=now,
-        error=f"worker stopped responding (still running after {stale_minutes} minutes)",
-    )
+    stale_jobs = 0
+    for pk, kind in jobs.filter(started_at__lt=stale_cutoff).values_list("pk", "kind"):
+        if jobs.filter(pk=pk).update(
+            status=RunStatus.FAILED,
+            finished_at=now,
+            error=f"worker stopped responding (still running after {stale_minutes} minutes)",
+        ):
+            metrics.run_finished(kind=kind, status=RunStatus.FAILED)
+            stale_jobs += 1
 
     # Runs whose items have all finished but that were never closed (a worker died between
     # the two, or instances were deleted) are closed too.

@@ -5,6 +5,9 @@ passed by code acting on a request; ``requested_by_id`` (a scheduled job run now
 by "Run selected tasks" from its request and only recorded. Neither is ever a stored
 argument of a periodic task (``syncjobs.schedulable``).
 
+Queues: every task is routed by name (``WHALEFALL_TASK_QUEUES``, whalefall.celery), and a
+run's items go to the queue of its kind, so that capacity work never delays account syncs.
+
 Fan-out: a run sends one ``syncjobs.run_item`` task per instance, so the number of
 instances worked on at once is bounded by the workers' concurrency (``celery worker
 --concurrency N`` per worker); with ``acks_late`` and a prefetch multiplier of 1 a worker
@@ -99,8 +102,15 @@ def sync_accounts_instance(
     time_limit=settings.CELERY_TASK_TIME_LIMIT,
     soft_time_limit=settings.CELERY_TASK_SOFT_TIME_LIMIT,
 )
-def run_item(self, item_id: int, run_id: int | None = None, instance_id: int | None = None) -> None:
-    """Execute one run item; transient failures are retried a bounded number of times."""
+def run_item(
+    self,
+    item_id: int,
+    run_id: int | None = None,
+    instance_id: int | None = None,
+    kind: str | None = None,
+) -> None:
+    """Execute one run item; transient failures are retried a bounded number of times.
+    ``kind`` (the run's) chooses the queue the item is sent to (whalefall.celery.route_task)."""
     structlog.contextvars.bind_contextvars(run_id=run_id, instance_id=instance_id, item_id=item_id)
     retries = self.request.retries
     may_retry = retries < self.max_retries

@@ -9,7 +9,8 @@ from cryptography.fernet import Fernet
 from django.core.management import get_commands
 
 BASE_DIR = Path(__file__).resolve().parents[1]
-APP_SERVICES = {"migrate", "web", "worker", "beat"}
+WORKERS = {"worker-accounts", "worker-capacity", "worker-maintenance"}
+APP_SERVICES = {"migrate", "web", "beat"} | WORKERS
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +95,7 @@ def test_postgres_keeps_data_in_a_volume_and_reports_health(compose):
 
 
 def test_app_services_wait_for_healthy_dependencies_and_migrations(compose):
-    for name in ("web", "worker", "beat"):
+    for name in ("web", "beat", *WORKERS):
         depends = compose["services"][name]["depends_on"]
         assert depends["postgres"]["condition"] == "service_healthy"
         assert depends["redis"]["condition"] == "service_healthy"

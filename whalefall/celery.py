@@ -8,6 +8,22 @@ from celery import Celery, signals
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "whalefall.settings")
 
 app = Celery("whalefall")
+
+
+def route_task(name, args, kwargs, options, task=None, **_kw) -> dict | None:
+    """``task_routes``: the queue of a task (``WHALEFALL_TASK_QUEUES``), and for a run's item
+    the queue of the run's kind (``WHALEFALL_RUN_KIND_QUEUES``). An explicit ``queue=`` given
+    when sending wins over it."""
+    from django.conf import settings
+
+    queue = None
+    if name == "syncjobs.run_item":
+        queue = settings.WHALEFALL_RUN_KIND_QUEUES.get((kwargs or {}).get("kind"))
+    if queue is None:
+        queue = settings.WHALEFALL_TASK_QUEUES.get(name)
+    return {"queue": queue} if queue else None
+
+
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
@@ -31,3 +47,11 @@ def _bind_task_context(task_id=None, task=None, **_kwargs) -> None:
 @signals.task_postrun.connect
 def _clear_task_context(**_kwargs) -> None:
     structlog.contextvars.clear_contextvars()
+
+
+@signals.worker_process_shutdown.connect
+def _metrics_process_exited(pid=None, **_kwargs) -> None:
+    """A worker child exits: its live gauges leave the shared metrics directory."""
+    from whalefall import metrics
+
+    metrics.process_exited(pid or os.getpid())

@@ -23,7 +23,7 @@ from django.http import HttpRequest
 from django_ratelimit import ALL
 from django_ratelimit.core import get_usage
 
-from whalefall import events
+from whalefall import events, metrics
 from whalefall.models import LoginEvent
 
 log = structlog.get_logger(__name__)
@@ -197,6 +197,7 @@ def _record_login(sender, request, user, **_kwargs) -> None:
 @receiver(auth_signals.user_login_failed)
 def _record_login_failure(sender, credentials, request=None, **_kwargs) -> None:
     username = str(credentials.get("username", ""))[:150]
+    metrics.login_failed()
     if request is not None:
         count_login_failure(request, username)
     record_login_event(LoginEvent.Kind.FAILED, request, username=username)

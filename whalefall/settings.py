@@ -128,6 +128,8 @@ MIDDLEWARE = [
     "csp.middleware.CSPMiddleware",
     "whalefall.middleware.PermissionsPolicyMiddleware",
     "whalefall.health.HealthCheckMiddleware",
+    # Answers /metrics ahead of host validation and HTTPS redirects, as the probes are.
+    "whalefall.metrics.MetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -184,14 +186,56 @@ else:
         DATA_DIR.mkdir(mode=0o700, exist_ok=True)
         _database_url = f"sqlite:///{DATA_DIR / 'whalefall.sqlite3'}"
 
+# Connections to PostgreSQL, per process (each gunicorn worker, each Celery worker child).
+# By default a connection is kept WHALEFALL_DB_CONN_MAX_AGE seconds and checked before it is
+# reused. WHALEFALL_DB_POOL_MAX > 0 uses Django's psycopg pool instead (needs psycopg[pool]):
+# WHALEFALL_DB_POOL_MIN to WHALEFALL_DB_POOL_MAX connections, a request waiting at most
+# WHALEFALL_DB_POOL_TIMEOUT seconds for one. WHALEFALL_DB_PGBOUNCER: the database is reached
+# through PgBouncer in transaction pooling mode, where no state may outlive a transaction
+# (no server-side cursors; WhaleFall takes only transaction-scoped advisory locks).
+WHALEFALL_DB_CONN_MAX_AGE = env.int("WHALEFALL_DB_CONN_MAX_AGE", default=60)
+WHALEFALL_DB_POOL_MIN = env.int("WHALEFALL_DB_POOL_MIN", default=0)
+WHALEFALL_DB_POOL_MAX = env.int("WHALEFALL_DB_POOL_MAX", default=0)
+WHALEFALL_DB_POOL_TIMEOUT = env.float("WHALEFALL_DB_POOL_TIMEOUT", default=10.0)
+WHALEFALL_DB_PGBOUNCER = env.bool("WHALEFALL_DB_PGBOUNCER", default=False)
+if WHALEFALL_DB_POOL_MAX and not 0 <= WHALEFALL_DB_POOL_MIN <= WHALEFALL_DB_POOL_MAX:
+    _problems.append("WHALEFALL_DB_POOL_MIN must be from 0 to WHALEFALL_DB_POOL_MAX")
+_db_pool_check = None
+
+
+def _db_pool(min_size: int, max_size: int, timeout: float) -> dict:
+    """The ``pool`` option of a PostgreSQL database: a connection is checked as it leaves the
+    pool, so one the server or a proxy closed meanwhile is replaced, never handed out."""
+    pool = {"min_size": min_size, "max_size": max_size, "timeout": timeout}
+    if _db_pool_check is not None:
+        pool["check"] = _db_pool_check
+    return pool
+
+
 DATABASES = {"default": env.db_url_config(_database_url) if _database_url else {}}
 _db = DATABASES["default"]
 if _db.get("ENGINE") == "django.db.backends.postgresql":
-    _db.setdefault("CONN_MAX_AGE", env.int("WHALEFALL_DB_CONN_MAX_AGE", default=60))
-    _db["CONN_HEALTH_CHECKS"] = True
     # JIT compile time dwarfs the short queries of an admin page.
     _db.setdefault("OPTIONS", {}).setdefault("options", "-c jit=off")
     _db["OPTIONS"].setdefault("connect_timeout", 5)
+    if WHALEFALL_DB_POOL_MAX > 0:
+        try:
+            from psycopg_pool import ConnectionPool as _ConnectionPool
+        except ImportError:
+            _problems.append("WHALEFALL_DB_POOL_MAX needs psycopg's pool: install psycopg[pool]")
+        else:
+            _db_pool_check = _ConnectionPool.check_connection
+        # A pooled connection goes back to the pool at the end of each request or task.
+        _db["CONN_MAX_AGE"] = 0
+        _db["CONN_HEALTH_CHECKS"] = False
+        _db["OPTIONS"]["pool"] = _db_pool(
+            WHALEFALL_DB_POOL_MIN, WHALEFALL_DB_POOL_MAX, WHALEFALL_DB_POOL_TIMEOUT
+        )
+    else:
+        _db.setdefault("CONN_MAX_AGE", WHALEFALL_DB_CONN_MAX_AGE)
+        _db["CONN_HEALTH_CHECKS"] = True
+    if WHALEFALL_DB_PGBOUNCER:
+        _db["DISABLE_SERVER_SIDE_CURSORS"] = True
 elif _db.get("ENGINE") == "django.db.backends.sqlite3":
     # Web, worker and beat share the file: WAL and immediate transactions avoid
     # "database is locked" between them.
@@ -211,6 +255,9 @@ if _db:
     DATABASES["events"] = {**_db, "TEST": {"MIRROR": "default"}}
     if _db.get("ENGINE") == "django.db.backends.postgresql":
         DATABASES["events"]["OPTIONS"] = {**_db["OPTIONS"], "connect_timeout": 2}
+        if "pool" in _db["OPTIONS"]:
+            # Events are written now and then: a small pool of their own.
+            DATABASES["events"]["OPTIONS"]["pool"] = _db_pool(0, 2, 2.0)
     elif _db.get("ENGINE") == "django.db.backends.sqlite3":
         DATABASES["events"]["OPTIONS"] = {**_db["OPTIONS"], "timeout": 1}
         DATABASES["events"]["OPTIONS"].pop("transaction_mode", None)
@@ -300,6 +347,46 @@ DJANGO_CELERY_BEAT_TZ_AWARE = True
 
 # Readiness fails when the beat heartbeat task has not run for this long.
 WHALEFALL_HEARTBEAT_MAX_AGE = env.int("WHALEFALL_HEARTBEAT_MAX_AGE", default=180)
+
+# --- Queues -----------------------------------------------------------------------------
+
+# Account syncs (and the classification that follows them), capacity work and everything
+# else each have a queue of their own, so that hours of capacity collection never delay an
+# account sync: run a worker per queue (``celery -A whalefall worker -Q accounts``, ``-Q
+# capacity``, ``-Q maintenance``; compose.yaml runs one service each). Every task is routed
+# by name (whalefall.celery.route_task); a run's items go to the queue of the run's kind.
+WHALEFALL_QUEUES = ("accounts", "capacity", "maintenance")
+WHALEFALL_TASK_QUEUES = {
+    "syncjobs.sync_accounts_all": "accounts",
+    "syncjobs.sync_accounts_instance": "accounts",
+    "syncjobs.classify_instances": "accounts",
+    # Items sent without their run's kind (by an older release).
+    "syncjobs.run_item": "accounts",
+    "syncjobs.collect_capacity_all": "capacity",
+    "syncjobs.collect_capacity_instances": "capacity",
+    "syncjobs.aggregate_capacity": "capacity",
+    "syncjobs.maintain_partitions": "capacity",
+    "syncjobs.classification_statistics": "maintenance",
+    "syncjobs.reap_runs": "maintenance",
+    "syncjobs.purge_runs": "maintenance",
+    "whalefall.beat_heartbeat": "maintenance",
+    "whalefall.purge_events": "maintenance",
+    "alerts.dispatch_events": "maintenance",
+    "alerts.send_delivery": "maintenance",
+    "alerts.send_digests": "maintenance",
+    "alerts.purge": "maintenance",
+    "celery.backend_cleanup": "maintenance",
+}
+# syncjobs.run_item, one task for the items of every kind of run.
+WHALEFALL_RUN_KIND_QUEUES = {
+    "accounts": "accounts",
+    "classification": "accounts",
+    "capacity": "capacity",
+    "aggregation": "capacity",
+    "maintenance": "maintenance",
+}
+CELERY_TASK_ROUTES = ("whalefall.celery.route_task",)
+CELERY_TASK_DEFAULT_QUEUE = "maintenance"
 
 # --- Runs -------------------------------------------------------------------------------
 
@@ -576,6 +663,36 @@ for _proxy in WHALEFALL_TRUSTED_PROXIES:
         ipaddress.ip_network(_proxy.strip(), strict=False)
     except ValueError:
         _problems.append(f"WHALEFALL_TRUSTED_PROXIES: {_proxy!r} is not an address or CIDR")
+
+# /metrics (whalefall.metrics): Prometheus scrapes it from one of these addresses (CIDRs;
+# loopback by default outside production, none in production) or with the header
+# "Authorization: Bearer <WHALEFALL_METRICS_TOKEN>"; neither set, it answers 404.
+WHALEFALL_METRICS_ALLOWED = env.list(
+    "WHALEFALL_METRICS_ALLOWED", default=[] if PRODUCTION else ["127.0.0.0/8", "::1/128"]
+)
+for _network in WHALEFALL_METRICS_ALLOWED:
+    try:
+        ipaddress.ip_network(_network.strip(), strict=False)
+    except ValueError:
+        _problems.append(f"WHALEFALL_METRICS_ALLOWED: {_network!r} is not an address or CIDR")
+WHALEFALL_METRICS_TOKEN = env.str("WHALEFALL_METRICS_TOKEN", default="").strip()
+if WHALEFALL_METRICS_TOKEN and (
+    len(WHALEFALL_METRICS_TOKEN) < 32 or PLACEHOLDER in WHALEFALL_METRICS_TOKEN
+):
+    _problems.append("WHALEFALL_METRICS_TOKEN must be a random value of at least 32 characters")
+# Where every process of one deployment (gunicorn workers, Celery workers) writes its
+# metrics, so that /metrics adds them up: one directory that web and workers share, emptied
+# before they start. Empty: each process reports only its own metrics.
+PROMETHEUS_MULTIPROC_DIR = env.str("PROMETHEUS_MULTIPROC_DIR", default="")
+if PROMETHEUS_MULTIPROC_DIR:
+    try:
+        Path(PROMETHEUS_MULTIPROC_DIR).mkdir(parents=True, exist_ok=True)
+    except OSError as _exc:
+        _problems.append(f"PROMETHEUS_MULTIPROC_DIR cannot be created: {_exc.strerror}")
+# Database and broker figures are read when /metrics is scraped, each query given at most
+# this many seconds; alert deliveries are counted over the last WHALEFALL_METRICS_DELIVERY_HOURS.
+WHALEFALL_METRICS_QUERY_TIMEOUT = env.float("WHALEFALL_METRICS_QUERY_TIMEOUT", default=2.0)
+WHALEFALL_METRICS_DELIVERY_HOURS = env.int("WHALEFALL_METRICS_DELIVERY_HOURS", default=24)
 
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True

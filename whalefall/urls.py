@@ -5,7 +5,7 @@ from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
 
-from whalefall import health, mfa, sso
+from whalefall import health, metrics, mfa, sso
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="admin:index", permanent=False)),
@@ -20,4 +20,6 @@ urlpatterns = [
     path("health/live", health.live, name="health-live"),
     path("health/ready", health.ready, name="health-ready"),
     path("health/detailed", health.detailed, name="health-detailed"),
+    # Answered by whalefall.metrics.MetricsMiddleware ahead of host checks; named for reverse().
+    path("metrics", metrics.view, name="metrics"),
 ]

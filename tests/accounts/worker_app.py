@@ -7,6 +7,7 @@ import django
 from whalefall.celery import app
 
 django.setup()
-app.conf.update(task_default_queue=os.environ["WHALEFALL_E2E_QUEUE"])
+# Without routes, what the worker sends (the items of a run) stays on the private queue.
+app.conf.update(task_default_queue=os.environ["WHALEFALL_E2E_QUEUE"], task_routes=())
 
 __all__ = ["app"]

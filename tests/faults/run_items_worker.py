@@ -24,7 +24,8 @@ from syncjobs.models import RunKind  # noqa: E402
 for kind in RunKind.values:
     services.RUN_HANDLERS[kind] = "tests.faults.run_items_worker.gated"
 
-app.conf.update(task_default_queue=os.environ["WHALEFALL_E2E_QUEUE"])
+# Without routes, what the worker sends (the items of a run) stays on the private queue.
+app.conf.update(task_default_queue=os.environ["WHALEFALL_E2E_QUEUE"], task_routes=())
 
 GATE = Path(os.environ.get("WHALEFALL_FAULT_GATE", "."))
 GATE_TIMEOUT = 60

@@ -141,8 +141,10 @@ def test_a_broker_lost_between_the_check_and_the_send_fails_the_run_with_the_rea
 
 
 @pytest.fixture
-def private_queue():
-    """What this process sends goes to a queue of the test's own."""
+def private_queue(settings):
+    """What this process sends goes to a queue of the test's own (no task is routed)."""
+    settings.WHALEFALL_TASK_QUEUES = {}
+    settings.WHALEFALL_RUN_KIND_QUEUES = {}
     previous = celery_app.conf.task_default_queue
     celery_app.conf.task_default_queue = f"fault-runs-{uuid.uuid4().hex[:8]}"
     yield celery_app.conf.task_default_queue

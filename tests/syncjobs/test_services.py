@@ -83,7 +83,7 @@ def test_run_create_enqueues_one_task_per_instance_on_commit(
         callback()
     sent = [call.kwargs["kwargs"] for call in unsent_items.call_args_list]
     assert sent == [
-        {"item_id": item.pk, "run_id": run.pk, "instance_id": item.instance_id}
+        {"item_id": item.pk, "run_id": run.pk, "instance_id": item.instance_id, "kind": run.kind}
         for item in run.items.order_by("instance_id")
     ]
 

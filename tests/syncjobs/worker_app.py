@@ -20,6 +20,7 @@ from syncjobs.models import RunKind  # noqa: E402
 for kind in RunKind.values:
     services.RUN_HANDLERS[kind] = "tests.syncjobs.handlers.counting"
 
-app.conf.update(task_default_queue=os.environ["WHALEFALL_E2E_QUEUE"])
+# Without routes, what the worker sends (the items of a run) stays on the private queue.
+app.conf.update(task_default_queue=os.environ["WHALEFALL_E2E_QUEUE"], task_routes=())
 
 __all__ = ["app"]

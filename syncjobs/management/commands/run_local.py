@@ -1,5 +1,9 @@
 """``manage.py run_local``: web, worker and beat in one terminal; Ctrl-C stops all three.
 
+The one worker consumes every queue (``WHALEFALL_QUEUES``). The three processes share a
+metrics directory (``PROMETHEUS_MULTIPROC_DIR``, by default ``.data/metrics``, emptied
+first), so ``/metrics`` shows the worker's counts beside the web's.
+
 With ``--bootstrap`` it first installs roles, the default schedule and the administrator,
 and shows the administrator's new password last, framed, once the web server answers.
 """
@@ -10,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
@@ -42,15 +47,7 @@ class Command(BaseCommand):
                 self.stdout.write(line)
             for line in done.warnings:
                 self.stdout.write(self.style.WARNING(line))
-        # The children would each repeat the embedded-defaults notice this process logged.
-        child_env = {**os.environ, "WHALEFALL_EMBEDDED_NOTICE": "0"}
-        python = sys.executable
-        celery = [python, "-m", "celery", "-A", "whalefall"]
-        commands = {
-            "web": [python, "manage.py", "runserver", addr],
-            "worker": [*celery, "worker", "--loglevel", "INFO", "--concurrency", str(concurrency)],
-            "beat": [*celery, "beat", "--loglevel", "INFO"],
-        }
+        commands, child_env = self.commands(addr=addr, concurrency=concurrency)
         processes: dict[str, subprocess.Popen] = {}
         stopping = False
 
@@ -83,6 +80,39 @@ class Command(BaseCommand):
                 time.sleep(0.5)
         finally:
             self._stop(processes)
+
+    @staticmethod
+    def commands(*, addr: str, concurrency: int) -> tuple[dict[str, list[str]], dict[str, str]]:
+        """The command line of each process, and their environment."""
+        metrics_dir = settings.PROMETHEUS_MULTIPROC_DIR or str(settings.DATA_DIR / "metrics")
+        os.makedirs(metrics_dir, mode=0o700, exist_ok=True)
+        # Every process writing there is started here: what a previous run left is stale.
+        for stale in Path(metrics_dir).glob("*.db"):
+            stale.unlink(missing_ok=True)
+        child_env = {
+            **os.environ,
+            # The children would each repeat the embedded-defaults notice this process logged.
+            "WHALEFALL_EMBEDDED_NOTICE": "0",
+            "PROMETHEUS_MULTIPROC_DIR": metrics_dir,
+        }
+        python = sys.executable
+        celery = [python, "-m", "celery", "-A", "whalefall"]
+        queues = ",".join(settings.WHALEFALL_QUEUES)
+        commands = {
+            "web": [python, "manage.py", "runserver", addr],
+            "worker": [
+                *celery,
+                "worker",
+                "--queues",
+                queues,
+                "--loglevel",
+                "INFO",
+                "--concurrency",
+                str(concurrency),
+            ],
+            "beat": [*celery, "beat", "--loglevel", "INFO"],
+        }
+        return commands, child_env
 
     @staticmethod
     def _wait_for_web(addr: str, web: subprocess.Popen) -> None:

@@ -516,4 +516,4 @@ def test_access_review_errors_are_json_whatever_the_format(api_client, admin_use
     assert ok["Content-Type"] == ACCESS_REVIEW_TYPES["xlsx"]
     for tag in ("no-such-tag", "bad\x00slug"):
         error = _error(client.get("/api/v1/access-review/", {"tag": tag}), 400)
-        assert {f["path"] for f in error["fields"]} == {"tag.0" if "\x00" in tag else "tag"}
+        assert {f["path"] for f in error["fields"]} == {"tag[0]" if "\x00" in tag else "tag"}

@@ -3,10 +3,10 @@
 from datetime import timedelta
 
 import pytest
-from django.test import override_settings
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from whalefall.api.throttling import TokenRateThrottle
 from whalefall.api.tokens import api_token_create, api_token_revoke, token_digest
 from whalefall.models import ApiToken
 
@@ -97,32 +97,18 @@ def test_an_upstream_request_id_is_the_envelopes(api_client):
     assert _error(response)["request_id"] == "trace-42"
 
 
-@override_settings(
-    REST_FRAMEWORK={
-        **__import__("django.conf").conf.settings.REST_FRAMEWORK,
-        "DEFAULT_THROTTLE_RATES": {"token": "3/min"},
-    }
-)
-def test_over_the_rate_a_token_gets_429_with_retry_after(admin_user):
-    from rest_framework.settings import api_settings
-    from rest_framework.throttling import SimpleRateThrottle
-
-    api_settings.reload()
-    SimpleRateThrottle.THROTTLE_RATES = api_settings.DEFAULT_THROTTLE_RATES
-    try:
-        _row, token = api_token_create(user=admin_user, name="busy")
-        _row2, other = api_token_create(user=admin_user, name="quiet")
-        client = APIClient(HTTP_AUTHORIZATION=f"Bearer {token}")
-        statuses = [client.get("/api/v1/").status_code for _ in range(4)]
-        assert statuses == [200, 200, 200, 429]
-        response = client.get("/api/v1/")
-        assert _error(response)["code"] == "throttled"
-        assert 1 <= int(response["Retry-After"]) <= 60
-        # The limit is per token.
-        assert APIClient(HTTP_AUTHORIZATION=f"Bearer {other}").get("/api/v1/").status_code == 200
-    finally:
-        api_settings.reload()
-        SimpleRateThrottle.THROTTLE_RATES = api_settings.DEFAULT_THROTTLE_RATES
+def test_over_the_rate_a_token_gets_429_with_retry_after(admin_user, monkeypatch):
+    monkeypatch.setattr(TokenRateThrottle, "THROTTLE_RATES", {"token": "3/min"})
+    _row, token = api_token_create(user=admin_user, name="busy")
+    _row2, other = api_token_create(user=admin_user, name="quiet")
+    client = APIClient(HTTP_AUTHORIZATION=f"Bearer {token}")
+    statuses = [client.get("/api/v1/").status_code for _ in range(4)]
+    assert statuses == [200, 200, 200, 429]
+    response = client.get("/api/v1/")
+    assert _error(response)["code"] == "throttled"
+    assert 1 <= int(response["Retry-After"]) <= 60
+    # The limit is per token.
+    assert APIClient(HTTP_AUTHORIZATION=f"Bearer {other}").get("/api/v1/").status_code == 200
 
 
 def test_a_post_to_an_unknown_address_answers_in_the_envelope(admin_user):
@@ -131,3 +117,29 @@ def test_a_post_to_an_unknown_address_answers_in_the_envelope(admin_user):
     response = client.post("/api/v1/no-such-thing/", {})
     assert response.status_code == 404
     assert _error(response)["code"] == "not_found"
+
+
+def test_an_address_without_its_trailing_slash_is_named_in_the_404(api_client, admin_user):
+    client = api_client(admin_user)
+    assert client.get("/api/v1/tags/").status_code == 200
+    response = client.get("/api/v1/tags")
+    assert response.status_code == 404
+    assert "/api/v1/tags/" in _error(response)["message"]
+    assert "slash" not in _error(client.get("/api/v1/nothing"))["message"]
+
+
+def test_errors_of_list_items_have_indexed_paths():
+    from rest_framework.exceptions import ErrorDetail
+
+    from whalefall.api.errors import _flatten
+
+    detail = {
+        "tags": {1: [ErrorDetail("No such tag.", code="does_not_exist")]},
+        "expression": {"args": [{}, {"scope": [ErrorDetail("Bad scope.", code="invalid")]}]},
+        "non_field_errors": [ErrorDetail("Both at once.", code="invalid")],
+    }
+    assert _flatten(detail) == [
+        {"path": "tags[1]", "code": "does_not_exist", "message": "No such tag."},
+        {"path": "expression.args[1].scope", "code": "invalid", "message": "Bad scope."},
+        {"path": "", "code": "invalid", "message": "Both at once."},
+    ]

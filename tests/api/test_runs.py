@@ -226,8 +226,8 @@ def test_start_refusals(estate, api_client, admin_user, user_with_role):
     for bad, path in [
         ({"kind": "maintenance", "instances": [a.pk]}, "kind"),
         ({"kind": "accounts", "instances": []}, "instances"),
-        ({"kind": "accounts", "instances": [0]}, "instances.0"),
-        ({"kind": "accounts", "instances": [2**64]}, "instances.0"),
+        ({"kind": "accounts", "instances": [0]}, "instances[0]"),
+        ({"kind": "accounts", "instances": [2**64]}, "instances[0]"),
     ]:
         response = client.post("/api/v1/runs/", bad)
         assert path in [f["path"] for f in _error(response, 400)["fields"]], (bad, response.json())

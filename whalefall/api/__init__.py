@@ -9,9 +9,10 @@ from rest_framework.routers import DefaultRouter
 
 
 class Router(DefaultRouter):
-    """The v1 router; its root view lists every resource."""
+    """The v1 router; its root view lists every resource. Addresses end with a slash; one
+    without gets a 404 that names the address with it (:func:`whalefall.api.errors.not_found`)."""
 
     include_format_suffixes = False
 
 
-router = Router(trailing_slash="/?")
+router = Router()

@@ -11,6 +11,7 @@ lines.
 import structlog
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, JsonResponse
+from django.urls import is_valid_path, resolve
 from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, status
@@ -27,6 +28,8 @@ def _flatten(detail, path: str = "") -> list[dict]:
         for key, value in detail.items():
             if key in ("non_field_errors", "__all__"):
                 found += _flatten(value, path)
+            elif isinstance(key, int):  # DRF keys a list field's errors by position
+                found += _flatten(value, f"{path}[{key}]")
             else:
                 found += _flatten(value, f"{path}.{key}" if path else str(key))
         return found
@@ -94,5 +97,12 @@ def exception_handler(exc, context):
 @csrf_exempt  # a POST to an unknown address gets this answer, not the CSRF failure page
 def not_found(request, *args, **kwargs) -> JsonResponse:
     """An unknown address under the API: the envelope, not the admin's HTML 404."""
-    body = envelope(request, code="not_found", message=_("No such API endpoint."))
-    return JsonResponse(body, status=404)
+    message = _("No such API endpoint.")
+    if not request.path_info.endswith("/"):
+        with_slash = request.path_info + "/"
+        match = resolve(with_slash) if is_valid_path(with_slash) else None
+        if match is not None and match.func is not not_found:
+            message = _("No such API endpoint; addresses end with a slash: %(path)s") % {
+                "path": with_slash
+            }
+    return JsonResponse(envelope(request, code="not_found", message=message), status=404)

@@ -151,17 +151,38 @@ class LimitUsageFilter(admin.SimpleListFilter):
 
 
 class DatabaseResource(FormulaSafeResource):
+    """The ledger as exported, with what the ledger shows: the 30-day growth (bytes a day)
+    and the day the capacity limit is reached at that growth."""
+
     instance = fields.Field(attribute="instance__name", column_name="instance")
     engine = fields.Field(attribute="instance__engine", column_name="engine")
     host = fields.Field(attribute="instance__host", column_name="host")
+    growth_bytes_per_day = fields.Field(column_name="growth_bytes_per_day")
+    limit_reached_on = fields.Field(column_name="limit_reached_on")
 
     class Meta:
         model = Database
         fields = [
             "instance", "engine", "host", "name", "total_bytes", "data_bytes", "log_bytes",
-            "capacity_limit_bytes", "collected_at", "first_seen_at", "last_seen_at", "removed_at",
+            "growth_bytes_per_day", "capacity_limit_bytes", "limit_reached_on",
+            "collected_at", "first_seen_at", "last_seen_at", "removed_at",
         ]  # fmt: skip
         export_order = fields
+
+    def dehydrate_growth_bytes_per_day(self, database: Database) -> int | None:
+        growth = database.growth_bytes_per_day
+        return None if growth is None else round(growth)
+
+    def dehydrate_limit_reached_on(self, database: Database):
+        if database.total_bytes is None or database.collected_at is None:
+            return None
+        return forecast.date_reached(
+            timezone.localdate(database.collected_at),
+            database.total_bytes,
+            database.growth_bytes_per_day,
+            database.capacity_limit_bytes,
+            today=timezone.localdate(),
+        )
 
 
 class SizeField(forms.CharField):

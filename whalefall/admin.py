@@ -25,6 +25,7 @@ from whalefall.api.tokens import api_token_issue, api_token_revoke
 from whalefall.exports import ExportActionMixin
 from whalefall.health import checks_for
 from whalefall.models import ApiToken, EventLogEntry, LoginEvent, SingleSignOnIdentity
+from whalefall.moments import moment
 from whalefall.paginator import EstimatedCountPaginator
 from whalefall.sites import DashboardPanel
 
@@ -179,6 +180,31 @@ class AuditLogAdmin(BigTableMixin, ReadOnlyAdminMixin, ExportActionMixin, StockL
 
     def get_export_queryset(self, request):
         return super().get_export_queryset(request).select_related("actor")
+
+    def get_search_results(self, request, queryset, search_term):
+        # The kind of object ("credential", "Instances") finds the entries about it, among
+        # those the reader may see (``queryset`` is already the reader's).
+        results, duplicates = super().get_search_results(request, queryset, search_term)
+        named = audit.content_types_named(search_term)
+        if named:
+            results = results | queryset.filter(content_type_id__in=named)
+        return results, duplicates
+
+    def get_object(self, request, object_id, from_field=None):
+        entry = super().get_object(request, object_id, from_field)
+        if entry is not None:
+            # Rendered here, where the reader is known: links only to what they may open.
+            entry.changes_html = audit.changes_html(entry, request)
+        return entry
+
+    @admin.display(description=_("Created"))
+    def created(self, obj):
+        return moment(obj.timestamp)
+
+    @admin.display(description=_("Changes"))
+    def msg(self, obj):
+        html = getattr(obj, "changes_html", None)
+        return html if html is not None else audit.changes_html(obj)
 
 
 class LoginEventResource(FormulaSafeResource):

@@ -2,14 +2,25 @@
 person limited to some instances may read."""
 
 from collections.abc import Callable, Iterable
+from datetime import UTC
+from typing import Any
 
 from auditlog.registry import auditlog
+from auditlog.render import get_field_verbose_name
 from django.apps import apps
+from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.contrib.contenttypes.models import ContentType
-from django.db.models import Q, QuerySet
+from django.core.exceptions import FieldDoesNotExist, PermissionDenied, ValidationError
+from django.db.models import DateTimeField, Q, QuerySet
 from django.http import HttpRequest
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
+from django.utils.translation import gettext as _
 from django_celery_beat.models import (
     ClockedSchedule,
     CrontabSchedule,
@@ -23,6 +34,7 @@ from guardian.models import GroupObjectPermission, UserObjectPermission
 
 from whalefall import scope
 from whalefall.models import ApiToken, SingleSignOnIdentity
+from whalefall.moments import moment
 
 MASK = "********"
 
@@ -122,3 +134,137 @@ def entries_visible_to(request: HttpRequest, entries: QuerySet) -> QuerySet:
     for label in _readable_shared(request):
         readable |= Q(content_type=_content_type(label))
     return entries.filter(readable)
+
+
+# --- How entries read -------------------------------------------------------------------
+#
+# django-auditlog stores every value as text: a foreign key as the related object's id, a
+# reverse relation of a created or deleted object as its manager's name
+# ("accounts.AccountChange.None"), a moment with microseconds. The audit log's pages show
+# them as people read them.
+
+
+def _model_field(model, name: str):
+    try:
+        return model._meta.get_field(name) if model is not None else None
+    except FieldDoesNotExist:
+        return None
+
+
+def _is_reverse_relation(field) -> bool:
+    return field is not None and field.is_relation and field.auto_created and not field.concrete
+
+
+def _is_foreign_key(field) -> bool:
+    return field is not None and bool(field.many_to_one or field.one_to_one) and field.concrete
+
+
+def _blank(value) -> bool:
+    return value in (None, "", "None")
+
+
+def _related_objects(field, values) -> dict[str, Any]:
+    """The objects a foreign key's stored ids name, by stored id (one query per field)."""
+    ids = {}
+    for value in values:
+        if _blank(value):
+            continue
+        try:
+            ids[str(value)] = field.target_field.to_python(value)
+        except (ValidationError, TypeError, ValueError):
+            continue
+    if not ids:
+        return {}
+    found = field.related_model._default_manager.in_bulk(list(ids.values()))
+    return {stored: found[pk] for stored, pk in ids.items() if pk in found}
+
+
+def _object_link(request: HttpRequest | None, obj) -> str:
+    """The object's name, a link to its page where the reader may open it."""
+    model_admin = admin.site._registry.get(type(obj))
+    if request is not None and model_admin is not None:
+        try:
+            allowed = model_admin.has_view_permission(request, obj)
+        except PermissionDenied:
+            allowed = False
+        if allowed:
+            opts = obj._meta
+            url = reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[obj.pk])
+            return format_html('<a href="{}">{}</a>', url, str(obj))
+    return str(obj)
+
+
+def _moment_text(value) -> str:
+    parsed = parse_datetime(str(value)) if not _blank(value) else None
+    if parsed is None:
+        return str(value)
+    if timezone.is_naive(parsed):
+        parsed = timezone.make_aware(parsed, UTC)
+    return moment(parsed)
+
+
+def _shown(field, value, related: dict[str, Any], request) -> str:
+    if _blank(value):
+        return "—"
+    if _is_foreign_key(field):
+        obj = related.get(str(value))
+        if obj is None:
+            return _("#%(id)s (deleted)") % {"id": value}
+        return _object_link(request, obj)
+    if isinstance(field, DateTimeField):
+        return _moment_text(value)
+    return str(value)
+
+
+def changes_html(entry, request: HttpRequest | None = None) -> str:
+    """The changes of an audit entry as a table: field names, foreign keys by the name of
+    their object (a link where ``request``'s user may open it), moments to the second with
+    their zone; reverse relations, which are no value of the object, left out."""
+    model = entry.content_type.model_class()
+    rows = []
+    for name, change in sorted(entry.changes_dict.items()):
+        field = _model_field(model, name)
+        if _is_reverse_relation(field):
+            continue
+        label = get_field_verbose_name(entry, name)
+        if isinstance(change, dict) and change.get("type") == "m2m":
+            objects = format_html_join(mark_safe("<br>"), "{}", ((o,) for o in change["objects"]))
+            rows.append((label, change.get("operation", ""), objects))
+            continue
+        if name in MASKED_FIELDS:
+            rows.append((label, MASK, MASK))
+            continue
+        values = list(change) if isinstance(change, list | tuple) else [change, change]
+        related = {}
+        if _is_foreign_key(field):
+            related = _related_objects(field, values)
+        old, new = (_shown(field, value, related, request) for value in values[:2])
+        rows.append((label, old, new))
+    if not rows:
+        return "—"
+    header = format_html(
+        "<tr><th>{}</th><th>{}</th><th>{}</th></tr>", _("Field"), _("From"), _("To")
+    )
+    body = format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td></tr>", rows)
+    return format_html('<table class="wf-audit-changes">{}{}</table>', header, body)
+
+
+# Fields whose values an entry never shows, whatever was stored (secrets).
+MASKED_FIELDS = frozenset({"password", "secret_ciphertext", "digest"})
+
+
+def content_types_named(term: str) -> list[int]:
+    """Ids of the content types a search term names: the model's name, its verbose name
+    or its plural, in any case (\"credential\", \"Credentials\")."""
+    wanted = term.strip().lower()
+    if not wanted:
+        return []
+    found = []
+    for content_type in ContentType.objects.all():
+        model = content_type.model_class()
+        names = {content_type.model, f"{content_type.app_label}.{content_type.model}"}
+        if model is not None:
+            names |= {str(model._meta.verbose_name), str(model._meta.verbose_name_plural)}
+        if wanted in {name.lower() for name in names}:
+            found.append(content_type.pk)
+    return found

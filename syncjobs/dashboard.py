@@ -51,9 +51,10 @@ def attention_panel(request: HttpRequest) -> DashboardPanel | None:
             "rows": list(sync.order_by("name").values("pk", "name")[:PANEL_ROWS]),
         },
     ]
-    for section in sections:
-        for row in section["rows"]:
-            row["items_url"] = changelist_url("syncjobs.runitem", instance=row["pk"])
+    if request.user.has_perm("syncjobs.view_runitem"):
+        for section in sections:
+            for row in section["rows"]:
+                row["items_url"] = changelist_url("syncjobs.runitem", instance=row["pk"])
     return DashboardPanel(
         title=_("Instances needing attention"),
         template="admin/panels/attention.html",

@@ -219,11 +219,15 @@ def test_a_member_without_instances_gets_no_estate_panels(client, user_with_role
     )
 
 
-def test_viewers_get_no_account_panel(client, user_with_role, estate):
+def test_viewers_get_no_account_panel_nor_links_to_runs(client, user_with_role, estate):
     client.force_login(user_with_role("Viewers"))
     found = panels(client)
     assert "privileged.html" not in found
     assert "nearest_limit.html" in found
+    for section in found["attention.html"]["sections"]:
+        assert section["rows"]
+        assert all("items_url" not in row for row in section["rows"])
+        assert client.get(section["url"]).status_code == 200
 
 
 @pytest.mark.parametrize("who", ["admin", "scoped"])

@@ -89,3 +89,20 @@ def test_the_kind_search_keeps_to_the_readers_scope(client, user_with_role, crea
     listed = client.get("/admin/auditlog/logentry/?q=instance").context["cl"].result_list
     assert {e.object_id for e in listed} == {created["instance"].pk}
     assert other.pk not in {e.object_id for e in listed}
+
+
+def test_a_secret_stored_in_an_entry_is_never_shown(client, admin_user, created):
+    # An entry written before masking existed, or by hand: the page still shows no secret.
+    credential = created["credential"]
+    entry = LogEntry.objects.create(
+        content_type=ContentType.objects.get_for_model(Credential),
+        object_pk=str(credential.pk),
+        object_id=credential.pk,
+        object_repr=str(credential),
+        action=LogEntry.Action.UPDATE,
+        changes={"secret_ciphertext": ["gAAAAold-cipher", "gAAAAnew-cipher"]},
+    )
+    client.force_login(admin_user)
+    page = page_of(client, entry)
+    assert "gAAAA" not in page
+    assert "********" in page

@@ -55,6 +55,7 @@ from syncjobs.tasks import aggregate_capacity
 from whalefall.admin import BigTableMixin, FastChangeListMixin
 from whalefall.charts import Series, line_chart
 from whalefall.exports import ExportActionMixin
+from whalefall.moments import moment
 from whalefall.sites import DashboardPanel
 
 CHART_DAYS = 90
@@ -67,9 +68,8 @@ def _size(value) -> str:
 
 
 def _timestamp(value) -> str:
-    """A compact local time (2026-12-04 03:00): quick to scan down a long column, and a
-    fraction of the cost of the localized long format on every row of the ledger."""
-    return "—" if value is None else timezone.localtime(value).strftime("%Y-%m-%d %H:%M")
+    """A moment written the one way (``whalefall.moments``), "—" for none."""
+    return "—" if value is None else moment(value)
 
 
 def _growth(value: float | None) -> str:

@@ -34,6 +34,7 @@ from inventory.models import (
 )
 from inventory.services import WIDGET_WRITES, export_cell, typed_value
 from whalefall.exports import ExportActionMixin
+from whalefall.moments import moment
 
 # --- Per-instance scope -----------------------------------------------------------------
 
@@ -707,9 +708,7 @@ class CredentialAdmin(ObjectPermissionsMixin, admin.ModelAdmin):
         if not obj.has_secret:
             return _("not set")
         if obj.secret_changed_at:
-            return _("set (changed %(when)s)") % {
-                "when": obj.secret_changed_at.strftime("%Y-%m-%d %H:%M")
-            }
+            return _("set (changed %(when)s)") % {"when": moment(obj.secret_changed_at)}
         return _("set")
 
     @admin.display(description=_("instances"), ordering="_instances")

@@ -1,6 +1,7 @@
 """/metrics: names and labels, access control, request latency by URL name, login
 failures, scrape-time sections, and several processes adding up in one directory."""
 
+import importlib.util
 import json
 import re
 import subprocess
@@ -8,6 +9,7 @@ import sys
 import textwrap
 from datetime import timedelta
 from pathlib import Path
+from unittest import mock
 
 import pytest
 import yaml
@@ -410,3 +412,41 @@ def test_the_dashboard_charts_metrics_that_exist(client):
     families = {re.sub(r"_(total|bucket|count|sum)$", "", name) for name in names}
     charted = {re.sub(r"_(total|bucket|count|sum)$", "", name) for name in used}
     assert {f for f in families if f.startswith("whalefall_")} == charted
+
+
+# --- gunicorn ---------------------------------------------------------------------------
+
+
+def load_gunicorn_config():
+    spec = importlib.util.spec_from_file_location(
+        "gunicorn_conf", BASE_DIR / "deploy" / "gunicorn.conf.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_gunicorn_starts_with_its_hosts_old_files_removed_and_buries_its_workers(
+    settings, tmp_path
+):
+    assert '"--config", "deploy/gunicorn.conf.py"' in (BASE_DIR / "Dockerfile").read_text()
+    settings.PROMETHEUS_MULTIPROC_DIR = str(tmp_path)
+    config = load_gunicorn_config()
+    stale = tmp_path / f"counter_{metrics.process_id(7)}.db"
+    live_gauge = tmp_path / f"gauge_livesum_{metrics.process_id(8)}.db"
+    other_host = tmp_path / "counter_elsewhere-7.db"
+    for path in (stale, other_host):
+        path.write_bytes(b"")
+
+    server = mock.Mock()
+    config.on_starting(server)
+    assert not stale.exists()
+    assert other_host.exists()
+    server.log.info.assert_called_once()
+
+    live_gauge.write_bytes(b"")
+    kept = tmp_path / f"counter_{metrics.process_id(8)}.db"
+    kept.write_bytes(b"")
+    config.child_exit(server, mock.Mock(pid=8))
+    assert not live_gauge.exists(), "a dead worker's live gauges go"
+    assert kept.exists(), "its counts stay in the sums"

@@ -227,6 +227,22 @@ def _expression_errors(errors: list[dsl.DslError]) -> forms.ValidationError:
     )
 
 
+def _json_error(text: str) -> forms.ValidationError | None:
+    """Where ``text`` stops being JSON, as a form error naming the line and column, or None
+    when it parses (the error was something else)."""
+    try:
+        json.loads(text)
+    except json.JSONDecodeError as error:
+        return forms.ValidationError(
+            _("Not valid JSON at line %(line)d, column %(column)d: %(problem)s."),
+            code="invalid",
+            params={"line": error.lineno, "column": error.colno, "problem": error.msg},
+        )
+    except (ValueError, RecursionError):
+        return None
+    return None
+
+
 class ExpressionField(forms.JSONField):
     """The DSL expression as JSON text; every validation error is shown with its path.
 
@@ -255,6 +271,8 @@ class ExpressionField(forms.JSONField):
             return super().to_python(value)
         except RecursionError:
             raise _expression_errors(dsl.validate(value)) from None
+        except forms.ValidationError as error:
+            raise _json_error(value) or error from None
 
     def bound_data(self, data, initial):
         # Shown again with the errors: never more than the limit, never parsed unbounded.
@@ -263,6 +281,8 @@ class ExpressionField(forms.JSONField):
         return super().bound_data(data, initial)
 
     def prepare_value(self, value):
+        if value is None:
+            return ""  # a new rule: an empty box, not the JSON text "null"
         if isinstance(value, dict | list):
             return printable(json.dumps(value, indent=2, ensure_ascii=False))
         prepared = super().prepare_value(value)

@@ -102,7 +102,7 @@ def test_invalid_expressions_show_every_error_with_its_path(
     not_json = client.post(
         "/admin/classification/rule/add/", rule_form(classifications["super"], "{oops")
     )
-    assert "Enter a valid JSON" in not_json.content.decode()
+    assert "Not valid JSON at line 1, column 2" in not_json.content.decode()
     assert not Rule.objects.exists()
 
 

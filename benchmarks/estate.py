@@ -352,6 +352,24 @@ def estate_ensure(count: int) -> float:
     return time.perf_counter() - started
 
 
+def leftovers_clear() -> int:
+    """Close what an interrupted benchmark left behind in its own database: runs still
+    active (cancelled) and the work locks their items held, which would make the next run
+    skip those instances."""
+    from django.utils import timezone
+
+    from syncjobs.models import ItemStatus, Run, RunItem, RunStatus, WorkLock
+
+    active = Run.objects.filter(status__in=[RunStatus.QUEUED, RunStatus.RUNNING])
+    now = timezone.now()
+    RunItem.objects.filter(
+        run__in=active, status__in=[ItemStatus.PENDING, ItemStatus.RUNNING]
+    ).update(status=ItemStatus.CANCELLED, finished_at=now)
+    closed = active.update(status=RunStatus.CANCELLED, finished_at=now)
+    WorkLock.objects.all().delete()
+    return closed
+
+
 def _queues() -> str:
     from django.conf import settings
 
@@ -592,6 +610,8 @@ def main() -> None:
         print(f"dropped {DATABASE}")
         return
     fake_engine_register()
+    if closed := leftovers_clear():
+        print(f"cancelled {closed} run(s) an interrupted benchmark left open")
     kinds = args.kinds.split(",")
     seconds = estate_ensure(args.instances)
     print(
@@ -612,10 +632,16 @@ def main() -> None:
     for path in STATS_DIR.glob("*.jsonl"):
         path.unlink()
     counts = [int(n) for n in args.workers.split(",")]
-    from accounts.models import Account
+    from inventory.models import Instance
 
-    if not Account.objects.filter(instance__name__startswith="estate-").exists():
-        print(f"\nfirst sync (creates every account and database), {max(counts)} workers:")
+    unsynced = (
+        Instance.objects.filter(name__startswith="estate-", is_active=True)
+        .exclude(accounts__isnull=False, databases__isnull=False)
+        .exists()
+    )
+    if unsynced:
+        # The measured runs must all be re-syncs: a first sync also creates every account.
+        print(f"\nfirst sync (creates the accounts and databases), {max(counts)} workers:")
         first = [
             measure_run(
                 kind,

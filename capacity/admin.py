@@ -255,9 +255,17 @@ class InstanceScopedAdmin(InstanceScopedMixin, admin.ModelAdmin):
         return False
 
 
-def _chart(series: list[Series], *, today, title: str):
+def _chart(series: list[Series], *, today, title: str, limit: int | None = None):
     start = today - timedelta(days=CHART_DAYS - 1)
-    return line_chart(series, start=start, end=today, title=title, value_format=_bytes_axis)
+    return line_chart(
+        series,
+        start=start,
+        end=today,
+        title=title,
+        value_format=_bytes_axis,
+        limit=limit,
+        limit_label=str(_("capacity limit")),
+    )
 
 
 def _aggregate_rows(queryset):
@@ -353,7 +361,10 @@ class DatabaseAdmin(
             )
             context |= {
                 "chart": _chart(
-                    [Series(obj.name, CHART_COLOURS[0], points)], today=today, title=str(obj)
+                    [Series(obj.name, CHART_COLOURS[0], points)],
+                    today=today,
+                    title=str(obj),
+                    limit=obj.capacity_limit_bytes,
                 ),
                 "forecast": services.forecast_database(obj),
                 "aggregates": _aggregate_rows(DatabaseSizeAggregate.objects.filter(database=obj)),
@@ -445,7 +456,9 @@ class InstanceCapacityAdmin(CapacityLimitMixin, InstanceScopedAdmin):
             for (pk, name), colour in zip(largest, CHART_COLOURS[1:], strict=False)
         ]
         return {
-            "chart": _chart(series, today=today, title=str(instance)),
+            "chart": _chart(
+                series, today=today, title=str(instance), limit=capacity.capacity_limit_bytes
+            ),
             "legend": [(s.label, s.colour) for s in series],
             "forecast": services.forecast_instance(instance),
             "aggregates": _aggregate_rows(InstanceSizeAggregate.objects.filter(instance=instance)),

@@ -188,6 +188,8 @@ class ClassificationAdmin(admin.ModelAdmin):
                         start=start,
                         end=end,
                         title=str(classification.name),
+                        integer=True,
+                        zero=True,
                     ),
                 }
             )

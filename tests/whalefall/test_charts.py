@@ -52,10 +52,54 @@ def test_labels_and_titles_are_escaped():
     assert "<circle" in svg  # a single point is drawn as a dot
 
 
-def test_an_empty_chart_still_draws_its_axes():
-    svg = line_chart([Series("db", "#000000", [])], start=START, end=END)
-    assert svg.startswith('<svg class="wf-chart"')
-    assert svg.endswith("</svg>")
-    assert "<polyline" not in svg
-    assert START.isoformat() in svg
-    assert END.isoformat() in svg
+def test_no_points_draw_no_chart():
+    """The page says "No statistics yet" in words, without empty axes."""
+    assert line_chart([Series("db", "#000000", [])], start=START, end=END) == ""
+    outside = Series("db", "#000000", [(START - timedelta(days=3), 5)])
+    assert line_chart([outside], start=START, end=END) == ""
+
+
+def test_the_chart_takes_the_width_of_its_box():
+    svg = line_chart([Series("db", "#000000", [(START, 1), (END, 2)])], start=START, end=END)
+    assert 'viewBox="0 0 640 200"' in svg
+    assert not re.search(r"<svg[^>]* width=", svg)
+
+
+def test_real_growth_is_visible_on_an_axis_around_the_values():
+    gib = 1024**3
+    points = [(START + timedelta(days=i), 12 * gib + i * 100 * 1024**2) for i in range(11)]
+    svg = line_chart([Series("db", "#000000", points)], start=START, end=END)
+    ys = [y for _x, y in polyline_points(svg)]
+    # From the bottom of the plot to near its top, not a flat line high above a zero axis.
+    assert ys[0] - ys[-1] > 0.6 * (200 - 8 - 22)
+    labels = re.findall(r'text-anchor="end">([^<]+)</text>', svg)[:-1]  # the last day's
+    assert "0" not in labels
+
+
+def test_enough_days_are_labelled():
+    end = START + timedelta(days=89)
+    svg = line_chart([Series("db", "#000000", [(START, 1), (end, 2)])], start=START, end=end)
+    days = re.findall(r">(\d{4}-\d{2}-\d{2})</text>", svg)
+    assert days[0] == START.isoformat()
+    assert days[-1] == end.isoformat()
+    assert 5 <= len(days) <= 8
+    assert days == sorted(set(days))
+
+
+def test_the_limit_is_a_line_and_every_point_tells_its_value():
+    series = Series("Shop", "#2563eb", [(START, 10), (END, 12)])
+    svg = line_chart([series], start=START, end=END, limit=20, limit_label="capacity limit")
+    limit_y = float(re.search(r'<line [^>]*y1="([\d.]+)"[^>]*class="wf-chart-limit"', svg)[1])
+    ys = [y for _x, y in polyline_points(svg)]
+    assert limit_y < min(ys)  # above the line: more than the values
+    assert "<title>capacity limit: 20</title>" in svg
+    assert f"<title>Shop · {START.isoformat()}: 10</title>" in svg
+    assert svg.count('class="wf-chart-point"') == 2
+
+
+def test_counts_are_whole_numbers_from_zero():
+    series = Series("matched", "#000000", [(START, 0), (END, 2)])
+    svg = line_chart([series], start=START, end=END, integer=True, zero=True)
+    labels = re.findall(r'text-anchor="end">([^<]+)</text>', svg)[:-1]  # the last day's
+    assert labels[0] == "0"
+    assert all(label.isdigit() for label in labels), labels

@@ -783,6 +783,10 @@ REST_FRAMEWORK = {
         "whalefall.api.permissions.TokenScope",
         "whalefall.api.permissions.ModelPermissions",
     ],
+    "DEFAULT_RENDERER_CLASSES": [
+        "rest_framework.renderers.JSONRenderer",
+        "whalefall.api.renderers.BrowsableAPIRenderer",
+    ],
     "DEFAULT_PAGINATION_CLASS": "whalefall.api.pagination.KeysetPagination",
     "PAGE_SIZE": 100,
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],

@@ -50,10 +50,25 @@
     update();
   };
 
+  // Changelist cells cut to one line (admin.css): the full text as the cell's tooltip,
+  // worked out when the pointer reaches the cell (the cut depends on the window's width).
+  const cellTitles = (root) => {
+    const table = root.getElementById("result_list");
+    if (!table) return;
+    table.addEventListener("mouseover", (event) => {
+      const cell = event.target.closest("td, th");
+      if (!cell || !table.contains(cell)) return;
+      if (cell.scrollWidth > cell.clientWidth) {
+        if (!cell.hasAttribute("title")) cell.setAttribute("title", cell.textContent.trim());
+      }
+    });
+  };
+
   document.addEventListener("DOMContentLoaded", () => {
     colourBadges(document);
     autosubmit(document);
     exportToggle(document);
     repeatFields(document);
+    cellTitles(document);
   });
 }

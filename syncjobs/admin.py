@@ -883,7 +883,17 @@ class SchedulablePeriodicTaskAdmin(PeriodicTaskAdmin):
         ),
         (_("Arguments"), {"fields": ["kwargs"]}),
     ]
-    readonly_fields = ["next_run", "last_run"]
+    readonly_fields = ["schedule", "next_run", "last_run"]
+
+    def get_fieldsets(self, request, obj=None):
+        if self.has_change_permission(request, obj):
+            return self.fieldsets
+        # A reader sees the schedule in words, not the empty fields that edit it.
+        return [
+            (None, {"fields": ["name", "task", "enabled", "description"]}),
+            (_("Schedule"), {"fields": ["schedule", "next_run", "last_run"]}),
+            (_("Arguments"), {"fields": ["kwargs"]}),
+        ]
 
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
         # Not the stock view: it lists every crontab for the popup this form no longer has.
@@ -901,7 +911,7 @@ class SchedulablePeriodicTaskAdmin(PeriodicTaskAdmin):
 
     @admin.display(description=_("Schedule"))
     def schedule(self, obj):
-        return schedule_text(obj)
+        return schedule_text(obj) if obj is not None and obj.pk else "—"
 
     @admin.display(description=_("Next run"))
     def next_run(self, obj):

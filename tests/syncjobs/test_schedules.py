@@ -264,6 +264,8 @@ def test_a_reader_sees_the_schedule_but_cannot_change_it(client, account_sync):
     response = client.get(f"{LIST}{account_sync.pk}/change/")
     assert response.status_code == 200
     assert 'name="at"' not in response.content.decode()
+    assert "daily at 01:00 (Asia/Shanghai)" in response.content.decode()
+    assert "Repeats" not in response.content.decode()
     assert "daily at 01:00" in client.get(LIST).content.decode()
     response = client.post(
         f"{LIST}{account_sync.pk}/change/", change_form(account_sync, at="02:30")

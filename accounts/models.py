@@ -4,6 +4,7 @@ from django.db import models
 from django.db.models import F, Q
 from django.db.models.fields.tuple_lookups import Tuple, TupleGreaterThan
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from accounts.canonical import FORMAT
 from inventory.models import Engine, Instance
@@ -164,7 +165,7 @@ class PrivilegeSnapshot(models.Model):
 
 
 class ChangeType(models.TextChoices):
-    CREATED = "created", _("Created")
+    CREATED = "created", pgettext_lazy("account change", "Created")
     PRIVILEGES_CHANGED = "privileges_changed", _("Privileges changed")
     ATTRIBUTES_CHANGED = "attributes_changed", _("Attributes changed")
     REMOVED = "removed", _("Removed")

@@ -18,7 +18,7 @@ class WhaleFallConfig(AppConfig):
 
     def ready(self) -> None:
         # security connects login receivers, sso its system check.
-        from whalefall import audit, security, sso  # noqa: F401
+        from whalefall import audit, language, security, sso  # noqa: F401
 
         audit.register()
 

@@ -3,6 +3,7 @@
 from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 
 class Heartbeat(models.Model):
@@ -33,9 +34,9 @@ class LoginEvent(models.Model):
     """One admin login attempt: success, failure or refusal by the rate limit."""
 
     class Kind(models.TextChoices):
-        SUCCEEDED = "succeeded", _("Succeeded")
-        FAILED = "failed", _("Failed")
-        RATE_LIMITED = "rate_limited", _("Rate limited")
+        SUCCEEDED = "succeeded", pgettext_lazy("login outcome", "Succeeded")
+        FAILED = "failed", pgettext_lazy("login outcome", "Failed")
+        RATE_LIMITED = "rate_limited", pgettext_lazy("login outcome", "Rate limited")
 
     created_at = models.DateTimeField(_("time"), auto_now_add=True, db_index=True)
     kind = models.CharField(_("outcome"), max_length=20, choices=Kind.choices)
@@ -220,3 +221,28 @@ class ApiToken(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"
+
+
+class UserPreference(models.Model):
+    """A user's own settings of the interface; for now the language it speaks."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        primary_key=True,
+        related_name="preference",
+        verbose_name=_("user"),
+    )
+    language = models.CharField(
+        _("language"),
+        max_length=10,
+        choices=settings.LANGUAGES,
+        help_text=_("The language WhaleFall is shown in to this user."),
+    )
+
+    class Meta:
+        verbose_name = _("user preference")
+        verbose_name_plural = _("user preferences")
+
+    def __str__(self) -> str:
+        return f"{self.user} ({self.language})"

@@ -136,6 +136,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # The signed-in user's chosen language, else LANGUAGE_CODE (not the browser's guess).
+    "whalefall.language.UserLanguageMiddleware",
     "django_otp.middleware.OTPMiddleware",
     "whalefall.mfa.SecondFactorMiddleware",
     "whalefall.middleware.BindUserMiddleware",
@@ -828,6 +830,10 @@ SPECTACULAR_SETTINGS = {
 
 LANGUAGE_CODE = env.str("LANGUAGE_CODE", default="en")
 USE_I18N = True
+LANGUAGES = [("en", "English"), ("zh-hans", "简体中文")]
+# Each app keeps its catalogue in <app>/locale; this one also receives the strings of the
+# top-level templates/ when makemessages runs from the project root.
+LOCALE_PATHS = [BASE_DIR / "whalefall" / "locale"]
 
 STATIC_URL = "static/"
 STATIC_ROOT = Path(env.str("WHALEFALL_STATIC_ROOT", default=str(BASE_DIR / "staticfiles")))

@@ -53,6 +53,16 @@ class WhaleFallAdminSite(admin.AdminSite):
         panels = [panel for p in self._panel_providers if (panel := p(request)) is not None]
         return sorted(panels, key=lambda panel: panel.order)
 
+    def get_urls(self):
+        from django.urls import path
+
+        from whalefall.language import set_language_view
+
+        return [
+            path("language/", self.admin_view(set_language_view), name="set-language"),
+            *super().get_urls(),
+        ]
+
     def index(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
         extra_context = {**(extra_context or {}), "panels": self.dashboard_panels(request)}
         return super().index(request, extra_context)

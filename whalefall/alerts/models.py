@@ -182,6 +182,8 @@ class Trigger(models.TextChoices):
     SYNC_FAILURES = "sync_failures", _("Instance failed N syncs in a row")
     INSTANCE_RECOVERED = "instance_recovered", _("Instance reachable again")
     CAPACITY_FORECAST = "capacity_forecast", _("Capacity limit forecast within N days")
+    # "X % in" is no printf directive.
+    # xgettext:no-python-format
     CAPACITY_GROWTH = "capacity_growth", _("Growth over X % in a period")
     PARTITIONS_MISSING = "partitions_missing", _("Partitions missing for next month")
     HEARTBEAT_STALE = "heartbeat_stale", _("Beat heartbeat stale")
@@ -225,6 +227,7 @@ class Rule(models.Model):
         null=True,
         blank=True,
         help_text=_(
+            # xgettext:no-python-format
             "Risk level N (fires for risk ≤ N), N failed syncs in a row, N days to the "
             "capacity limit, or X % growth; only for the triggers that name one."
         ),

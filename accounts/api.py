@@ -485,14 +485,20 @@ class AccountChangeSerializer(serializers.ModelSerializer):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         # The request's time zone, read once: not once a row.
-        self._datetime = serializers.DateTimeField(default_timezone=timezone.get_current_timezone())
+        self._timezone = timezone.get_current_timezone()
+
+    def _iso(self, value) -> str:
+        """DRF's rendering of an aware datetime (ISO 8601 in the current time zone, ``Z`` for
+        UTC) without its per-value machinery, which costs more than the rest of the row."""
+        text = value.astimezone(self._timezone).isoformat()
+        return text[:-6] + "Z" if text.endswith("+00:00") else text
 
     def to_representation(self, change):
         # The feed streams thousands of rows a call: a row of FEED_COLUMNS (no model
         # instances), one dict, no per-field machinery.
         return {
             "id": change.pk,
-            "detected_at": self._datetime.to_representation(change.detected_at),
+            "detected_at": self._iso(change.detected_at),
             "change_type": change.change_type,
             "summary": change.summary,
             "privileged": change.privileged,

@@ -834,6 +834,9 @@ LANGUAGES = [("en", "English"), ("zh-hans", "简体中文")]
 # Each app keeps its catalogue in <app>/locale; this one also receives the strings of the
 # top-level templates/ when makemessages runs from the project root.
 LOCALE_PATHS = [BASE_DIR / "whalefall" / "locale"]
+# Dates and times written one way in every language, to the second with the zone named
+# (whalefall.moments), in TIME_ZONE: nothing activates another zone.
+FORMAT_MODULE_PATH = ["whalefall.formats"]
 
 STATIC_URL = "static/"
 STATIC_ROOT = Path(env.str("WHALEFALL_STATIC_ROOT", default=str(BASE_DIR / "staticfiles")))

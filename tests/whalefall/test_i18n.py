@@ -2,6 +2,7 @@
 Chinese-speaking user's pages carry none of WhaleFall's English, and each user's language
 is chosen by them, kept, and defaults to LANGUAGE_CODE."""
 
+import re
 import shutil
 from html.parser import HTMLParser
 from pathlib import Path
@@ -281,3 +282,11 @@ def test_language_switch_refuses_what_it_should(db):
     assert response.status_code == 302
     assert "/admin/login/" in response["Location"]
     assert UserPreference.objects.get(user=user).language == "zh-hans"
+
+
+@override_settings(TIME_ZONE="Asia/Shanghai")
+def test_times_in_chinese_are_in_time_zone_with_the_zone_named(chinese_admin, account):
+    text = _page(chinese_admin, f"/admin/accounts/account/{account.pk}/change/")
+    moments = re.findall(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} (\S+)", text)
+    assert moments
+    assert set(moments) == {"CST"}

@@ -1,6 +1,7 @@
 """Messages of the libraries WhaleFall's pages show that ship no Simplified Chinese
-(django-auditlog): listed here so that makemessages puts them in WhaleFall's catalogue,
-whose translations Django uses for every app. Never imported."""
+(django-auditlog; the app list's table headings Django 5.2 added): listed here so that
+makemessages puts them in WhaleFall's catalogue, whose translations Django uses for every
+app. Never imported."""
 
 from django.utils.translation import gettext_noop
 
@@ -26,4 +27,8 @@ VENDOR_MESSAGES = [
     gettext_noop("timestamp"),
     gettext_noop("additional data"),
     gettext_noop("actor email"),
+    # Django admin's app list, read out by screen readers.
+    gettext_noop("Model name"),
+    gettext_noop("Add link"),
+    gettext_noop("Change or view list link"),
 ]

@@ -202,16 +202,11 @@ WHALEFALL_DB_POOL_TIMEOUT = env.float("WHALEFALL_DB_POOL_TIMEOUT", default=10.0)
 WHALEFALL_DB_PGBOUNCER = env.bool("WHALEFALL_DB_PGBOUNCER", default=False)
 if WHALEFALL_DB_POOL_MAX and not 0 <= WHALEFALL_DB_POOL_MIN <= WHALEFALL_DB_POOL_MAX:
     _problems.append("WHALEFALL_DB_POOL_MIN must be from 0 to WHALEFALL_DB_POOL_MAX")
-_db_pool_check = None
 
 
 def _db_pool(min_size: int, max_size: int, timeout: float) -> dict:
-    """The ``pool`` option of a PostgreSQL database: a connection is checked as it leaves the
-    pool, so one the server or a proxy closed meanwhile is replaced, never handed out."""
-    pool = {"min_size": min_size, "max_size": max_size, "timeout": timeout}
-    if _db_pool_check is not None:
-        pool["check"] = _db_pool_check
-    return pool
+    """The ``pool`` option of a PostgreSQL database (Django's psycopg pool)."""
+    return {"min_size": min_size, "max_size": max_size, "timeout": timeout}
 
 
 DATABASES = {"default": env.db_url_config(_database_url) if _database_url else {}}
@@ -221,15 +216,11 @@ if _db.get("ENGINE") == "django.db.backends.postgresql":
     _db.setdefault("OPTIONS", {}).setdefault("options", "-c jit=off")
     _db["OPTIONS"].setdefault("connect_timeout", 5)
     if WHALEFALL_DB_POOL_MAX > 0:
-        try:
-            from psycopg_pool import ConnectionPool as _ConnectionPool
-        except ImportError:
-            _problems.append("WHALEFALL_DB_POOL_MAX needs psycopg's pool: install psycopg[pool]")
-        else:
-            _db_pool_check = _ConnectionPool.check_connection
-        # A pooled connection goes back to the pool at the end of each request or task.
+        # A pooled connection goes back to the pool at the end of each request or task; with
+        # health checks on, Django has the pool check each connection as it leaves the pool,
+        # so one the server or a proxy closed meanwhile is replaced, never handed out.
         _db["CONN_MAX_AGE"] = 0
-        _db["CONN_HEALTH_CHECKS"] = False
+        _db["CONN_HEALTH_CHECKS"] = True
         _db["OPTIONS"]["pool"] = _db_pool(
             WHALEFALL_DB_POOL_MIN, WHALEFALL_DB_POOL_MAX, WHALEFALL_DB_POOL_TIMEOUT
         )

@@ -4,7 +4,6 @@ pool when sized, PgBouncer's transaction pooling, SQLite for ``make run``.
 Settings are read once per process, so every case reads them in a fresh interpreter.
 """
 
-import importlib.util
 import json
 import re
 from pathlib import Path
@@ -29,26 +28,11 @@ def plain(value):
 print(json.dumps({alias: plain(db) for alias, db in settings.DATABASES.items()}, default=str))
 """
 
-# Stands in for psycopg_pool where it is not installed: settings only name its check.
-FAKE_POOL = """
-class ConnectionPool:
-    @staticmethod
-    def check_connection(conn):
-        conn.execute("")
-"""
-
 
 def databases(env: dict[str, str]) -> dict:
     result = run(["-c", PROBE], env)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout.strip().splitlines()[-1])
-
-
-def with_fake_pool(env: dict[str, str], tmp_path: Path) -> dict[str, str]:
-    package = tmp_path / "psycopg_pool"
-    package.mkdir()
-    (package / "__init__.py").write_text(FAKE_POOL)
-    return {**env, "PYTHONPATH": str(tmp_path)}
 
 
 def test_by_default_connections_persist_and_are_checked_before_reuse():
@@ -62,39 +46,24 @@ def test_by_default_connections_persist_and_are_checked_before_reuse():
     )
 
 
-def test_a_sized_pool_becomes_the_pool_option(tmp_path):
+def test_a_sized_pool_becomes_the_pool_option():
     env = production_env(
         WHALEFALL_DB_POOL_MIN="2", WHALEFALL_DB_POOL_MAX="8", WHALEFALL_DB_POOL_TIMEOUT="4"
     )
-    found = databases(with_fake_pool(env, tmp_path))
+    found = databases(env)
     default = found["default"]
-    assert default["OPTIONS"]["pool"] == {
-        "min_size": 2,
-        "max_size": 8,
-        "timeout": 4.0,
-        "check": "psycopg_pool.ConnectionPool.check_connection",
-    }
-    # Django refuses persistent connections with a pool: each goes back to it instead.
+    assert default["OPTIONS"]["pool"] == {"min_size": 2, "max_size": 8, "timeout": 4.0}
+    # Django refuses persistent connections with a pool: each goes back to it instead, and
+    # with health checks on Django has the pool check a connection as it hands it out.
     assert default["CONN_MAX_AGE"] == 0
-    assert default["CONN_HEALTH_CHECKS"] is False
+    assert default["CONN_HEALTH_CHECKS"] is True
     assert default["OPTIONS"]["connect_timeout"] == 5
     assert found["events"]["OPTIONS"]["pool"]["max_size"] == 2
     assert found["events"]["OPTIONS"]["pool"]["min_size"] == 0
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("psycopg_pool") is not None, reason="psycopg_pool is installed"
-)
-def test_a_pool_without_psycopg_pool_installed_is_refused():
-    result = run(["-c", PROBE], production_env(WHALEFALL_DB_POOL_MAX="8"))
-    assert result.returncode != 0
-    assert "WHALEFALL_DB_POOL_MAX needs psycopg's pool" in result.stderr
-
-
-def test_a_pool_smaller_than_its_minimum_is_refused(tmp_path):
-    env = with_fake_pool(
-        production_env(WHALEFALL_DB_POOL_MIN="9", WHALEFALL_DB_POOL_MAX="4"), tmp_path
-    )
+def test_a_pool_smaller_than_its_minimum_is_refused():
+    env = production_env(WHALEFALL_DB_POOL_MIN="9", WHALEFALL_DB_POOL_MAX="4")
     result = run(["-c", PROBE], env)
     assert result.returncode != 0
     assert "WHALEFALL_DB_POOL_MIN must be from 0 to WHALEFALL_DB_POOL_MAX" in result.stderr
@@ -145,7 +114,7 @@ def test_only_transaction_scoped_advisory_locks_and_no_session_state():
 @pytest.mark.django_db
 def test_the_running_suite_uses_the_settings_connection_options():
     settings_dict = connection.settings_dict
-    assert settings_dict["CONN_HEALTH_CHECKS"] is ("pool" not in settings_dict["OPTIONS"])
+    assert settings_dict["CONN_HEALTH_CHECKS"] is True  # checked before reuse, pooled or not
     with connection.cursor() as cursor:
         cursor.execute("SHOW jit")
         assert cursor.fetchone()[0] == "off"

@@ -8,14 +8,17 @@ from django.contrib.auth.models import Group
 from django.utils import timezone
 from guardian.shortcuts import assign_perm
 
+from capacity.models import AggregatePeriod, Trend
+from capacity.periods import window
 from classification.models import Classification
-from classification.services import rule_create
+from classification.services import assignment_add_manual, rule_create
 from syncjobs.models import ItemStatus, RunStatus
 from syncjobs.services import roles_install, schedule_install_defaults
 from tests.accounts.factories import make_account
 from tests.capacity.factories import (
     GIB,
     DatabaseFactory,
+    DatabaseSizeAggregateFactory,
     DatabaseSizeSampleFactory,
     InstanceCapacityFactory,
     InstanceSizeSampleFactory,
@@ -81,6 +84,17 @@ def build_estate() -> dict:
         InstanceSizeSampleFactory(
             instance=orders, day=day, total_bytes=(11 * GIB) + GIB * (7 - back) // 7
         )
+    last_month = window(AggregatePeriod.MONTH, today.replace(day=1) - timedelta(days=1))[0]
+    DatabaseSizeAggregateFactory(
+        database=shop,
+        period_start=last_month,
+        avg_bytes=8 * GIB,
+        min_bytes=7 * GIB,
+        max_bytes=9 * GIB,
+        change_bytes=2 * GIB,
+        change_percent="28.57",
+        trend=Trend.GROWING,
+    )
     failed = RunFactory(
         status=RunStatus.FAILED, finished_at=timezone.now(), items_total=1, items_failed=1
     )
@@ -107,6 +121,8 @@ def build_estate() -> dict:
         "viewer": UserFactory(username="vic", roles=["Viewers"]),
         "scoped": UserFactory(username="sid", roles=["DBAs (scoped)"]),
     }
+    for account in (root, bob):
+        assignment_add_manual(account=account, classification=privileged, user=users["admin"])
     for perm in ("view_instance", "change_instance", "test_connection", "sync"):
         assign_perm(f"inventory.{perm}", users["scoped"], orders)
     assert Group.objects.filter(name="DBAs (scoped)").exists()

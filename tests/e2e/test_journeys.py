@@ -49,6 +49,8 @@ def test_administrator(journey, estate, language):
         "Nearest their capacity limit",
     )
     j.says("billing-pg", "shop", "9.0 GB / 10.0 GB", "root_orders@%")
+    # The panels use the page's width, not the 600 px of Django's own index page.
+    assert j.page.locator(".wf-dashboard").bounding_box()["width"] > 900
 
     j.goto("/admin/inventory/instance/add/", "instance form")
     j.page.fill("#id_name", "reports-mariadb")

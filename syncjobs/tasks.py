@@ -132,6 +132,14 @@ def run_item(
         raise self.retry(exc=exc, countdown=countdown) from exc
 
 
+@shared_task(name="syncjobs.run_items_send", acks_late=True, ignore_result=True)
+def run_items_send(run_id: int, kind: str, items: list[list[int]]) -> None:
+    """Send the item tasks of one chunk of a large run (its creator sends only the chunks);
+    routed to the queue of the run's ``kind``."""
+    structlog.contextvars.bind_contextvars(run_id=run_id)
+    services.run_items_send(run_id=run_id, kind=kind, items=[tuple(item) for item in items])
+
+
 @shared_task(
     name="syncjobs.reap_runs",
     acks_late=True,

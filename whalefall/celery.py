@@ -12,12 +12,12 @@ app = Celery("whalefall")
 
 def route_task(name, args, kwargs, options, task=None, **_kw) -> dict | None:
     """``task_routes``: the queue of a task (``WHALEFALL_TASK_QUEUES``), and for a run's item
-    the queue of the run's kind (``WHALEFALL_RUN_KIND_QUEUES``). An explicit ``queue=`` given
-    when sending wins over it."""
+    (or a chunk of them) the queue of the run's kind (``WHALEFALL_RUN_KIND_QUEUES``). An
+    explicit ``queue=`` given when sending wins over it."""
     from django.conf import settings
 
     queue = None
-    if name == "syncjobs.run_item":
+    if name in ("syncjobs.run_item", "syncjobs.run_items_send"):
         queue = settings.WHALEFALL_RUN_KIND_QUEUES.get((kwargs or {}).get("kind"))
     if queue is None:
         queue = settings.WHALEFALL_TASK_QUEUES.get(name)

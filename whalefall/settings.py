@@ -355,6 +355,7 @@ WHALEFALL_TASK_QUEUES = {
     "syncjobs.classify_instances": "accounts",
     # Items sent without their run's kind (by an older release).
     "syncjobs.run_item": "accounts",
+    "syncjobs.run_items_send": "accounts",
     "syncjobs.collect_capacity_all": "capacity",
     "syncjobs.collect_capacity_instances": "capacity",
     "syncjobs.aggregate_capacity": "capacity",

@@ -26,6 +26,7 @@ EXPECTED = {
         "syncjobs.sync_accounts_instance",
         "syncjobs.classify_instances",
         "syncjobs.run_item",
+        "syncjobs.run_items_send",
     },
     "capacity": {
         "syncjobs.collect_capacity_all",
@@ -122,6 +123,15 @@ def test_the_items_of_a_run_go_to_the_queue_of_its_kind(
     assert len(sent) == 2
     assert {item["run_id"] for item in sent} == {run.pk}
     assert {queue_of("syncjobs.run_item", kwargs=item) for item in sent} == {queue}
+
+
+@pytest.mark.parametrize(
+    ("kind", "queue"),
+    [("accounts", "accounts"), ("classification", "accounts"), ("capacity", "capacity")],
+)
+def test_the_chunks_of_a_large_run_go_to_the_queue_of_its_kind(kind, queue):
+    chunk = {"run_id": 1, "kind": kind, "items": [[1, 2]]}
+    assert queue_of("syncjobs.run_items_send", kwargs=chunk) == queue
 
 
 def test_an_item_sent_without_its_kind_goes_to_the_accounts_queue():

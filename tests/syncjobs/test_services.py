@@ -730,3 +730,49 @@ def test_a_running_item_writes_heartbeats_while_it_works(settings, fake_handlers
     fake_handlers[instance.name] = slow
     assert execute(item).status == ItemStatus.SUCCEEDED
     assert seen == [True]
+
+
+def test_a_large_run_is_sent_in_chunks_whose_tasks_send_the_items(
+    monkeypatch, django_capture_on_commit_callbacks, unsent_items
+):
+    monkeypatch.setattr(services, "ENQUEUE_CHUNK", 2)
+    instances = InstanceFactory.create_batch(5)
+    with (
+        mock.patch.object(tasks.run_items_send, "apply_async") as chunks_sent,
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        run = new_run(*instances)
+    items = [[item.pk, item.instance_id] for item in run.items.order_by("instance_id")]
+    chunks = [call.kwargs["kwargs"] for call in chunks_sent.call_args_list]
+    assert chunks == [
+        {"run_id": run.pk, "kind": run.kind, "items": items[0:2]},
+        {"run_id": run.pk, "kind": run.kind, "items": items[2:4]},
+        {"run_id": run.pk, "kind": run.kind, "items": items[4:5]},
+    ]
+    unsent_items.assert_not_called()  # the creator sent only the chunks
+    for chunk in chunks:
+        tasks.run_items_send(**chunk)  # as a worker runs it
+    sent = [call.kwargs["kwargs"] for call in unsent_items.call_args_list]
+    assert sent == [
+        {"item_id": pk, "run_id": run.pk, "instance_id": instance_id, "kind": run.kind}
+        for pk, instance_id in items
+    ]
+
+
+def test_when_a_chunk_is_refused_its_items_and_the_later_ones_fail(
+    monkeypatch, django_capture_on_commit_callbacks
+):
+    monkeypatch.setattr(services, "ENQUEUE_CHUNK", 2)
+    instances = InstanceFactory.create_batch(5)
+    refused = ConnectionError("broker down")
+    with (
+        mock.patch.object(
+            tasks.run_items_send, "apply_async", side_effect=[None, refused]
+        ) as chunks_sent,
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        run = new_run(*instances)
+    assert chunks_sent.call_count == 2, "the refusal stops the sending"
+    items = list(run.items.order_by("instance_id"))
+    statuses = [RunItem.objects.get(pk=item.pk).status for item in items]
+    assert statuses == [ItemStatus.PENDING] * 2 + [ItemStatus.FAILED] * 3

@@ -12,10 +12,10 @@ from django.test import Client
 from django.utils import translation
 from django.utils.translation import gettext
 
+from whalefall.language import SESSION_KEY as LANGUAGE_SESSION_KEY
+
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
-# The key whalefall.language keeps the signed-in user's language under in the session.
-LANGUAGE_SESSION_KEY = "whalefall_language"
 # What the browser says it reads, for LocaleMiddleware (which maps zh-CN to zh-hans).
 BROWSER_LOCALES = {"en": "en-US", "zh-hans": "zh-CN"}
 
@@ -141,7 +141,7 @@ def journey(browser, live_server, request):
         client = Client()
         client.force_login(user)
         session = client.session
-        session[LANGUAGE_SESSION_KEY] = language
+        session[LANGUAGE_SESSION_KEY] = language  # as at sign-in
         session.save()
         context = browser.new_context(
             viewport=viewport or {"width": 1440, "height": 900},

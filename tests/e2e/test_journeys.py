@@ -15,7 +15,7 @@ from accounts.models import AccountChange
 from inventory.models import Instance
 from syncjobs.models import Run, RunKind
 from tests.e2e.estate import build_estate
-from whalefall.models import ApiToken
+from whalefall.models import ApiToken, UserPreference
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -239,3 +239,19 @@ def test_scoped_dba(journey, estate, language):
     j.allow_console("403")
     j.goto("/admin/auth/user/", "users refused", status=403)
     j.speaks("Home", "You may not open this page")
+
+
+def test_switching_language_in_the_header(journey, estate, language):
+    """Anyone signed in switches between the languages from the page's header; the choice
+    is theirs from then on."""
+    other = "en" if language == "zh-hans" else "zh-hans"
+    j = journey(estate["viewer"], language)
+    j.goto("/admin/capacity/database/", "ledger before")
+    with j.page.expect_navigation():
+        j.page.click(f'.wf-language-switch button[value="{other}"]')
+    j.step("ledger after switching")
+    assert j.page.url.endswith("/admin/capacity/database/")
+    j.language = other
+    j.speaks("Home", "Databases")
+    j.says("shop")
+    assert UserPreference.objects.get(user=estate["viewer"]).language == other

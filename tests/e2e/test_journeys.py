@@ -5,6 +5,7 @@ import io
 from datetime import timedelta
 
 import pytest
+from auditlog.models import LogEntry
 from django.utils import timezone, translation
 from django.utils.translation import gettext
 from django_celery_beat.models import PeriodicTask
@@ -201,6 +202,10 @@ def test_scheduler(journey, estate, language):
         j.page.click('button[name="index"]')
     j.step("run now")
     assert j.page.locator(".messagelist li.success").count() == 1
+    # Sent on behalf of the person who pressed it, and audited as theirs.
+    pressed = LogEntry.objects.get(actor=estate["scheduler"], action=LogEntry.Action.ACCESS)
+    assert pressed.object_pk == str(sync.pk)
+    assert pressed.additional_data["run_now"]["kwargs"]["requested_by_id"] == estate["scheduler"].pk
 
 
 def test_viewer(journey, estate, language):

@@ -31,9 +31,10 @@ VIOLATION_LISTENER = (
 )
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser():
-    """One Chromium for the whole run; skipped with the reason when it cannot start."""
+    """One Chromium for the browser suite (closed after it, with the permission below);
+    skipped with the reason when it cannot start."""
     sync_api = pytest.importorskip(
         "playwright.sync_api", reason="Playwright is not installed (requirements/dev.txt brings it)"
     )

@@ -2,13 +2,22 @@
 serve probes."""
 
 from django.contrib import admin
+from django.http import HttpResponsePermanentRedirect
+from django.templatetags.static import static
 from django.urls import include, path
 from django.views.generic import RedirectView
 
 from whalefall import health, metrics, mfa, sso
 
+
+def favicon(request) -> HttpResponsePermanentRedirect:
+    """Browsers ask every site for /favicon.ico, pages or not (the API's docs, say)."""
+    return HttpResponsePermanentRedirect(static("whalefall/favicon.svg"))
+
+
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="admin:index", permanent=False)),
+    path("favicon.ico", favicon),
     # Two-factor sign-in and single sign-on, ahead of the admin's own routes.
     path("admin/two-factor/", mfa.setup_view, name="mfa-setup"),
     path("admin/two-factor/verify/", mfa.verify_view, name="mfa-verify"),

@@ -19,10 +19,6 @@ ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 # What the browser says it reads, for LocaleMiddleware (which maps zh-CN to zh-hans).
 BROWSER_LOCALES = {"en": "en-US", "zh-hans": "zh-CN"}
 
-# Chromium asks every site for /favicon.ico on its own; WhaleFall serves none, and that
-# request's 404 is the browser's, not a page's.
-FAVICON = "/favicon.ico"
-
 # Injected by the browser itself, so the page's policy does not apply to it.
 VIOLATION_LISTENER = (
     "window.__violations = [];"
@@ -77,8 +73,6 @@ class Journey:
 
     def _console(self, message) -> None:
         text = message.text
-        if (message.location or {}).get("url", "").endswith(FAVICON):
-            return
         if (message.type == "error" or "Content Security Policy" in text) and not any(
             allowed in text for allowed in self.allowed
         ):

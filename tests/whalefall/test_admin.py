@@ -97,3 +97,9 @@ def test_big_tables_have_no_filter_that_scans_them_whole(model_admin):
     for spec in model_admin.list_filter:
         if isinstance(spec, tuple):
             assert spec[1] is not django_admin.RelatedOnlyFieldListFilter, spec
+
+
+def test_the_favicon_is_served(client):
+    response = client.get("/favicon.ico")
+    assert response.status_code == 301
+    assert response["Location"].endswith("whalefall/favicon.svg")

@@ -176,7 +176,7 @@ def test_starting_a_run_answers_202_with_the_run_to_poll(
     assert len(callbacks) == 1  # the items are queued once the run is committed
     item = RunItem.objects.get(run=run)
     unsent_items.assert_called_once_with(
-        kwargs={"item_id": item.pk, "run_id": run.pk, "instance_id": a.pk}
+        kwargs={"item_id": item.pk, "run_id": run.pk, "instance_id": a.pk, "kind": "accounts"}
     )
     assert client.get(body["url"]).json()["id"] == run.pk
 

@@ -517,3 +517,33 @@ def test_access_review_errors_are_json_whatever_the_format(api_client, admin_use
     for tag in ("no-such-tag", "bad\x00slug"):
         error = _error(client.get("/api/v1/access-review/", {"tag": tag}), 400)
         assert {f["path"] for f in error["fields"]} == {"tag[0]" if "\x00" in tag else "tag"}
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Asia/Shanghai"])
+def test_list_rows_written_directly_equal_what_drfs_fields_write(db, data, settings, zone):
+    from django.utils import timezone as django_timezone
+    from rest_framework import serializers as drf_serializers
+
+    from accounts.admin import assignments_prefetch
+    from accounts.api import AccountSerializer
+
+    settings.TIME_ZONE = zone
+    classification = Classification.objects.create(code="x", name="X", risk_level=2)
+    Assignment.objects.create(account=data["root"], classification=classification, source="manual")
+    now = django_timezone.now()
+    no_snapshot = Account.objects.create(
+        instance=data["a"], name="fresh", host="%", kind="user", first_seen_at=now, last_seen_at=now
+    )
+    accounts = (
+        Account.objects.select_related("instance", "snapshot")
+        .prefetch_related(assignments_prefetch())
+        .order_by("pk")
+    )
+    with django_timezone.override(zone):
+        for account in accounts:
+            serializer = AccountSerializer(context={})
+            fast = serializer.to_representation(account)
+            generic = drf_serializers.ModelSerializer.to_representation(serializer, account)
+            assert fast == dict(generic), account
+            assert list(fast) == list(generic), "the same fields, in the same order"
+    assert no_snapshot.pk in {a.pk for a in accounts}

@@ -46,7 +46,7 @@ def test_classification_connects_to_nothing(fake_handlers):
     assert Instance.objects.get(pk=alpha.pk).last_connected_at is None
 
 
-def test_run_finished_names_the_run_and_counts_its_instances(fake_handlers):
+def test_run_finished_names_the_run_and_counts_its_instances(fake_handlers, monkeypatch):
     alpha, beta = InstanceFactory(name="alpha"), InstanceFactory(name="beta")
     run = run_of(RunKind.ACCOUNTS, alpha, beta)
     last = run.items.order_by("pk").last()
@@ -56,6 +56,9 @@ def test_run_finished_names_the_run_and_counts_its_instances(fake_handlers):
     structlog.contextvars.bind_contextvars(run_id=run.pk, instance_id=last.instance_id)
     try:
         with capture_logs(processors=[structlog.contextvars.merge_contextvars]) as logs:
+            # Loggers are cached on first use: one made now logs into the capture, whatever
+            # earlier tests did with the module's.
+            monkeypatch.setattr(services, "log", structlog.get_logger(services.__name__))
             services.run_item_execute(item_id=last.pk)
     finally:
         structlog.contextvars.clear_contextvars()

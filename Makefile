@@ -52,7 +52,7 @@ run: venv
 
 ## test: the whole suite, migration drift and the linters (PostgreSQL + Redis on localhost).
 test: venv
-	DJANGO_ENV=test WHALEFALL_ENV_FILE= $(PY) -m pytest
+	DJANGO_ENV=test WHALEFALL_ENV_FILE= $(PY) -m pytest --durations=15
 	DJANGO_ENV=test WHALEFALL_ENV_FILE= DATABASE_URL=sqlite://:memory: $(PY) manage.py makemigrations --check --dry-run
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .

@@ -23,7 +23,7 @@ from inventory.admin import FormulaSafeResource
 from whalefall import audit, mfa, scope
 from whalefall.api.tokens import api_token_issue, api_token_revoke
 from whalefall.exports import ExportActionMixin
-from whalefall.health import checks_for
+from whalefall.health import CHECK_LABELS, checks_for
 from whalefall.models import ApiToken, EventLogEntry, LoginEvent, SingleSignOnIdentity
 from whalefall.moments import moment
 from whalefall.paginator import EstimatedCountPaginator
@@ -38,7 +38,12 @@ def system_health_panel(request: HttpRequest) -> DashboardPanel | None:
     return DashboardPanel(
         title=_("System health"),
         template="admin/panels/system_health.html",
-        context={"checks": checks_for(request)},
+        context={
+            "checks": [
+                (CHECK_LABELS.get(name, name), result)
+                for name, result in checks_for(request).items()
+            ]
+        },
         order=0,
     )
 

@@ -17,6 +17,7 @@ from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections
 from django.db.migrations.executor import MigrationExecutor
 from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
+from django.utils.translation import gettext_lazy, gettext_noop
 from django.views.decorators.cache import never_cache
 
 from whalefall import alerts, scope
@@ -26,7 +27,16 @@ from whalefall.tasks import BEAT_HEARTBEAT
 
 log = structlog.get_logger(__name__)
 
-TIMED_OUT = "timed out"
+# Check errors stay English in the JSON endpoints (probes read them) and are marked for
+# translation, so that the dashboard shows them in the reader's language.
+TIMED_OUT = gettext_noop("timed out")
+# The dashboard's names of the checks.
+CHECK_LABELS = {
+    "database": gettext_lazy("Database"),
+    "migrations": gettext_lazy("Migrations"),
+    "broker": gettext_lazy("Broker"),
+    "beat_heartbeat": gettext_lazy("Beat heartbeat"),
+}
 
 
 @dataclass
@@ -67,7 +77,7 @@ def check_database() -> CheckResult:
             cursor.fetchone()
     except DatabaseError as exc:
         _warn("health_database_failed", error_type=type(exc).__name__, error=str(exc))
-        return CheckResult(ok=False, error="database unreachable")
+        return CheckResult(ok=False, error=gettext_noop("database unreachable"))
     return CheckResult(ok=True)
 
 
@@ -86,9 +96,11 @@ def check_migrations() -> CheckResult:
         pending = executor.migration_plan(executor.loader.graph.leaf_nodes())
     except DatabaseError as exc:
         _warn("health_migrations_failed", error_type=type(exc).__name__, error=str(exc))
-        return CheckResult(ok=False, error="migration state unreadable")
+        return CheckResult(ok=False, error=gettext_noop("migration state unreadable"))
     if pending:
-        return CheckResult(ok=False, error="migrations pending", detail={"pending": len(pending)})
+        return CheckResult(
+            ok=False, error=gettext_noop("migrations pending"), detail={"pending": len(pending)}
+        )
     _migrations_applied = True
     return CheckResult(ok=True)
 
@@ -117,7 +129,7 @@ def check_broker() -> CheckResult:
             depth = _queue_depth(conn)
     except Exception as exc:  # noqa: BLE001  any transport error means "not ready"
         _warn("health_broker_failed", error_type=type(exc).__name__, error=str(exc))
-        return CheckResult(ok=False, error="broker unreachable")
+        return CheckResult(ok=False, error=gettext_noop("broker unreachable"))
     return CheckResult(ok=True, detail={"queue_depth": depth})
 
 
@@ -131,8 +143,8 @@ def _queue_depth(conn) -> int | None:
     return depth
 
 
-NO_HEARTBEAT_YET = "no heartbeat recorded yet"
-HEARTBEAT_STALE = "heartbeat stale"
+NO_HEARTBEAT_YET = gettext_noop("no heartbeat recorded yet")
+HEARTBEAT_STALE = gettext_noop("heartbeat stale")
 
 
 def check_heartbeat() -> CheckResult:
@@ -143,7 +155,7 @@ def check_heartbeat() -> CheckResult:
             Heartbeat.objects.filter(name=BEAT_HEARTBEAT).values_list("beat_at", flat=True).first()
         )
     except DatabaseError:
-        return CheckResult(ok=False, error="heartbeat unreadable")
+        return CheckResult(ok=False, error=gettext_noop("heartbeat unreadable"))
     if beat_at is None:
         return CheckResult(ok=False, error=NO_HEARTBEAT_YET)
     age = max(0.0, (timezone.now() - beat_at).total_seconds())
@@ -175,7 +187,7 @@ def _guarded(name: str) -> CheckResult:
         return _timed(READINESS_CHECKS[name])
     except Exception as exc:  # noqa: BLE001  a check that breaks is a failing check
         _warn("health_check_failed", check=name, error_type=type(exc).__name__)
-        return CheckResult(ok=False, error="check failed")
+        return CheckResult(ok=False, error=gettext_noop("check failed"))
 
 
 def _database_checks(results: dict[str, CheckResult], db, warnings: list) -> None:
@@ -186,7 +198,7 @@ def _database_checks(results: dict[str, CheckResult], db, warnings: list) -> Non
     try:
         for name in DATABASE_CHECKS:
             if name != "database" and not results["database"].ok:
-                results[name] = CheckResult(ok=False, error="database unreachable")
+                results[name] = CheckResult(ok=False, error=gettext_noop("database unreachable"))
                 continue
             results[name] = CheckResult(ok=False, error=TIMED_OUT)  # until it answers
             results[name] = _guarded(name)
@@ -271,7 +283,7 @@ def _group(names, finished: dict[str, CheckResult]) -> dict[str, CheckResult]:
     for name in names:
         result = finished.get(name)
         if cut_short:
-            result = CheckResult(ok=False, error="not checked")
+            result = CheckResult(ok=False, error=gettext_noop("not checked"))
         elif result is None or result.error == TIMED_OUT:
             result = CheckResult(ok=False, error=TIMED_OUT)
             cut_short = True

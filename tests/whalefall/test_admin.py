@@ -40,7 +40,19 @@ def test_index_is_branded_and_shows_the_health_panel(client, admin_user):
     content = response.content.decode()
     assert "<title>Database estate | WhaleFall</title>" in content
     assert "System health" in content
-    assert "beat_heartbeat" in content
+    assert "Beat heartbeat" in content
+    assert "no heartbeat recorded yet" in content
+
+
+def test_the_health_panel_speaks_the_readers_language(client, admin_user):
+    from whalefall.language import user_language_set
+
+    user_language_set(user=admin_user, language="zh-hans")
+    client.force_login(admin_user)
+    content = client.get("/admin/").content.decode()
+    assert "调度心跳" in content
+    assert "尚未记录心跳" in content
+    assert "no heartbeat recorded yet" not in content
 
 
 def test_security_headers_on_admin_pages(client):

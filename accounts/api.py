@@ -2,20 +2,16 @@
 history and its feed, and the access review — with the admin's permissions and instance
 scope (SPEC §12)."""
 
-import datetime
 import functools
 import re
 
 import structlog
-from django import forms
 from django.db.models import TextField
 from django.db.models.functions import Cast
 from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.translation import gettext as _
 from django_filters import rest_framework as filters
-from django_filters.fields import IsoDateTimeField, RangeField
-from django_filters.widgets import DateRangeWidget
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
@@ -24,7 +20,7 @@ from drf_spectacular.utils import (
     extend_schema,
     extend_schema_field,
 )
-from rest_framework import permissions, serializers, viewsets
+from rest_framework import serializers, viewsets
 from rest_framework.renderers import BaseRenderer, BrowsableAPIRenderer, JSONRenderer
 from rest_framework.response import Response
 
@@ -44,64 +40,15 @@ from accounts.reports import effective_view, provenance
 from inventory.models import Engine, Instance, Tag
 from whalefall.api import router
 from whalefall.api.fields import iso_datetime
+from whalefall.api.filters import BooleanFilter, DateTimeRangeFilter, IdFilter, IdInFilter
 from whalefall.api.pagination import FeedPagination
-from whalefall.api.permissions import InstanceScopedMixin
+from whalefall.api.permissions import InstanceScopedMixin, on_some_instance
 from whalefall.scope import VIEW_INSTANCE, visible_instance_ids
 
 log = structlog.get_logger(__name__)
 
 
-@extend_schema_field(OpenApiTypes.INT)
-class IdFilter(filters.NumberFilter):
-    """An id: an integer."""
-
-    field_class = forms.IntegerField
-
-
-@extend_schema_field(OpenApiTypes.INT)
-class IdInFilter(filters.BaseInFilter, IdFilter):
-    """Ids, comma-separated."""
-
-
-class StrictBooleanField(forms.NullBooleanField):
-    """``true``/``false`` (or 1/0); anything else is an error, not "no filter"."""
-
-    widget = forms.TextInput
-    VALUES = {"true": True, "1": True, "false": False, "0": False}
-
-    def to_python(self, value):
-        if value in (None, ""):
-            return None
-        try:
-            return self.VALUES[str(value).lower()]
-        except KeyError:
-            raise forms.ValidationError(_("Enter true or false."), code="invalid") from None
-
-    def validate(self, value):
-        pass
-
-
-class BooleanFilter(filters.BooleanFilter):
-    """A boolean filter that refuses a value it cannot read: ``superuser=yes`` returning
-    every account would be a silent wrong answer."""
-
-    field_class = StrictBooleanField
-
-    def __init__(self, *args, **kwargs):
-        kwargs.setdefault("widget", forms.TextInput)
-        super().__init__(*args, **kwargs)
-
-
-class OnSomeInstance(permissions.BasePermission):
-    """As the admin's pages of rows hanging off instances: a user who may see no instance
-    at all is refused, not shown an empty list."""
-
-    def has_permission(self, request, view) -> bool:
-        ids = visible_instance_ids(request, VIEW_INSTANCE)
-        return ids is None or bool(ids)
-
-
-SCOPED_READ = [*viewsets.ReadOnlyModelViewSet.permission_classes, OnSomeInstance]
+SCOPED_READ = on_some_instance()
 
 
 # --- Accounts ---------------------------------------------------------------------------
@@ -406,32 +353,6 @@ router.register("accounts", AccountViewSet, basename="account")
 
 
 # --- Account changes --------------------------------------------------------------------
-
-
-class UTCDateTimeField(IsoDateTimeField):
-    """An ISO 8601 time, in UTC: Python reads offsets PostgreSQL refuses (beyond ±15:59)."""
-
-    def to_python(self, value):
-        value = super().to_python(value)
-        if value is None:
-            return None
-        try:
-            return value.astimezone(datetime.UTC)
-        except OverflowError:  # an offset taking year 1 or 9999 over the edge
-            raise forms.ValidationError(self.error_messages["invalid"], code="invalid") from None
-
-
-class UTCDateTimeRangeField(RangeField):
-    widget = DateRangeWidget
-
-    def __init__(self, *args, **kwargs):
-        super().__init__((UTCDateTimeField(), UTCDateTimeField()), *args, **kwargs)
-
-
-class DateTimeRangeFilter(filters.IsoDateTimeFromToRangeFilter):
-    """``<name>_after`` / ``<name>_before``: ISO 8601 bounds, inclusive."""
-
-    field_class = UTCDateTimeRangeField
 
 
 class AccountChangeFilterSet(filters.FilterSet):

@@ -44,7 +44,7 @@ from inventory.models import Engine
 from whalefall.api import router
 from whalefall.api.filters import IdFilter
 from whalefall.api.pagination import KeysetPagination
-from whalefall.api.permissions import InstanceScopedMixin
+from whalefall.api.permissions import InstanceScopedMixin, on_some_instance
 from whalefall.scope import VIEW_INSTANCE
 
 # --- Pagination ---------------------------------------------------------------------------
@@ -228,10 +228,7 @@ class CapacityScopedMixin(InstanceScopedMixin):
     """Rows of the instances one may see; like the admin's capacity pages, refused (403) to
     whoever may see no instance at all rather than shown empty."""
 
-    def check_permissions(self, request):
-        super().check_permissions(request)
-        if self.scope_ids(VIEW_INSTANCE) == set():
-            self.permission_denied(request, message=_("You may not see any instance."))
+    permission_classes = on_some_instance()
 
 
 # --- Databases ----------------------------------------------------------------------------

@@ -48,7 +48,7 @@ def _badge(classification: Classification) -> str:
     )
 
 
-def _on_visible_instances(request, instance_field: str) -> Q | None:
+def on_visible_instances(request, instance_field: str) -> Q | None:
     """Counts follow the scope: rows of the instances the user may see (None: all rows)."""
     ids = visible_instance_ids(request)
     return None if ids is None else Q(**{f"{instance_field}__in": ids})
@@ -88,7 +88,7 @@ class ClassificationAdmin(admin.ModelAdmin):
                 n_rules=Count("rules", filter=Q(rules__superseded_at__isnull=True), distinct=True),
                 n_assignments=Count(
                     "assignments",
-                    filter=_on_visible_instances(request, "assignments__account__instance_id"),
+                    filter=on_visible_instances(request, "assignments__account__instance_id"),
                     distinct=True,
                 ),
             )
@@ -454,7 +454,7 @@ class RuleAdmin(admin.ModelAdmin):
                 .annotate(
                     n_assignments=Count(
                         "assignments",
-                        filter=_on_visible_instances(request, "assignments__account__instance_id"),
+                        filter=on_visible_instances(request, "assignments__account__instance_id"),
                     )
                 )
                 .order_by("-version")

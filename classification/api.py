@@ -14,7 +14,6 @@ from django.db.models import Count, ProtectedError, Q
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
-    OpenApiResponse,
     extend_schema,
     extend_schema_field,
     extend_schema_view,
@@ -25,10 +24,12 @@ from rest_framework.response import Response
 
 from accounts.models import Account
 from classification import dsl, services
+from classification.admin import on_visible_instances
 from classification.models import Assignment, AssignmentSource, Classification, RiskLevel, Rule
-from inventory.api import StorableInputMixin
 from inventory.models import Engine
 from whalefall.api import router
+from whalefall.api.errors import Conflict, conflict_response
+from whalefall.api.fields import StorableInputMixin
 from whalefall.api.filters import IdFilter
 from whalefall.api.permissions import InstanceScopedMixin, TokenScope
 from whalefall.scope import VIEW_INSTANCE, visible_instance_ids
@@ -36,16 +37,8 @@ from whalefall.text import printable
 
 ENGINE_CHOICES = [("", _("all engines")), *Engine.choices]
 
-
-class Conflict(exceptions.APIException):
-    status_code = status.HTTP_409_CONFLICT
-    default_code = "conflict"
-    default_detail = "The object is still referenced and cannot be deleted."
-
-
-_CONFLICT_RESPONSE = OpenApiResponse(
-    response={"$ref": "#/components/schemas/Error"},
-    description="Still referenced: assignments record a rule version as their evidence.",
+_CONFLICT = conflict_response(
+    "Still referenced: assignments record a rule version as their evidence."
 )
 
 
@@ -77,12 +70,6 @@ def _expression_errors(errors: list[dsl.DslError]) -> dict:
         key = error.path or "non_field_errors"
         detail.setdefault(key, []).append(exceptions.ErrorDetail(error.message, code=error.code))
     return detail
-
-
-def _on_visible_instances(request, instance_field: str) -> Q | None:
-    """Counts follow the scope, as on the admin's pages: rows of visible instances only."""
-    ids = visible_instance_ids(request)
-    return None if ids is None else Q(**{f"{instance_field}__in": ids})
 
 
 # --- Classifications ----------------------------------------------------------------------
@@ -190,7 +177,7 @@ class ReloadAnnotatedMixin:
     partial_update=extend_schema(summary="Change a classification (the code stays)"),
     destroy=extend_schema(
         summary="Delete a classification (not a system one)",
-        responses={204: None, 409: _CONFLICT_RESPONSE},
+        responses={204: None, 409: _CONFLICT},
     ),
 )
 class ClassificationViewSet(ReloadAnnotatedMixin, viewsets.ModelViewSet):
@@ -207,7 +194,7 @@ class ClassificationViewSet(ReloadAnnotatedMixin, viewsets.ModelViewSet):
                 n_rules=Count("rules", filter=Q(rules__superseded_at__isnull=True), distinct=True),
                 n_assignments=Count(
                     "assignments",
-                    filter=_on_visible_instances(self.request, "assignments__account__instance_id"),
+                    filter=on_visible_instances(self.request, "assignments__account__instance_id"),
                     distinct=True,
                 ),
             )
@@ -468,9 +455,7 @@ class RulePreviewSerializer(RuleValidationResultSerializer):
         summary="Edit a rule in part",
         description="As PUT: a new expression or engine makes a new version.",
     ),
-    destroy=extend_schema(
-        summary="Delete a rule version", responses={204: None, 409: _CONFLICT_RESPONSE}
-    ),
+    destroy=extend_schema(summary="Delete a rule version", responses={204: None, 409: _CONFLICT}),
 )
 class RuleViewSet(viewsets.ModelViewSet):
     """Classification rules. Each version is a row; versions of one rule share a lineage."""
@@ -525,7 +510,7 @@ class RuleViewSet(viewsets.ModelViewSet):
             .annotate(
                 n_assignments=Count(
                     "assignments",
-                    filter=_on_visible_instances(request, "assignments__account__instance_id"),
+                    filter=on_visible_instances(request, "assignments__account__instance_id"),
                 )
             )
             .order_by("-version")

@@ -15,8 +15,8 @@ from django.db.models import Count, Prefetch, ProtectedError, Q
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django_filters import rest_framework as filters
-from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
-from rest_framework import exceptions, serializers, status, viewsets
+from drf_spectacular.utils import extend_schema, extend_schema_field
+from rest_framework import exceptions, serializers, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
@@ -34,9 +34,10 @@ from inventory.models import (
     TagCategory,
 )
 from whalefall.api import router
+from whalefall.api.errors import Conflict, conflict_response
+from whalefall.api.fields import StorableInputMixin
 from whalefall.api.permissions import InstanceScopedMixin, ModelPermissions, TokenScope
 from whalefall.scope import VIEW_INSTANCE
-from whalefall.text import unstorable_character
 
 CHANGE_INSTANCE = "inventory.change_instance"
 DELETE_INSTANCE = "inventory.delete_instance"
@@ -46,59 +47,6 @@ TEST_CONNECTION = "inventory.test_connection"
 MAX_TAGS_PER_INSTANCE = 100
 # The longest secret accepted: far beyond any engine's password limit.
 MAX_SECRET_LENGTH = 4096
-
-ERROR_REF = {"$ref": "#/components/schemas/Error"}
-
-
-class Conflict(exceptions.APIException):
-    """The request is valid but the object's state forbids it (409)."""
-
-    status_code = status.HTTP_409_CONFLICT
-    default_code = "conflict"
-    default_detail = gettext_lazy("The object's current state does not allow this.")
-
-
-def conflict_response(description: str) -> OpenApiResponse:
-    """The schema of a 409 answer, in the error envelope."""
-    return OpenApiResponse(response=ERROR_REF, description=description)
-
-
-# --- Input that PostgreSQL can store ----------------------------------------------------
-
-
-def _unstorable_detail(value):
-    """Error detail for every string in ``value`` holding a NUL or an unpaired surrogate
-    (nested the way the value is, for error paths), or None when all of it can be stored."""
-    if isinstance(value, str):
-        if unstorable_character(value) is None:
-            return None
-        return [
-            serializers.ErrorDetail(
-                _("Contains a NUL character or an unpaired surrogate, which cannot be stored."),
-                code="unstorable",
-            )
-        ]
-    if isinstance(value, dict):
-        found = {k: d for k, v in value.items() if (d := _unstorable_detail(v)) is not None}
-        return found or None
-    if isinstance(value, list):
-        found = [_unstorable_detail(v) for v in value]
-        return [d or [] for d in found] if any(found) else None
-    return None
-
-
-class StorableInputMixin:
-    """Refuses text PostgreSQL cannot store before any field reads it: the field errors that
-    quote a value (unknown choices, slugs) could not even be sent back as UTF-8."""
-
-    def to_internal_value(self, data):
-        if isinstance(data, dict):
-            known = {k: v for k, v in data.items() if k in self.fields}
-            detail = _unstorable_detail(known)
-            if detail:
-                raise serializers.ValidationError(detail)
-        return super().to_internal_value(data)
-
 
 # --- Instances --------------------------------------------------------------------------
 

@@ -9,25 +9,24 @@ run touches.
 """
 
 from collections.abc import Iterable
-from datetime import UTC
 
-from django import forms
 from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django_filters import rest_framework as filters
-from django_filters.fields import IsoDateTimeField
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import exceptions, mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from inventory.api import ERROR_REF, Conflict, StorableInputMixin, conflict_response
 from inventory.models import Instance
 from syncjobs import services
 from syncjobs.admin import figures_scope, runs_actionable, sync_scope
 from syncjobs.models import ItemStatus, Run, RunItem, RunKind, RunStatus, RunTrigger
 from whalefall.api import router
+from whalefall.api.errors import ERROR_REF, Conflict, conflict_response
+from whalefall.api.fields import StorableInputMixin
+from whalefall.api.filters import MAX_ID, IdFilter, UTCDateTimeFilter
 from whalefall.api.permissions import InstanceScopedMixin
 from whalefall.scope import visible_instance_ids
 
@@ -35,7 +34,6 @@ from whalefall.scope import visible_instance_ids
 STARTABLE_KINDS = [RunKind.ACCOUNTS, RunKind.CAPACITY, RunKind.CLASSIFICATION]
 # Instances one request may name: an estate's worth.
 MAX_RUN_INSTANCES = 10_000
-MAX_ID = 2**63 - 1
 
 
 class QueueUnavailable(exceptions.APIException):
@@ -147,41 +145,14 @@ class RunStartSerializer(StorableInputMixin, serializers.Serializer):
     )
 
 
-class IdFilter(filters.NumberFilter):
-    field_class = forms.IntegerField
-
-    def __init__(self, *args, **kwargs):
-        kwargs.setdefault("min_value", 1)
-        kwargs.setdefault("max_value", MAX_ID)
-        super().__init__(*args, **kwargs)
-
-
-class UtcIsoDateTimeField(IsoDateTimeField):
-    """An ISO 8601 time with any offset, compared in UTC (the database refuses some offsets
-    that ISO 8601 allows, e.g. +18:26)."""
-
-    def to_python(self, value):
-        value = super().to_python(value)
-        if value is None:
-            return value
-        try:
-            return value.astimezone(UTC)
-        except OverflowError:
-            raise forms.ValidationError(_("This time is out of range."), code="invalid") from None
-
-
-class UtcIsoDateTimeFilter(filters.IsoDateTimeFilter):
-    field_class = UtcIsoDateTimeField
-
-
 class RunFilter(filters.FilterSet):
     """RunAdmin's list filters; ``status`` is the status as shown to you."""
 
     kind = filters.ChoiceFilter(choices=RunKind.choices)
     status = filters.ChoiceFilter(choices=RunStatus.choices, field_name="shown_status")
     trigger = filters.ChoiceFilter(choices=RunTrigger.choices)
-    created_after = UtcIsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    created_before = UtcIsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    created_after = UTCDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = UTCDateTimeFilter(field_name="created_at", lookup_expr="lt")
 
     class Meta:
         model = Run

@@ -13,12 +13,30 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404, JsonResponse
 from django.urls import is_valid_path, resolve
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.csrf import csrf_exempt
+from drf_spectacular.utils import OpenApiResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
 log = structlog.get_logger(__name__)
+
+# The error envelope's schema component (whalefall.api.schema adds it to the document).
+ERROR_REF = {"$ref": "#/components/schemas/Error"}
+
+
+class Conflict(exceptions.APIException):
+    """The request is valid but the object's state forbids it (409)."""
+
+    status_code = status.HTTP_409_CONFLICT
+    default_code = "conflict"
+    default_detail = gettext_lazy("The object's current state does not allow this.")
+
+
+def conflict_response(description: str) -> OpenApiResponse:
+    """The schema of a 409 answer, in the error envelope."""
+    return OpenApiResponse(response=ERROR_REF, description=description)
 
 
 def _flatten(detail, path: str = "") -> list[dict]:

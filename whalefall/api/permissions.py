@@ -2,7 +2,9 @@
 verbs; the instance scope (:func:`whalefall.scope.visible_instance_ids`, the admin's single
 choke point) decides the rows; a token without "write" only reads."""
 
+from django.utils.translation import gettext_lazy as _
 from rest_framework import permissions
+from rest_framework.settings import api_settings
 
 from whalefall.models import ApiToken
 from whalefall.scope import VIEW_INSTANCE, visible_instance_ids
@@ -62,6 +64,22 @@ class ModelPermissions(permissions.DjangoModelPermissions):
             return request.user.has_perm(perm)
         ids = visible_instance_ids(request, perm)
         return ids is None or bool(ids)
+
+
+class OnSomeInstance(permissions.BasePermission):
+    """As the admin's pages of rows hanging off instances: a user who may see no instance
+    at all is refused, not shown an empty list."""
+
+    message = _("You may not see any instance.")
+
+    def has_permission(self, request, view) -> bool:
+        ids = visible_instance_ids(request, VIEW_INSTANCE)
+        return ids is None or bool(ids)
+
+
+def on_some_instance() -> list:
+    """The default permission classes, and :class:`OnSomeInstance`."""
+    return [*api_settings.DEFAULT_PERMISSION_CLASSES, OnSomeInstance]
 
 
 class InstanceScopedMixin:

@@ -31,7 +31,13 @@ from accounts.facts import (
     facts_of_canonical,
     stored_capabilities,
 )
-from accounts.models import Account, AccountChange, ChangeType, PrivilegeSnapshot
+from accounts.models import (
+    Account,
+    AccountChange,
+    ChangeType,
+    PrivilegeSnapshot,
+    account_identity,
+)
 from inventory.engines.base import PUBLIC_ACCOUNT, AccountKey, AccountRecord, connect
 from inventory.models import Instance
 from whalefall import alerts
@@ -294,10 +300,6 @@ EFFECTIVE_UPDATE_FIELDS = [
 ]  # fmt: skip
 
 
-def _label(name: str, host: str) -> str:
-    return f"{name}@{host}" if host else name
-
-
 INSECURE = frozenset({ANONYMOUS, NO_PASSWORD})
 
 
@@ -445,7 +447,11 @@ def _write(
         # account -> (facts before, facts after, name) of each account with a change row
         alert_facts: dict[int, tuple] = {}
         for pk, item in fresh:
-            alert_facts[pk] = (None, item.facts, _label(item.record.name, item.record.host))
+            alert_facts[pk] = (
+                None,
+                item.facts,
+                account_identity(item.record.name, item.record.host),
+            )
             after = (item.privileges, item.facts)
             changes.append(_change_row(instance, pk, ChangeType.CREATED, None, after, run_id, now))
         outcome.created = len(fresh)
@@ -457,7 +463,11 @@ def _write(
             old = before[snapshot_id]
             after = (item.privileges, item.facts)
             changed_at = now
-            alert_facts[pk] = (old[1], item.facts, _label(item.record.name, item.record.host))
+            alert_facts[pk] = (
+                old[1],
+                item.facts,
+                account_identity(item.record.name, item.record.host),
+            )
             if written < FORMAT and not change_type and same_in_format_1(old[0], item.privileges):
                 # Written before the upgrade and the same on the server: the new format
                 # replaces the old one without a change row.
@@ -484,7 +494,7 @@ def _write(
         for pk, snapshot_id, item, effective_fp in effective_only:
             old_facts = before[snapshot_id][1] or {}
             if effective_fp and "effective" in old_facts:
-                name = _label(item.record.name, item.record.host)
+                name = account_identity(item.record.name, item.record.host)
                 alert_facts[pk] = (old_facts, item.facts, name)
                 row = _effective_row(instance, pk, old_facts, item, run_id, now, None)
                 if row is not None:
@@ -513,8 +523,10 @@ def _write(
         # Accounts gone from the instance: removed, carrying their last known grants.
         gone_ids = {pk for pk, _ in gone}
         gone_names = {
-            row[0]: _label(key[1], key[2]) for key, row in stored.items() if row[0] in gone_ids
-        } if gone else {}  # fmt: skip
+            row[0]: account_identity(key[1], key[2])
+            for key, row in stored.items()
+            if row[0] in gone_ids
+        }
         for pk, snapshot_id in gone:
             old = before.get(snapshot_id)
             alert_facts[pk] = (old and old[1], None, gone_names[pk])

@@ -42,7 +42,7 @@ from capacity.models import (
 )
 from inventory.models import Engine
 from whalefall.api import router
-from whalefall.api.filters import IdFilter
+from whalefall.api.filters import MAX_ID, IdFilter
 from whalefall.api.pagination import KeysetPagination
 from whalefall.api.permissions import InstanceScopedMixin, on_some_instance
 from whalefall.scope import VIEW_INSTANCE
@@ -151,7 +151,7 @@ class CompositeKeysetPagination(KeysetPagination):
 
 def _storable(value) -> bool:
     """Ids fit a bigint; anything larger is no row's (and would be a database error)."""
-    return not isinstance(value, int) or -(2**63) <= value < 2**63
+    return not isinstance(value, int) or -MAX_ID - 1 <= value <= MAX_ID
 
 
 class DatabaseSamplePagination(CompositeKeysetPagination):

@@ -49,6 +49,20 @@ def _clear_task_context(**_kwargs) -> None:
     structlog.contextvars.clear_contextvars()
 
 
+@signals.task_prerun.connect
+@signals.task_postrun.connect
+def _close_old_connections(task=None, **_kwargs) -> None:
+    """Around each task, what Django does around each request: close this thread's database
+    connections that are too old (``CONN_MAX_AGE``) or broken, have the next query check the
+    others (``CONN_HEALTH_CHECKS``), and hand pooled ones back to the pool. Not for a task run
+    eagerly, inside its caller's transaction."""
+    if getattr(getattr(task, "request", None), "is_eager", False):
+        return
+    from django.db import close_old_connections
+
+    close_old_connections()
+
+
 @signals.worker_process_shutdown.connect
 def _metrics_process_exited(pid=None, **_kwargs) -> None:
     """A worker child exits: its live gauges leave the shared metrics directory."""

@@ -334,6 +334,11 @@ CELERY_TASK_SOFT_TIME_LIMIT = env.int("WHALEFALL_TASK_SOFT_TIME_LIMIT", default=
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_WORKER_SEND_TASK_EVENTS = False
+# Celery's Django fixup closes a worker's database connections before and after every task
+# unless they may be reused, so every task would open a new PostgreSQL session. Reused, the
+# connections follow Django's own rules around each task as around a request (whalefall.celery:
+# CONN_MAX_AGE, health checks, the pool); the fixup still renews them every 1 000 tasks.
+CELERY_DB_REUSE_MAX = 1000
 # django-celery-beat's database scheduler, sending only schedulable periodic tasks.
 CELERY_BEAT_SCHEDULER = "syncjobs.beat:Scheduler"
 DJANGO_CELERY_BEAT_TZ_AWARE = True

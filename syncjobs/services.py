@@ -14,7 +14,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
@@ -494,15 +494,19 @@ def work_lock_acquire(
     now = now or timezone.now()
 
     def insert() -> bool:
+        lock = WorkLock(
+            kind=kind,
+            instance_id=instance_id,
+            holder_id=item_id,
+            acquired_at=now,
+            expires_at=now + _lock_ttl(),
+        )
+        # Outside a transaction (a worker) the refused INSERT harms nothing and needs no
+        # BEGIN/COMMIT around it; inside one, a savepoint keeps that transaction usable.
+        guard = transaction.atomic() if connection.in_atomic_block else nullcontext()
         try:
-            with transaction.atomic():
-                WorkLock.objects.create(
-                    kind=kind,
-                    instance_id=instance_id,
-                    holder_id=item_id,
-                    acquired_at=now,
-                    expires_at=now + _lock_ttl(),
-                )
+            with guard:
+                lock.save(force_insert=True)
         except IntegrityError:
             return False
         return True
@@ -528,7 +532,10 @@ def work_lock_acquire(
 
 def work_lock_release(*, kind: str, instance_id: int, item_id: int) -> None:
     """Release the lock if ``item_id`` still holds it (never a lock taken over since)."""
-    WorkLock.objects.filter(kind=kind, instance_id=instance_id, holder_id=item_id).delete()
+    # One DELETE: nothing cascades from a lock and nothing listens to its deletion, so the
+    # collector's read and transaction that ``delete()`` adds would be pure cost per item.
+    held = WorkLock.objects.filter(kind=kind, instance_id=instance_id, holder_id=item_id)
+    held._raw_delete(held.db)
 
 
 def _lock_holder_reason(*, kind: str, instance: Instance) -> str:
@@ -1148,8 +1155,10 @@ def _alert_item_outcome(
     base = {"instance": instance.name, "run_kind": kind, "run_id": item.run_id}
     try:
         finished = RunItem.objects.filter(
-            instance_id=instance.pk, run__kind=kind, status__in=ITEM_TERMINAL
-        ).exclude(status__in=[ItemStatus.SKIPPED, ItemStatus.CANCELLED])
+            instance_id=instance.pk,
+            run__kind=kind,
+            status__in=(ItemStatus.SUCCEEDED, ItemStatus.FAILED),
+        )
         if error:
             last_success = (
                 finished.filter(status=ItemStatus.SUCCEEDED)

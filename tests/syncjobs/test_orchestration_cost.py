@@ -77,9 +77,10 @@ def test_an_item_costs_the_same_statements_in_a_run_of_any_size():
     services.run_item_execute(item_id=large.items.order_by("pk").first().pk)
     off = next(i for i in large_item.order_by("pk") if i.pk % 2)
     sql = statements(off.pk, task_id="t-3")
-    # Item read, claim, lock insert (savepoint pair), handler's none, finish, alert check,
-    # lock release (its transaction), "any item active?".
-    assert len(sql) <= 12, sql
+    # Item read, claim, lock insert (a savepoint pair: the test runs in a transaction),
+    # handler's none, finish, instance connected, alert check, lock release, "any item
+    # active?".
+    assert len(sql) <= 10, sql
     assert not any(s.startswith("UPDATE") and '"syncjobs_run"' in s for s in sql), (
         "a running run is not moved to running again"
     )
@@ -122,3 +123,16 @@ def test_a_free_lock_costs_one_insert_and_a_held_one_is_refused():
         kind="accounts", instance_id=first.instance_id, item_id=first.pk, now=now
     )
     assert WorkLock.objects.get().holder_id == first.pk
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_takes_and_releases_a_free_lock_with_one_statement_each():
+    item = RunItemFactory()
+    lock = {"kind": "accounts", "instance_id": item.instance_id, "item_id": item.pk}
+    with CaptureQueriesContext(connection) as queries:
+        assert services.work_lock_acquire(**lock)
+        services.work_lock_release(**lock)
+    sql = [q["sql"] for q in queries.captured_queries]
+    # No transaction around either (no BEGIN/COMMIT round trips), no read before the DELETE.
+    assert [s.split()[0] for s in sql] == ["INSERT", "DELETE"], sql
+    assert not WorkLock.objects.exists()

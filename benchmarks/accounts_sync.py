@@ -158,6 +158,10 @@ def main() -> None:
     django_ready()
     from django.db import connection, reset_queries
 
+    from whalefall.collector import collector_tune
+
+    collector_tune()  # as a worker process does once it has loaded the application
+
     ensure_accounts(args.accounts)
 
     from django.utils import timezone

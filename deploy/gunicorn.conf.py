@@ -1,6 +1,7 @@
 """gunicorn settings of the web container (``gunicorn -c deploy/gunicorn.conf.py``): the
-hooks that keep the metrics directory shared with the Celery workers tidy. Bind address,
-workers and timeouts are given on the command line (Dockerfile)."""
+hooks that keep the metrics directory shared with the Celery workers tidy and set each
+worker's garbage collector. Bind address, workers and timeouts are given on the command line
+(Dockerfile)."""
 
 import os
 
@@ -26,3 +27,11 @@ def on_starting(server):
 def child_exit(server, worker):
     """A worker exited: its live gauges go, its counts stay in the sums."""
     _metrics().process_exited(worker.pid)
+
+
+def post_worker_init(worker):
+    """A worker has loaded the application: the garbage collector leaves that alone from
+    now on (whalefall.collector)."""
+    from whalefall.collector import collector_tune
+
+    collector_tune()

@@ -63,6 +63,16 @@ def _close_old_connections(task=None, **_kwargs) -> None:
     close_old_connections()
 
 
+@signals.worker_init.connect
+@signals.worker_process_init.connect
+def _collector_tune(**_kwargs) -> None:
+    """The worker (and each of its pool's processes) keeps the garbage collector away from
+    what it loaded at start (whalefall.collector)."""
+    from whalefall.collector import collector_tune
+
+    collector_tune()
+
+
 @signals.worker_process_shutdown.connect
 def _metrics_process_exited(pid=None, **_kwargs) -> None:
     """A worker child exits: its live gauges leave the shared metrics directory."""

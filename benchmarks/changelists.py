@@ -220,9 +220,24 @@ def drop_everything() -> None:
                 cursor.execute(sql, [ids])
 
 
+# The tables filled with 10⁶ rows (runs have 5 000): a count over one of them must be capped.
+BIG_TABLES = (
+    "accounts_account", "accounts_privilegesnapshot", "accounts_accountchange",
+    "classification_assignment", "auditlog_logentry", "syncjobs_runitem",
+    "whalefall_loginevent", "whalefall_eventlogentry",
+)  # fmt: skip
+
+
 def uncapped_counts(m: dict) -> list[str]:
-    """COUNT(*) statements of a page that are not capped by a LIMIT."""
-    return [sql for _s, sql, _p in m["statements"] if "COUNT(" in sql and "LIMIT" not in sql]
+    """COUNT statements of a page that read a big table and are not capped by a LIMIT
+    (counts over the instances, one day's runs or the databases are bounded by design)."""
+    return [
+        sql
+        for _s, sql, _p in m["statements"]
+        if "COUNT(" in sql
+        and "LIMIT" not in sql
+        and any(f'"{table}"' in sql for table in BIG_TABLES)
+    ]
 
 
 def main() -> None:

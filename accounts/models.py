@@ -2,13 +2,15 @@
 
 from django.db import models
 from django.db.models import F, Q
-from django.db.models.fields.tuple_lookups import Tuple, TupleGreaterThan
+from django.db.models.fields.tuple_lookups import Tuple, TupleGreaterThanOrEqual
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
 from accounts.canonical import FORMAT
 from inventory.models import Engine, Instance
 from whalefall.db import CurrentTransactionId, committed_before
+
+MAX_BIGINT = 2**63 - 1  # transaction ids and ids are bigint
 
 
 class AccountKind(models.TextChoices):
@@ -182,8 +184,20 @@ class AccountChangeQuerySet(models.QuerySet):
         """Changes after ``position`` — a (transaction, id) pair, (0, 0) for the beginning —
         in commit order, and only those no concurrent sync can still precede: polling from
         the last position read never skips a change nor returns one twice."""
+        transaction, pk = position
+        # The first position after (transaction, pk), as ">=": PostgreSQL estimates a row
+        # comparison from its first column alone, and "txid > t" looks empty for the newest
+        # transaction however many changes it wrote, so the rows' joins were planned for
+        # one row and sorted the whole rest of the table; "txid >= t" is estimated right
+        # and the (txid, id) index is read in order, up to the page's LIMIT.
+        if pk < MAX_BIGINT:
+            start = (transaction, pk + 1)
+        elif transaction < MAX_BIGINT:
+            start = (transaction + 1, 0)
+        else:
+            return self.none()
         return committed_before(
-            self.filter(TupleGreaterThan(Tuple(F("txid"), F("id")), tuple(position)))
+            self.filter(TupleGreaterThanOrEqual(Tuple(F("txid"), F("id")), start))
         ).order_by("txid", "id")
 
 

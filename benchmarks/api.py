@@ -124,6 +124,9 @@ def main() -> None:
     capacity_bench = _load_capacity_benchmark()
     changelists.ensure_dataset()
     capacity_bench.ensure_dataset(instances=20, per_instance=50, days=1000)
+    from whalefall.collector import collector_tune
+
+    collector_tune()  # as a web worker does once it has loaded the application
     client = client_for_superuser()
 
     print(f"\nlists, page of 100 (budget {PAGE_BUDGET_MS} ms; median of {args.repeat})")

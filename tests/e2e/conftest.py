@@ -90,6 +90,14 @@ class Journey:
         self.step(step)
         return response
 
+    def act(self, pk, action: str, step: str) -> None:
+        """On a changelist: tick the row of ``pk``, choose ``action`` and run it."""
+        self.page.check(f'input[name="_selected_action"][value="{pk}"]')
+        self.page.select_option('select[name="action"]', action)
+        with self.page.expect_navigation():
+            self.page.click('button[name="index"]')
+        self.step(step)
+
     def step(self, name: str) -> None:
         """Check the page is clean so far and keep its picture."""
         self.steps += 1

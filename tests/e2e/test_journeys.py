@@ -120,11 +120,7 @@ def test_dba(journey, estate, language):
     j.says("root_orders", "SUPER", "+1 grant; superuser: — → yes")
 
     j.goto("/admin/inventory/instance/", "instances")
-    j.page.check(f'input[name="_selected_action"][value="{estate["orders"].pk}"]')
-    j.page.select_option('select[name="action"]', "sync_accounts_now")
-    with j.page.expect_navigation():
-        j.page.click('button[name="index"]')
-    j.step("sync queued")
+    j.act(estate["orders"].pk, "sync_accounts_now", "sync queued")
     run = Run.objects.get(kind=RunKind.ACCOUNTS, requested_by=estate["dba"])
     assert list(run.items.values_list("instance__name", flat=True)) == ["orders-mysql"]
     assert j.page.locator(f'.messagelist a[href$="/syncjobs/run/{run.pk}/change/"]').count() == 1
@@ -196,11 +192,7 @@ def test_scheduler(journey, estate, language):
         j.says("daily at 02:30 (UTC)")
 
     j.goto("/admin/django_celery_beat/periodictask/", "periodic tasks again")
-    j.page.check(f'input[name="_selected_action"][value="{sync.pk}"]')
-    j.page.select_option('select[name="action"]', "run_tasks")
-    with j.page.expect_navigation():
-        j.page.click('button[name="index"]')
-    j.step("run now")
+    j.act(sync.pk, "run_tasks", "run now")
     assert j.page.locator(".messagelist li.success").count() == 1
     # Sent on behalf of the person who pressed it, and audited as theirs.
     pressed = LogEntry.objects.get(actor=estate["scheduler"], action=LogEntry.Action.ACCESS)

@@ -55,15 +55,19 @@ class ModelPermissions(permissions.DjangoModelPermissions):
                 return True
             perms = self.get_required_permissions(request.method, self._queryset(view).model)
         if getattr(view, "instance_scoped", False):
-            return all(self._on_some_instance(request, perm) for perm in perms)
+            return all(
+                sees_some_instance(request, perm)
+                if perm.startswith("inventory.")
+                else user.has_perm(perm)
+                for perm in perms
+            )
         return user.has_perms(perms)
 
-    @staticmethod
-    def _on_some_instance(request, perm: str) -> bool:
-        if not perm.startswith("inventory."):
-            return request.user.has_perm(perm)
-        ids = visible_instance_ids(request, perm)
-        return ids is None or bool(ids)
+
+def sees_some_instance(request, perm: str = VIEW_INSTANCE) -> bool:
+    """Whether the user holds ``perm`` on at least one instance (or on all of them)."""
+    ids = visible_instance_ids(request, perm)
+    return ids is None or bool(ids)
 
 
 class OnSomeInstance(permissions.BasePermission):
@@ -73,8 +77,7 @@ class OnSomeInstance(permissions.BasePermission):
     message = _("You may not see any instance.")
 
     def has_permission(self, request, view) -> bool:
-        ids = visible_instance_ids(request, VIEW_INSTANCE)
-        return ids is None or bool(ids)
+        return sees_some_instance(request)
 
 
 def on_some_instance() -> list:

@@ -719,34 +719,30 @@ def _items_enqueue(
     run's ``kind``, or for a large run one ``syncjobs.run_items_send`` task per chunk of
     :data:`ENQUEUE_CHUNK` items. The items of whatever the broker refused fail. ``outcome``
     receives how many items were sent (or handed to a chunk) and the error that stopped it."""
-    from syncjobs.tasks import run_item, run_items_send
+    from syncjobs import tasks
 
     if len(items) > ENQUEUE_CHUNK:
         batches = [items[i : i + ENQUEUE_CHUNK] for i in range(0, len(items), ENQUEUE_CHUNK)]
 
         def send(batch):
-            run_items_send.apply_async(
+            tasks.run_items_send.apply_async(
                 kwargs={"run_id": run_id, "kind": kind, "items": [list(item) for item in batch]}
             )
+
+        _batches_send(run_id=run_id, kind=kind, batches=batches, send=send, outcome=outcome)
     else:
-        batches = [[item] for item in items]
-
-        def send(batch):
-            ((item_id, instance_id),) = batch
-            run_item.apply_async(
-                kwargs={
-                    "item_id": item_id,
-                    "run_id": run_id,
-                    "instance_id": instance_id,
-                    "kind": kind,
-                }
-            )
-
-    _batches_send(run_id=run_id, kind=kind, batches=batches, send=send, outcome=outcome)
+        run_items_send(run_id=run_id, kind=kind, items=items, outcome=outcome)
 
 
-def run_items_send(*, run_id: int, kind: str, items: list[tuple[int, int]]) -> None:
-    """Send one task per item of a chunk of a large run (``syncjobs.run_items_send``)."""
+def run_items_send(
+    *,
+    run_id: int,
+    kind: str,
+    items: list[tuple[int, int]],
+    outcome: dict[str, Any] | None = None,
+) -> None:
+    """Send one ``syncjobs.run_item`` task per item, to the queue of the run's ``kind``: the
+    items of a small run, or of one chunk of a large run (``syncjobs.run_items_send``)."""
     from syncjobs.tasks import run_item
 
     def send(batch):
@@ -755,7 +751,8 @@ def run_items_send(*, run_id: int, kind: str, items: list[tuple[int, int]]) -> N
             kwargs={"item_id": item_id, "run_id": run_id, "instance_id": instance_id, "kind": kind}
         )
 
-    _batches_send(run_id=run_id, kind=kind, batches=[[item] for item in items], send=send)
+    batches = [[item] for item in items]
+    _batches_send(run_id=run_id, kind=kind, batches=batches, send=send, outcome=outcome)
 
 
 def _batches_send(

@@ -8,9 +8,7 @@ from django.utils.translation import pgettext_lazy
 
 from accounts.canonical import FORMAT
 from inventory.models import Engine, Instance
-from whalefall.db import CurrentTransactionId, committed_before
-
-MAX_BIGINT = 2**63 - 1  # transaction ids and ids are bigint
+from whalefall.db import MAX_BIGINT, CurrentTransactionId, committed_before
 
 
 class AccountKind(models.TextChoices):

@@ -42,9 +42,10 @@ from capacity.models import (
 )
 from inventory.models import Engine
 from whalefall.api import router
-from whalefall.api.filters import MAX_ID, IdFilter
+from whalefall.api.filters import IdFilter
 from whalefall.api.pagination import KeysetPagination
 from whalefall.api.permissions import InstanceScopedMixin, on_some_instance
+from whalefall.db import MAX_BIGINT
 from whalefall.scope import VIEW_INSTANCE
 
 # --- Pagination ---------------------------------------------------------------------------
@@ -151,7 +152,7 @@ class CompositeKeysetPagination(KeysetPagination):
 
 def _storable(value) -> bool:
     """Ids fit a bigint; anything larger is no row's (and would be a database error)."""
-    return not isinstance(value, int) or -MAX_ID - 1 <= value <= MAX_ID
+    return not isinstance(value, int) or -MAX_BIGINT - 1 <= value <= MAX_BIGINT
 
 
 class DatabaseSamplePagination(CompositeKeysetPagination):
@@ -185,7 +186,7 @@ class InstanceBriefSerializer(serializers.Serializer):
 def _limit_field(help_text) -> serializers.IntegerField:
     return serializers.IntegerField(
         min_value=0,
-        max_value=2**63 - 1,
+        max_value=MAX_BIGINT,
         allow_null=True,
         required=False,
         help_text=help_text,

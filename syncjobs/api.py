@@ -26,8 +26,9 @@ from syncjobs.models import ItemStatus, Run, RunItem, RunKind, RunStatus, RunTri
 from whalefall.api import router
 from whalefall.api.errors import ERROR_REF, Conflict, conflict_response
 from whalefall.api.fields import StorableInputMixin
-from whalefall.api.filters import MAX_ID, IdFilter, UTCDateTimeFilter
+from whalefall.api.filters import IdFilter, UTCDateTimeFilter
 from whalefall.api.permissions import InstanceScopedMixin
+from whalefall.db import MAX_BIGINT
 from whalefall.scope import visible_instance_ids
 
 # The kinds a person starts over chosen instances (the instance list's "… now" actions).
@@ -137,7 +138,7 @@ class RunStartSerializer(StorableInputMixin, serializers.Serializer):
 
     kind = serializers.ChoiceField(choices=[(k.value, k.label) for k in STARTABLE_KINDS])
     instances = serializers.ListField(
-        child=serializers.IntegerField(min_value=1, max_value=MAX_ID),
+        child=serializers.IntegerField(min_value=1, max_value=MAX_BIGINT),
         min_length=1,
         max_length=MAX_RUN_INSTANCES,
         help_text="Ids of the instances; you need the sync permission on each, and each must "

@@ -25,11 +25,12 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from whalefall.db import MAX_BIGINT
+
 # Size of the stored JSON of one field, checked before it is parsed.
 MAX_JSON_LENGTH = 64 * 1024
 MAX_INSTANCE_IDS = 1000
 MAX_RETENTION_DAYS = 36_500
-MAX_ID = 2**63 - 1
 EARLIEST_DAY = date(2000, 1, 1)
 
 Check = Callable[[Any], str | None]
@@ -45,7 +46,7 @@ def instance_ids(value: Any) -> str | None:
         return _("a non-empty list of instance ids")
     if len(value) > MAX_INSTANCE_IDS:
         return _("at most %(count)d instance ids") % {"count": MAX_INSTANCE_IDS}
-    if not all(_is_int(v) and 1 <= v <= MAX_ID for v in value):
+    if not all(_is_int(v) and 1 <= v <= MAX_BIGINT for v in value):
         return _("instance ids are positive whole numbers")
     if len(set(value)) != len(value):
         return _("an instance id is listed twice")

@@ -6,6 +6,9 @@ from collections.abc import Iterable, Sequence
 from django.db import connections, router
 from django.db.models import BigIntegerField, Func, JSONField, Model, Q, QuerySet
 
+# The largest bigint: ids, transaction ids and every other 64-bit column stop here.
+MAX_BIGINT = 2**63 - 1
+
 
 class JsonText(str):
     """JSON already serialised (for example the text a fingerprint was computed from)."""

@@ -10,7 +10,7 @@ from django_filters.widgets import DateRangeWidget
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 
-MAX_ID = 2**63 - 1  # the id columns are bigint
+from whalefall.db import MAX_BIGINT
 
 
 @extend_schema_field(OpenApiTypes.INT)
@@ -22,7 +22,7 @@ class IdFilter(django_filters.Filter):
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("min_value", 1)
-        kwargs.setdefault("max_value", MAX_ID)
+        kwargs.setdefault("max_value", MAX_BIGINT)
         super().__init__(*args, **kwargs)
 
 

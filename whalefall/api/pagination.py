@@ -6,6 +6,8 @@ from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 
+from whalefall.db import MAX_BIGINT
+
 
 class KeysetPagination(CursorPagination):
     """Newest first by primary key; ``?limit=`` up to 1 000 rows per page."""
@@ -57,7 +59,7 @@ class FeedPagination(KeysetPagination):
             position = (int(transaction), int(pk))
         except ValueError:
             position = (-1, -1)
-        if min(position) < 0 or max(position) > 2**63 - 1:
+        if min(position) < 0 or max(position) > MAX_BIGINT:
             raise ValidationError(
                 {"since": [gettext("Not a feed cursor: use 0 or a next_since value.")]},
                 code="invalid",
